@@ -1,0 +1,95 @@
+"""Bit-width settings of a quantized ViT and the calibration knobs, as typed data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import QuantError
+
+_SPEC = re.compile(r"^w(\d+)a(\d+)(?:r(\d+))?$")
+OBSERVERS = ("minmax", "percentile", "mse")
+
+
+@dataclass(frozen=True)
+class BitSpec:
+    """Widths: ``weight``/``act`` in the encoder blocks (linear inputs, Q/K/V, attention
+    probabilities, GELU output), ``residual`` for the residual stream, ``embed`` for input
+    pixels and patch-embedding weights, ``head`` for the final LayerNorm output and head."""
+
+    weight: int = 3
+    act: int = 3
+    residual: int = 8
+    embed: int = 8
+    head: int = 8
+
+    def __post_init__(self) -> None:
+        for key in ("weight", "act", "embed", "head"):
+            v = getattr(self, key)
+            if not 2 <= v <= 8:
+                raise QuantError(f"bits: {key}={v}: expected 2 to 8 bits")
+        if not self.act <= self.residual <= 16:
+            raise QuantError(f"bits: residual={self.residual}: expected act={self.act} "
+                             "to 16 bits")
+
+    @classmethod
+    def parse(cls, spec: str) -> "BitSpec":
+        """``w3a3`` (HG-PIPE), ``w4a4``, ``w8a8``, mixed ``w4a3``; ``r<N>`` sets the
+        residual width (default 8, or the activation width when wider)."""
+        m = _SPEC.match(spec.strip().lower())
+        if not m:
+            raise QuantError(f"bits: {spec!r}: expected w<N>a<N>[r<N>], e.g. w3a3, w4a4, "
+                             "w8a8, w4a3r10")
+        w, a = int(m.group(1)), int(m.group(2))
+        r = int(m.group(3)) if m.group(3) else max(8, a)
+        return cls(weight=w, act=a, residual=r)
+
+    @property
+    def name(self) -> str:
+        default_r = max(8, self.act)
+        return f"w{self.weight}a{self.act}" + ("" if self.residual == default_r
+                                                else f"r{self.residual}")
+
+
+@dataclass(frozen=True)
+class TableSizes:
+    """Entries of each power-of-two-indexed table (defaults as HG-PIPE)."""
+
+    requant: int = 64
+    gelu: int = 64
+    exp: int = 32
+    recip: tuple[int, int] = (2, 64)    # segments x entries
+    rsqrt: tuple[int, int] = (2, 64)    # segments x entries: 128 in all
+
+    def __post_init__(self) -> None:
+        for key in ("requant", "gelu", "exp"):
+            v = getattr(self, key)
+            if v < 2 or v & (v - 1):
+                raise QuantError(f"tables: {key}={v}: expected a power of two >= 2")
+        for key in ("recip", "rsqrt"):
+            seg, n = getattr(self, key)
+            if seg < 1 or n < 2 or n & (n - 1):
+                raise QuantError(f"tables: {key}={seg}x{n}: expected >= 1 segments of a "
+                                 "power-of-two >= 2 entries")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    bits: BitSpec = field(default_factory=BitSpec)
+    act_observer: str = "mse"
+    weight_observer: str = "mse"
+    percentile: float = 99.99
+    per_channel: bool = False
+    tables: TableSizes = field(default_factory=TableSizes)
+    exp_bits: int = 8        # unsigned exp table entries
+    recip_bits: int = 16     # unsigned reciprocal entries: the softmax's narrow multiply is exp x recip
+    rsqrt_bits: int = 16
+    gamma_bits: int = 10     # signed LayerNorm affine weights
+
+    def __post_init__(self) -> None:
+        for key in ("act_observer", "weight_observer"):
+            if getattr(self, key) not in OBSERVERS:
+                raise QuantError(f"quant: {key}={getattr(self, key)!r}: expected one of "
+                                 f"{', '.join(OBSERVERS)}")
+        if not 50.0 < self.percentile <= 100.0:
+            raise QuantError(f"quant: percentile={self.percentile}: expected (50, 100]")
