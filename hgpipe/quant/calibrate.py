@@ -92,9 +92,10 @@ class _Builder:
                 group = g
                 break
         lo, hi = qrange(bits, signed)
-        # At least one bin per output level: 64 serves 3- and 4-bit outputs as in HG-PIPE;
+        # At least two bins per output level: 64 serves 3- and 4-bit outputs as in HG-PIPE;
         # an 8-bit residual output would otherwise lose two bits in the table.
-        size = max(self.q.tables.gelu if fn == "gelu" else self.q.tables.requant, hi - lo + 1)
+        size = max(self.q.tables.gelu if fn == "gelu" else self.q.tables.requant,
+                   2 * (hi - lo + 1))
         fns, samples = [], []
         for j in range(c // group):
             sa, so = float(s_acc[j * group]), float(s_acc[j * group] / ratio[j * group])

@@ -26,13 +26,17 @@ def subsample(x: np.ndarray, n: int = _MAX_SAMPLES, seed: int = 0) -> np.ndarray
 def _clip_mse(x: np.ndarray, top: float, bits: int, signed: bool) -> float:
     """The clipping value in (0, top] whose quantization error is smallest."""
     lo, hi = qrange(bits, signed)
-    best, best_err = top, np.inf
-    for c in top * np.linspace(0.05, 1.0, 96):
+    x = subsample(x, 1 << 16)
+
+    def err(c: float) -> float:
         s = c / hi
-        err = np.mean((np.clip(np.rint(x / s), lo, hi) * s - x) ** 2)
-        if err < best_err:
-            best, best_err = c, err
-    return best
+        return float(np.mean((np.clip(np.rint(x / s), lo, hi) * s - x) ** 2))
+
+    # coarse grid, then a fine one around the best point
+    coarse = top * np.linspace(0.05, 1.0, 20)
+    c0 = min(coarse, key=err)
+    step = top * 0.05
+    return min(np.linspace(max(c0 - step, 1e-3 * top), min(c0 + step, top), 21), key=err)
 
 
 def choose_scale(samples: np.ndarray, bits: int, signed: bool, method: str,
