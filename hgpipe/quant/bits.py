@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ..errors import QuantError
 
-_SPEC = re.compile(r"^w(\d+)a(\d+)(?:r(\d+))?$")
+_SPEC = re.compile(r"^w(\d+)a(\d+)(?:p(\d+))?(?:r(\d+))?$")
 OBSERVERS = ("minmax", "percentile", "mse")
 
 
@@ -22,9 +22,12 @@ class BitSpec:
     residual: int = 8
     embed: int = 8
     head: int = 8
+    prob: int = 0      # attention probabilities; 0: the activation width
 
     def __post_init__(self) -> None:
-        for key in ("weight", "act", "embed", "head"):
+        if self.prob == 0:
+            object.__setattr__(self, "prob", self.act)
+        for key in ("weight", "act", "embed", "head", "prob"):
             v = getattr(self, key)
             if not 2 <= v <= 8:
                 raise QuantError(f"bits: {key}={v}: expected 2 to 8 bits")
@@ -34,21 +37,23 @@ class BitSpec:
 
     @classmethod
     def parse(cls, spec: str) -> "BitSpec":
-        """``w3a3`` (HG-PIPE), ``w4a4``, ``w8a8``, mixed ``w4a3``; ``r<N>`` sets the
-        residual width (default 8, or the activation width when wider)."""
+        """``w3a3`` (HG-PIPE), ``w4a4``, ``w8a8``, mixed ``w4a3``; ``p<N>`` sets the attention
+        probability width (default: the activation width), ``r<N>`` the residual width
+        (default 8, or the activation width when wider)."""
         m = _SPEC.match(spec.strip().lower())
         if not m:
-            raise QuantError(f"bits: {spec!r}: expected w<N>a<N>[r<N>], e.g. w3a3, w4a4, "
-                             "w8a8, w4a3r10")
+            raise QuantError(f"bits: {spec!r}: expected w<N>a<N>[p<N>][r<N>], e.g. w3a3, "
+                             "w4a4, w8a8, w4a3, w3a3p4r10")
         w, a = int(m.group(1)), int(m.group(2))
-        r = int(m.group(3)) if m.group(3) else max(8, a)
-        return cls(weight=w, act=a, residual=r)
+        p = int(m.group(3)) if m.group(3) else a
+        r = int(m.group(4)) if m.group(4) else max(8, a)
+        return cls(weight=w, act=a, residual=r, prob=p)
 
     @property
     def name(self) -> str:
-        default_r = max(8, self.act)
-        return f"w{self.weight}a{self.act}" + ("" if self.residual == default_r
-                                                else f"r{self.residual}")
+        return (f"w{self.weight}a{self.act}"
+                + ("" if self.prob == self.act else f"p{self.prob}")
+                + ("" if self.residual == max(8, self.act) else f"r{self.residual}"))
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class QuantConfig:
     recip_bits: int = 16     # unsigned reciprocal entries: the softmax's narrow multiply is exp x recip
     rsqrt_bits: int = 16
     gamma_bits: int = 10     # signed LayerNorm affine weights
+    bias_correction: bool = True  # fold each linear's mean calibration error into its bias
 
     def __post_init__(self) -> None:
         for key in ("act_observer", "weight_observer"):

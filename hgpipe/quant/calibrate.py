@@ -74,6 +74,13 @@ class _Builder:
         bias = np.zeros(w.shape[0]) if a.bias is None else a.bias
         b_int = np.rint(bias / s_acc).astype(np.int64)
         out_scale = s_acc if per_channel else float(s_acc[0])
+        if self.q.bias_correction:
+            # Bias correction: the mean error of this channel on the calibration batch,
+            # quantized weights and upstream integer error included, goes into the bias.
+            x = self.env[src][:, 0] if role == "head" else self.env[src]
+            acc = (x @ w_int.T + b_int).reshape(-1, w.shape[0])
+            err = (self.taps[name].reshape(-1, w.shape[0]) / s_acc - acc).mean(0)
+            b_int = b_int + np.rint(err).astype(np.int64)
         return self.emit(Linear(**self.base(name, (src,), name, out_scale), weight=w_int,
                                 bias=b_int, role=role))
 
@@ -140,7 +147,7 @@ class _Builder:
         d_cut = ceil(log(2 * emax) / sigma)  # exp(-d sigma) * emax < 0.5 beyond: entry 0
         exp = fit_table(lambda t: emax * np.exp(-t * sigma), d, q.tables.exp, 0, emax,
                         domain=(0, max(1, min(d_cut, int(d.max())))))
-        s_p = self.act_scale(name, q.bits.act, False)
+        s_p = self.act_scale(name, q.bits.prob, False)
         z = exp.apply(d).sum(-1)
         z_lo = max(1, int(exp.apply(np.zeros(1, np.int64))[0]))
         z_hi = min(max(2 * int(z.max()), z_lo + 1), s.shape[-1] * emax)
@@ -151,7 +158,7 @@ class _Builder:
                           domain=(z_lo, z_hi))
         return self.emit(Softmax(**self.base(name, (src,), name, s_p), exp=exp, recip=recip,
                                  shift=shift, row_len=s.shape[-1],
-                                 out_format=IntRange.of_bits(q.bits.act, False)))
+                                 out_format=IntRange.of_bits(q.bits.prob, False)))
 
     def residual(self, prefix: str, skip: str, branch_acc: str, tap: str) -> str:
         """Requantize the branch to the new residual scale, 2^k times the skip's, and add."""
