@@ -14,27 +14,89 @@ from hgpipe.model import ViTConfig
 from hgpipe.model.weights import from_state_dict
 
 
+def _mse_step(x: torch.Tensor, lo: int, hi: int, with_error: bool = False):
+    """The step whose quantization error is least, over a grid of clipping values: the
+    rule of hgpipe's ``mse`` observer, so the fine-tuned model meets the scales the
+    calibration will choose."""
+    v = x.detach().reshape(-1)
+    if v.numel() > 8192:
+        v = v[torch.randint(v.numel(), (8192,), generator=torch.Generator().manual_seed(0))]
+    top = (v.abs() if lo < 0 else v.clamp(min=0)).max().clamp(min=1e-8)
+    steps = top * torch.linspace(0.05, 1.0, 40) / hi
+    q = torch.clamp(torch.round(v[None] / steps[:, None]), lo, hi) * steps[:, None]
+    err = ((q - v[None]) ** 2).mean(1)
+    i = err.argmin()
+    return (steps[i], err[i]) if with_error else steps[i]
+
+
+class FakeQuant(nn.Module):
+    """Fake quantization with a straight-through rounding; the step follows the MSE rule
+    (a running average over batches while training, frozen in eval).
+
+    Disabled (identity) until ``bits`` is set, so one module serves float training and
+    quantization-aware fine-tuning."""
+
+    def __init__(self):
+        super().__init__()
+        self.bits, self.signed = 0, True
+        self.register_buffer("step", torch.zeros(()), persistent=False)
+
+    def set(self, bits: int, signed: bool | None) -> None:
+        """``signed=None``: whichever quantizes better, as hgpipe decides for GELU."""
+        self.bits, self.signed, self.auto = bits, bool(signed), signed is None
+        self.step.zero_()
+
+    def forward(self, x):
+        if not self.bits:
+            return x
+        if self.auto and not float(self.step):
+            b = self.bits
+            self.signed = bool(_mse_step(x, -(1 << (b - 1)), (1 << (b - 1)) - 1, True)[1]
+                               < _mse_step(x, 0, (1 << b) - 1, True)[1])
+        lo, hi = (-(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1) if self.signed \
+            else (0, (1 << self.bits) - 1)
+        if self.training or not float(self.step):
+            s = _mse_step(x, lo, hi)
+            self.step.copy_(s if not float(self.step) else 0.9 * self.step + 0.1 * s)
+        v = torch.clamp(x / self.step, lo, hi)
+        return ((v.round() - v).detach() + v) * self.step
+
+
+class QLinear(nn.Linear):
+    """nn.Linear with fake-quantized weights (timm's parameter names are unchanged)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.wq = FakeQuant()
+
+    def forward(self, x):
+        return nn.functional.linear(x, self.wq(self.weight), self.bias)
+
+
 class Attention(nn.Module):
     def __init__(self, d: int, heads: int, qkv_bias: bool):
         super().__init__()
         self.heads = heads
-        self.qkv = nn.Linear(d, 3 * d, bias=qkv_bias)
-        self.proj = nn.Linear(d, d)
+        self.qkv = QLinear(d, 3 * d, bias=qkv_bias)
+        self.proj = QLinear(d, d)
+        self.q_q, self.k_q, self.v_q, self.p_q, self.o_q = (FakeQuant() for _ in range(5))
 
     def forward(self, x):
         b, t, d = x.shape
         q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        a = (q @ k.transpose(-2, -1) / (d // self.heads) ** 0.5).softmax(-1)
-        return self.proj((a @ v).transpose(1, 2).reshape(b, t, d))
+        q, k, v = self.q_q(q), self.k_q(k), self.v_q(v)
+        a = self.p_q((q @ k.transpose(-2, -1) / (d // self.heads) ** 0.5).softmax(-1))
+        return self.proj(self.o_q((a @ v).transpose(1, 2).reshape(b, t, d)))
 
 
 class Mlp(nn.Module):
     def __init__(self, d: int, hidden: int):
         super().__init__()
-        self.fc1, self.fc2 = nn.Linear(d, hidden), nn.Linear(hidden, d)
+        self.fc1, self.fc2 = QLinear(d, hidden), QLinear(hidden, d)
+        self.g_q = FakeQuant()
 
     def forward(self, x):
-        return self.fc2(nn.functional.gelu(self.fc1(x)))
+        return self.fc2(self.g_q(nn.functional.gelu(self.fc1(x))))
 
 
 class Block(nn.Module):
@@ -45,10 +107,11 @@ class Block(nn.Module):
         self.attn = Attention(d, cfg.num_heads, cfg.qkv_bias)
         self.norm2 = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.mlp = Mlp(d, cfg.mlp_hidden)
+        self.n1_q, self.n2_q = FakeQuant(), FakeQuant()
 
     def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self.attn(self.n1_q(self.norm1(x)))
+        return x + self.mlp(self.n2_q(self.norm2(x)))
 
 
 class PatchEmbed(nn.Module):
@@ -83,24 +146,24 @@ class TimmViT(nn.Module):
         return self.head(self.norm(x)[:, 0])
 
 
-def digits_split(seed: int = 0):
-    """Digits as (N, 1, 8, 8) floats normalised to about [-1, 1]; 75/25 split."""
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = (d.images.astype(np.float64) / 16.0 - 0.5) / 0.5
-    x, y = x[:, None], d.target.astype(np.int64)
-    idx = np.random.default_rng(seed).permutation(len(x))
-    cut = int(0.75 * len(x))
-    return x[idx[:cut]], y[idx[:cut]], x[idx[cut:]], y[idx[cut:]]
+def enable_fake_quant(model: TimmViT, weight: int, act: int, prob: int) -> None:
+    """Fake-quantize where hgpipe's integer graph quantizes: encoder weights, LayerNorm
+    outputs, Q/K/V, attention probabilities, AV output and GELU output."""
+    for b in model.blocks:
+        for lin in (b.attn.qkv, b.attn.proj, b.mlp.fc1, b.mlp.fc2):
+            lin.wq.set(weight, True)
+        for fq in (b.n1_q, b.n2_q, b.attn.q_q, b.attn.k_q, b.attn.v_q, b.attn.o_q):
+            fq.set(act, True)
+        b.attn.p_q.set(prob, False)
+        b.mlp.g_q.set(act, None)
 
 
-def train_vit(cfg: ViTConfig, x: np.ndarray, y: np.ndarray, epochs: int = 60, seed: int = 0):
-    """Adam with cosine decay and light shift augmentation; returns hgpipe weights."""
-    torch.manual_seed(seed)
-    model = TimmViT(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
+def _fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, seed: int
+         ) -> None:
+    """AdamW with one-cycle decay and light shift augmentation."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     steps = epochs * ((len(x) + 63) // 64)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
     gen = torch.Generator().manual_seed(seed)
     model.train()
@@ -115,5 +178,39 @@ def train_vit(cfg: ViTConfig, x: np.ndarray, y: np.ndarray, epochs: int = 60, se
             loss.backward()
             opt.step()
             sched.step()
+
+
+def export(model: TimmViT):
+    """hgpipe weights from the module's timm-named parameters (fake-quant steps dropped)."""
     sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
-    return from_state_dict(cfg, sd, source="trained")
+    return from_state_dict(model.cfg, sd, source="trained")
+
+
+def digits_split(seed: int = 0):
+    """Digits as (N, 1, 8, 8) floats normalised to about [-1, 1]; 75/25 split."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = (d.images.astype(np.float64) / 16.0 - 0.5) / 0.5
+    x, y = x[:, None], d.target.astype(np.int64)
+    idx = np.random.default_rng(seed).permutation(len(x))
+    cut = int(0.75 * len(x))
+    return x[idx[:cut]], y[idx[:cut]], x[idx[cut:]], y[idx[cut:]]
+
+
+def train_vit(cfg: ViTConfig, x: np.ndarray, y: np.ndarray, epochs: int = 150, seed: int = 0):
+    """Float training; returns the torch module (``export`` gives hgpipe weights)."""
+    torch.manual_seed(seed)
+    model = TimmViT(cfg)
+    _fit(model, x, y, epochs, 3e-3, seed)
+    return model
+
+
+def finetune_qat(model: TimmViT, x: np.ndarray, y: np.ndarray, weight: int, act: int,
+                 prob: int, epochs: int = 30, seed: int = 0) -> TimmViT:
+    """Quantization-aware fine-tuning of a copy of a float-trained module."""
+    import copy
+    torch.manual_seed(seed)
+    q = copy.deepcopy(model)
+    enable_fake_quant(q, weight, act, prob)
+    _fit(q, x, y, epochs, 5e-4, seed + 1)
+    return q
