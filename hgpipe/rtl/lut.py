@@ -1,0 +1,100 @@
+"""The power-of-two-indexed table unit ``y = T[clamp((x + b) >> s, 0, bound)]`` on a stream.
+
+Every lane has its own ROM read port. With several table groups (Q/K/V or per-channel
+scales) a channel counter tells each lane its group; with several segments, comparators
+against the splits pick the segment, whose offset and shift then apply. Shifts and offsets
+that are one constant for the whole table cost nothing.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Const, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..graph.intrange import IntRange
+from ..graph.table import PotTable
+from .stream import lane, pack, shape_of, stream_of
+
+
+def table_index(m: Module, x, table: PotTable, group, in_range: IntRange, name: str):
+    """Combinational ROM address of ``x`` (group * segments + segment) * entries + index."""
+    t = table
+    n = t.bound + 1
+    sum_range = t.index_sum_range(in_range)
+    if t.segments == 1:
+        seg = Const(0, 1)
+    else:
+        splits = [Array(Const(int(v)) for v in t.splits[:, k]) for k in range(t.segments - 1)]
+        seg = sum((x >= (splits[k][group] if t.groups > 1 else int(t.splits[0, k])))
+                  .as_unsigned() for k in range(t.segments - 1))
+    if t.groups == 1 and t.segments == 1:
+        offset, shift = int(t.offset[0, 0]), int(t.shift[0, 0])
+    else:
+        flat = [(g, k) for g in range(t.groups) for k in range(t.segments)]
+        sel = group * t.segments + seg if t.groups > 1 else seg
+        offset = Array(Const(int(t.offset[g, k]), shape_of(IntRange(int(t.offset.min()),
+                                                                     int(t.offset.max()))))
+                       for g, k in flat)[sel]
+        shift = Array(Const(int(t.shift[g, k]), range(int(t.shift.max()) + 1))
+                      for g, k in flat)[sel]
+    s = Signal(shape_of(sum_range), name=f"{name}_sum")
+    m.d.comb += s.eq(x + offset)
+    shifted = s >> shift
+    idx = Signal(range(n), name=f"{name}_idx")
+    m.d.comb += idx.eq(Mux(shifted < 0, 0, Mux(shifted > t.bound, t.bound, shifted)))
+    base = (group * t.segments + seg) if t.groups > 1 else seg
+    return base * n + idx if (t.groups > 1 or t.segments > 1) else idx
+
+
+def rom_init(table: PotTable) -> list[int]:
+    return [int(v) for v in table.entries.reshape(-1)]
+
+
+class LutStage(wiring.Component):
+    """Element-wise table lookup on a stream of ``tp x lanes`` elements per beat.
+
+    Protocol: one beat in, one beat out, in order; a beat is accepted whenever the output
+    register is empty or being emptied, so the unit sustains one beat per cycle with one
+    cycle of latency.
+    """
+
+    def __init__(self, table: PotTable, in_range: IntRange, out_range: IntRange, tp: int,
+                 lanes: int, channels: int):
+        self.table, self.in_range, self.out_range = table, in_range, out_range
+        self.tp, self.lanes, self.channels = tp, lanes, channels
+        if table.groups > 1 and channels % lanes:
+            raise ValueError("LutStage: lanes must divide channels")
+        super().__init__({"i": In(stream_of(tp * lanes, in_range)),
+                          "o": Out(stream_of(tp * lanes, out_range))})
+
+    def elaborate(self, platform):
+        m = Module()
+        t, lanes = self.table, self.lanes
+        m.submodules.rom = rom = memory.Memory(shape=shape_of(self.out_range),
+                                               depth=t.groups * t.size, init=rom_init(t))
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(advance)
+        chunk = Signal(range(max(self.channels // lanes, 1)))
+        if t.groups > 1:
+            with m.If(self.i.valid & advance):
+                m.d.sync += chunk.eq(Mux(chunk == self.channels // lanes - 1, 0, chunk + 1))
+        outs = []
+        for e in range(self.tp * lanes):
+            port = rom.read_port()
+            x = lane(self.i.payload, e, self.in_range)
+            if t.groups > 1:
+                # the group of this lane's channel, per channel chunk: a small constant mux
+                group = Signal(range(t.groups), name=f"group{e}")
+                m.d.comb += group.eq(Array(Const((c * lanes + e % lanes) // t.group_size,
+                                                 range(t.groups))
+                                           for c in range(self.channels // lanes))[chunk])
+            else:
+                group = 0
+            m.d.comb += [port.addr.eq(table_index(m, x, t, group, self.in_range, f"l{e}")),
+                         port.en.eq(advance)]
+            outs.append(port.data)
+        pack(m, self.o.payload, outs, self.out_range)
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(self.i.valid)
+        return m

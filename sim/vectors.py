@@ -1,0 +1,72 @@
+"""Stream test vectors: what a testbench feeds a component and what it must produce.
+
+Beats are (n, lanes) integer arrays; lane ``e`` of a beat occupies payload bits
+``[e*bits, (e+1)*bits)`` in two's complement. Written as one .npz the cocotb process reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Stream:
+    beats: np.ndarray   # (n, lanes) int
+    bits: int
+    signed: bool
+
+    def pack(self) -> list[int]:
+        mask = (1 << self.bits) - 1
+        out = []
+        for row in np.asarray(self.beats, dtype=np.int64):
+            v = 0
+            for e, x in enumerate(row.tolist()):
+                v |= (int(x) & mask) << (e * self.bits)
+            out.append(v)
+        return out
+
+    def unpack(self, words: list[int]) -> np.ndarray:
+        lanes = self.beats.shape[1]
+        mask = (1 << self.bits) - 1
+        out = np.zeros((len(words), lanes), dtype=np.int64)
+        for i, w in enumerate(words):
+            for e in range(lanes):
+                x = (w >> (e * self.bits)) & mask
+                if self.signed and x >> (self.bits - 1):
+                    x -= 1 << self.bits
+                out[i, e] = x
+        return out
+
+
+@dataclass
+class Vectors:
+    inputs: dict[str, Stream]     # port name -> stream
+    output: Stream                # expected, port "o"
+    images: int = 1
+    stall: float = 0.0
+    seed: int = 0
+    timeout: int = 1_000_000      # cycles
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: Path) -> None:
+        arrays = {"out": self.output.beats, "out_meta": np.array([self.output.bits,
+                                                                    int(self.output.signed)]),
+                  "run": np.array([self.images, self.seed, self.timeout]),
+                  "stall": np.array([self.stall]), "ports": np.array(list(self.inputs))}
+        for name, s in self.inputs.items():
+            arrays[f"in_{name}"] = s.beats
+            arrays[f"in_{name}_meta"] = np.array([s.bits, int(s.signed)])
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> "Vectors":
+        z = np.load(path)
+        inputs = {str(n): Stream(z[f"in_{n}"], int(z[f"in_{n}_meta"][0]),
+                                 bool(z[f"in_{n}_meta"][1])) for n in z["ports"]}
+        images, seed, timeout = (int(v) for v in z["run"])
+        return cls(inputs=inputs, output=Stream(z["out"], int(z["out_meta"][0]),
+                                                bool(z["out_meta"][1])),
+                   images=images, stall=float(z["stall"][0]), seed=seed, timeout=timeout)
