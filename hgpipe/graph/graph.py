@@ -50,6 +50,24 @@ class IntGraph:
     def output(self) -> Stage:
         return self.stages[-1]
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Per-image shape of a tensor: (tokens, channels), or (heads, tokens, tokens) for
+        attention maps."""
+        from .stages import AttentionScores, Linear, Softmax, Tokens
+        c = self.config
+        if name == INPUT:
+            return (c.num_patches, c.patch_dim)
+        st = self[name]
+        if isinstance(st, Linear):
+            return (1 if st.cls_only else self.shape(st.inputs[0])[0], st.out_features)
+        if isinstance(st, Tokens):
+            return (c.num_tokens, self.shape(st.inputs[0])[1])
+        if isinstance(st, (AttentionScores, Softmax)):
+            return (c.num_heads, c.num_tokens, c.num_tokens)
+        if st.kind == "av":
+            return (c.num_tokens, c.embed_dim)
+        return self.shape(st.inputs[0])
+
     def encode_images(self, images: np.ndarray) -> np.ndarray:
         """Float images -> the integer ``patches`` input (round to nearest, saturate)."""
         patches = patchify(self.config, image_batch(self.config, images))

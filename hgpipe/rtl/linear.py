@@ -1,0 +1,131 @@
+"""Linear stage: ``acc[t, j] = bias[j] + sum_k x[t, k] * w[j, k]`` with folding (TP, CIP, COP).
+
+The input row of each token group (``tp`` tokens x ``cin`` channels, arriving ``cip``
+channels a beat) fills one bank of a double-buffered row memory while the other bank is
+computed: for each output chunk ``oc`` (``cop`` channels) and input chunk ``ic``, one cycle
+multiplies ``tp x cop x cip`` pairs, with weights from an on-chip ROM addressed
+``oc * NI + ic``. Steady state: ``(tokens/tp) * (cin/cip) * (cout/cop)`` cycles per image,
+the contract's formula. Accumulators have the stage's derived width; partial sums may wrap
+in two's complement, the final sum cannot (its range is exact).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..graph.contract import Folding
+from ..graph.stages import Linear
+from .stream import lane, pack, shape_of, stream_of
+
+
+def _packed(values, bits: int) -> int:
+    mask = (1 << bits) - 1
+    word = 0
+    for e, v in enumerate(values):
+        word |= (int(v) & mask) << (e * bits)
+    return word
+
+
+class LinearStage(wiring.Component):
+    """Stream in: beats of ``tp x cip`` inputs. Stream out: beats of ``tp x cop``
+    accumulators, output chunks in order for each token group."""
+
+    def __init__(self, st: Linear, f: Folding):
+        if st.cls_only:
+            raise ValueError("LinearStage: the head is a HeadStage")
+        cin, cout = st.in_features, st.out_features
+        if cin % f.cip or cout % f.cop:
+            raise ValueError(f"LinearStage {st.name}: folding {f} does not divide "
+                             f"{cin} -> {cout}")
+        self.stage, self.f = st, f
+        self.ni, self.no = cin // f.cip, cout // f.cop
+        self.x_range = st.in_ranges[0]
+        self.w_range = st.derived["weight"]
+        self.acc_range = st.derived["acc"]
+        super().__init__({"i": In(stream_of(f.tp * f.cip, self.x_range)),
+                          "o": Out(stream_of(f.tp * f.cop, self.acc_range))})
+
+    def weight_words(self) -> list[int]:
+        st, f, wb = self.stage, self.f, self.w_range.bits
+        return [_packed([st.weight[oc * f.cop + co, ic * f.cip + ci]
+                         for co in range(f.cop) for ci in range(f.cip)], wb)
+                for oc in range(self.no) for ic in range(self.ni)]
+
+    def bias_words(self) -> list[int]:
+        st, f = self.stage, self.f
+        return [_packed(st.bias[oc * f.cop:(oc + 1) * f.cop], self.acc_range.bits)
+                for oc in range(self.no)]
+
+    def elaborate(self, platform):
+        m = Module()
+        f, ni, no = self.f, self.ni, self.no
+        xb, wb, ab = self.x_range.bits, self.w_range.bits, self.acc_range.bits
+        m.submodules.row = row = memory.Memory(shape=unsigned(f.tp * f.cip * xb),
+                                               depth=2 * ni, init=[])
+        m.submodules.wrom = wrom = memory.Memory(shape=unsigned(f.cop * f.cip * wb),
+                                                 depth=no * ni, init=self.weight_words())
+        m.submodules.brom = brom = memory.Memory(shape=unsigned(f.cop * ab), depth=no,
+                                                 init=self.bias_words())
+        wr, rd, wp, bp = row.write_port(), row.read_port(), wrom.read_port(), brom.read_port()
+
+        # Input side: fill bank_w, one beat per cycle, while it is not full.
+        full = Signal(2)
+        bank_w, ic_w = Signal(), Signal(range(ni))
+        m.d.comb += [self.i.ready.eq(~full.bit_select(bank_w, 1)),
+                     wr.addr.eq(bank_w * ni + ic_w), wr.data.eq(self.i.payload),
+                     wr.en.eq(self.i.valid & self.i.ready)]
+        set_full = Signal(2)
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(ic_w == ni - 1):
+                m.d.sync += [ic_w.eq(0), bank_w.eq(~bank_w)]
+                m.d.comb += set_full.eq(Mux(bank_w, 0b10, 0b01))
+            with m.Else():
+                m.d.sync += ic_w.eq(ic_w + 1)
+
+        # Issue stage: walk (oc, ic) over a full bank; everything stalls on backpressure.
+        en = ~self.o.valid | self.o.ready
+        bank_r = Signal()
+        oc, ic = Signal(range(no)), Signal(range(ni))
+        issue = Signal()
+        m.d.comb += [issue.eq(full.bit_select(bank_r, 1) & en),
+                     rd.addr.eq(bank_r * ni + ic), rd.en.eq(en),
+                     wp.addr.eq(oc * ni + ic), wp.en.eq(en),
+                     bp.addr.eq(oc), bp.en.eq(en)]
+        clear_full = Signal(2)
+        with m.If(issue):
+            with m.If(ic == ni - 1):
+                m.d.sync += ic.eq(0)
+                with m.If(oc == no - 1):
+                    m.d.sync += [oc.eq(0), bank_r.eq(~bank_r)]
+                    m.d.comb += clear_full.eq(Mux(bank_r, 0b10, 0b01))
+                with m.Else():
+                    m.d.sync += oc.eq(oc + 1)
+            with m.Else():
+                m.d.sync += ic.eq(ic + 1)
+        m.d.sync += full.eq((full | set_full) & ~clear_full)
+
+        # Multiply-accumulate stage: memory data of the issued (oc, ic) arrives here.
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        with m.If(en):
+            m.d.sync += [v1.eq(issue), first1.eq(ic == 0), last1.eq(ic == ni - 1)]
+        acc_shape = shape_of(self.acc_range)
+        results = []
+        for t in range(f.tp):
+            for co in range(f.cop):
+                partial = sum(lane(rd.data, t * f.cip + ci, self.x_range)
+                              * lane(wp.data, co * f.cip + ci, self.w_range)
+                              for ci in range(f.cip))
+                acc = Signal(acc_shape, name=f"acc_t{t}_c{co}")
+                new = Signal(acc_shape, name=f"new_t{t}_c{co}")
+                start = lane(bp.data, co, self.acc_range)
+                m.d.comb += new.eq(Mux(first1, start, acc) + partial)
+                with m.If(en & v1):
+                    m.d.sync += acc.eq(new)
+                results.append(new)
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(v1 & last1)
+            with m.If(v1 & last1):
+                pack(m, self.o.payload, results, self.acc_range, domain="sync")
+        return m
