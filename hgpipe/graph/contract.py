@@ -23,6 +23,9 @@ class Folding:
     cip: int = 1
     cop: int = 1
 
+    def __str__(self) -> str:
+        return f"tp{self.tp}-cip{self.cip}-cop{self.cop}"
+
     def __post_init__(self) -> None:
         for k in ("tp", "cip", "cop"):
             if getattr(self, k) < 1:

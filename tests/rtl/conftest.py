@@ -31,10 +31,10 @@ def micro_graphs():
 
 
 def simulate_stage(graph, patches, name, component, folding: Folding, simulator: str,
-                   stall: float, tokens: int, in_channels: int):
+                   stall: float, tokens: int, in_channels: int, head: int | None = None):
     """Simulate one stage against its golden vectors; return the result and the contract's
     cycles per image."""
-    vec = stage_vectors(graph, name, patches, folding, stall=stall, seed=7)
+    vec = stage_vectors(graph, name, patches, folding, stall=stall, seed=7, head=head)
     safe = name.replace(".", "_")
     result = runner.run(component, safe, vec, simulator)
     declared = cycles(graph[name], folding, tokens, in_channels)

@@ -17,7 +17,7 @@ CASES = [
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("bits", ["w3a3", "w4a4"])
-@pytest.mark.parametrize("name, folding", CASES)
+@pytest.mark.parametrize("name, folding", CASES, ids=lambda c: str(c))
 @pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_linear_stage(micro_graphs, simulator, bits, name, folding, stall):
     graphs, patches = micro_graphs

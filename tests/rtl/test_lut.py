@@ -17,7 +17,7 @@ CASES = [  # (stage, folding): per-tensor, Q/K/V groups, GELU, residual-bound re
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("bits", ["w3a3", "w4a4"])
-@pytest.mark.parametrize("name, folding", CASES)
+@pytest.mark.parametrize("name, folding", CASES, ids=lambda c: str(c))
 @pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_lut_stage(micro_graphs, simulator, bits, name, folding, stall):
     graphs, patches = micro_graphs

@@ -1,0 +1,158 @@
+"""Row passes: the shared mechanism of LayerNorm and softmax.
+
+A row of ``tp`` tokens x ``row_len`` elements arrives ``lanes`` elements per token a beat.
+While it is written into a bank of the row memory, a per-token statistic accumulates
+(``accumulate``). After its last beat a fixed-latency ``finish`` step turns the statistic
+into what the replay needs (an rsqrt, a reciprocal...). The replay then reads the row back,
+one beat a cycle, and ``emit`` computes each output element from the stored element, the
+row's finished statistic and per-chunk constants. Rows in flight occupy different banks, so
+writing row k+1 overlaps replaying row k: a row costs one pass in steady state.
+
+Protocol on both streams: valid/ready; rows in order; the replay stalls (and with it the
+output) only on output backpressure; the writer stalls only when every bank is busy.
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from amaranth import Array, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..graph.intrange import IntRange
+from .stream import lane, pack, shape_of, stream_of
+
+
+class RowPass(wiring.Component):
+    """Subclasses set ``stat_ranges`` (accumulated per token), ``held_ranges`` (kept per
+    token for the replay), ``finish_latency`` and ``emit_latency`` (0, or 1 when ``emit``
+    reads a synchronous ROM), and implement the three hooks."""
+
+    stat_ranges: list[IntRange] = []
+    held_ranges: list[IntRange] = []
+    finish_latency: int = 0
+    emit_latency: int = 0
+
+    def __init__(self, in_range: IntRange, out_range: IntRange, tp: int, lanes: int,
+                 row_len: int):
+        if row_len % lanes:
+            raise ValueError(f"{type(self).__name__}: {lanes} lanes do not divide rows of "
+                             f"{row_len}")
+        self.in_range, self.out_range = in_range, out_range
+        self.tp, self.lanes, self.row_len = tp, lanes, row_len
+        self.nb = row_len // lanes
+        # a bank frees when its replay ends; the next row may need it finish_latency + 1
+        # cycles after the previous one's last beat
+        self.banks = 2 + ceil((self.finish_latency + 1) / self.nb)
+        super().__init__({"i": In(stream_of(tp * lanes, in_range)),
+                          "o": Out(stream_of(tp * lanes, out_range))})
+
+    @property
+    def buffer_bits(self) -> int:
+        """Row memory: ``banks`` rows, where strictly sequential passes would need one."""
+        return self.banks * self.tp * self.row_len * self.in_range.bits
+
+    # Hooks --------------------------------------------------------------------------------
+    def accumulate(self, m: Module, xs: list, stats: list, first) -> list:
+        """New statistics of one token from its ``lanes`` elements of this beat."""
+        raise NotImplementedError
+
+    def finish(self, m: Module, stats: list, t: int, valid) -> list:
+        """What the replay needs, ``finish_latency`` cycles after ``valid``."""
+        raise NotImplementedError
+
+    def chunk_constants(self, m: Module, chunk, en) -> object:
+        """Per-chunk constants for ``emit`` (read synchronously at issue), or None."""
+        return None
+
+    def emit(self, m: Module, x, held: list, constants, t: int, p: int, en):
+        raise NotImplementedError
+
+    # Mechanism ------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        tp, lanes, nb, nbank, xr = self.tp, self.lanes, self.nb, self.banks, self.in_range
+        m.submodules.row = row = memory.Memory(shape=unsigned(tp * lanes * xr.bits),
+                                               depth=nbank * nb, init=[])
+        wr, rd = row.write_port(), row.read_port()
+
+        # Writer: store the row, accumulate its statistics.
+        filled = Signal(nbank)
+        bw, jw = Signal(range(nbank)), Signal(range(nb))
+        take = Signal()
+        m.d.comb += [self.i.ready.eq(~filled.bit_select(bw, 1)),
+                     take.eq(self.i.valid & self.i.ready),
+                     wr.addr.eq(bw * nb + jw), wr.data.eq(self.i.payload), wr.en.eq(take)]
+        last_w = jw == nb - 1
+        set_filled = Signal(nbank)
+        done = Signal()                        # a row's statistics are final this cycle
+        done_bank = Signal(range(nbank))
+        m.d.sync += done.eq(take & last_w)
+        finals = []
+        for t in range(tp):
+            stats = [Signal(shape_of(r), name=f"stat{k}_{t}")
+                     for k, r in enumerate(self.stat_ranges)]
+            final = [Signal.like(s, name=f"final{k}_{t}") for k, s in enumerate(stats)]
+            xs = [lane(self.i.payload, t * lanes + p, xr) for p in range(lanes)]
+            new = self.accumulate(m, xs, stats, jw == 0)
+            with m.If(take):
+                m.d.sync += [s.eq(v) for s, v in zip(stats, new)]
+                with m.If(last_w):
+                    m.d.sync += [f.eq(v) for f, v in zip(final, new)]
+            finals.append(final)
+        with m.If(take):
+            with m.If(last_w):
+                m.d.sync += [jw.eq(0), bw.eq(Mux(bw == nbank - 1, 0, bw + 1)),
+                             done_bank.eq(bw)]
+                m.d.comb += set_filled.eq(1 << bw)
+            with m.Else():
+                m.d.sync += jw.eq(jw + 1)
+
+        # Finish: fixed latency, then the bank's held values are set and it is ready.
+        fin_v, fin_bank = done, done_bank
+        outs = [self.finish(m, finals[t], t, done) for t in range(tp)]
+        for _ in range(self.finish_latency):
+            nv, nbk = Signal(), Signal.like(done_bank)
+            m.d.sync += [nv.eq(fin_v), nbk.eq(fin_bank)]
+            fin_v, fin_bank = nv, nbk
+        ready, set_ready = Signal(nbank), Signal(nbank)
+        held = [[Array(Signal(shape_of(r), name=f"held{k}_{t}_{b}") for b in range(nbank))
+                 for k, r in enumerate(self.held_ranges)] for t in range(tp)]
+        with m.If(fin_v):
+            m.d.comb += set_ready.eq(1 << fin_bank)
+            for t in range(tp):
+                m.d.sync += [h[fin_bank].eq(v) for h, v in zip(held[t], outs[t])]
+
+        # Replay: one beat a cycle over a ready bank; the pipeline stalls on backpressure.
+        en = ~self.o.valid | self.o.ready
+        br, jr = Signal(range(nbank)), Signal(range(nb))
+        issue, clear = Signal(), Signal(nbank)
+        m.d.comb += [issue.eq(ready.bit_select(br, 1) & en),
+                     rd.addr.eq(br * nb + jr), rd.en.eq(en)]
+        consts = self.chunk_constants(m, jr, en)
+        with m.If(issue):
+            with m.If(jr == nb - 1):
+                m.d.sync += [jr.eq(0), br.eq(Mux(br == nbank - 1, 0, br + 1))]
+                m.d.comb += clear.eq(1 << br)
+            with m.Else():
+                m.d.sync += jr.eq(jr + 1)
+        m.d.sync += [filled.eq((filled | set_filled) & ~clear),
+                     ready.eq((ready | set_ready) & ~clear)]
+
+        valid, bank = Signal(), Signal.like(br)
+        with m.If(en):
+            m.d.sync += [valid.eq(issue), bank.eq(br)]
+        results = [self.emit(m, lane(rd.data, t * lanes + p, xr),
+                             [h[bank] for h in held[t]], consts, t, p, en)
+                   for t in range(tp) for p in range(lanes)]
+        for _ in range(self.emit_latency):
+            nv = Signal()
+            with m.If(en):
+                m.d.sync += nv.eq(valid)
+            valid = nv
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(valid)
+            with m.If(valid):
+                pack(m, self.o.payload, results, self.out_range, domain="sync")
+        return m
