@@ -59,8 +59,13 @@ class Join(wiring.Component):
         return m
 
 
-def clamp(v, r: IntRange):
-    return Mux(v < r.lo, r.lo, Mux(v > r.hi, r.hi, v))
+def clamp(v, r: IntRange, v_range: IntRange | None = None):
+    """Saturate ``v`` to ``r``; a bound that ``v_range`` cannot cross costs no comparator."""
+    if v_range is None or v_range.hi > r.hi:
+        v = Mux(v > r.hi, r.hi, v)
+    if v_range is None or v_range.lo < r.lo:
+        v = Mux(v < r.lo, r.lo, v)
+    return v
 
 
 class ResidualAddStage(Join):
@@ -78,4 +83,4 @@ class ResidualAddStage(Join):
         m.d.comb += aligned.eq((skip + (1 << (k - 1))) >> k if k else skip)
         s = Signal(shape_of(d["sum"]), name=f"sum{e}")
         m.d.comb += s.eq(aligned + branch)
-        return clamp(s, st.out_format)
+        return clamp(s, st.out_format, d["sum"])

@@ -75,4 +75,4 @@ class LayerNormStage(RowPass):
         tt = Signal(shape_of(d["t"]), name=f"t_{t}_{p}")
         u = Signal(shape_of(d["u"]), name=f"u_{t}_{p}")
         m.d.comb += [dd.eq(self.row_len * x - s1), tt.eq(dd * r), u.eq(tt * gamma + beta)]
-        return clamp(u >> st.shift, st.out_format)
+        return clamp(u >> st.shift, st.out_format, d["shifted"])

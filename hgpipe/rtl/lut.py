@@ -14,6 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
 from ..graph.table import PotTable
+from .elementwise import clamp
 from .stream import lane, pack, shape_of, stream_of
 
 
@@ -42,7 +43,10 @@ def table_index(m: Module, x, table: PotTable, group, in_range: IntRange, name: 
     m.d.comb += s.eq(x + offset)
     shifted = s >> shift
     idx = Signal(range(n), name=f"{name}_idx")
-    m.d.comb += idx.eq(Mux(shifted < 0, 0, Mux(shifted > t.bound, t.bound, shifted)))
+    lo_shift = int(t.shift.min())
+    m.d.comb += idx.eq(clamp(shifted, IntRange(0, t.bound),
+                             IntRange(sum_range.lo >> lo_shift if sum_range.lo < 0 else 0,
+                                      sum_range.hi >> lo_shift)))
     base = (group * t.segments + seg) if t.groups > 1 else seg
     return base * n + idx if (t.groups > 1 or t.segments > 1) else idx
 

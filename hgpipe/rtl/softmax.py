@@ -86,7 +86,7 @@ class _SumNormalise(RowPass):
         st = self.stage
         prod = Signal(shape_of(st.derived["product"]), name=f"prod_{t}_{p}")
         m.d.comb += prod.eq(x * held[0] + (1 << (st.shift - 1)))
-        return clamp(prod >> st.shift, st.out_format)
+        return clamp(prod >> st.shift, st.out_format, st.derived["product"].shr(st.shift))
 
 
 class SoftmaxStage(wiring.Component):
