@@ -140,11 +140,16 @@ class RowPass(wiring.Component):
         m.d.sync += [filled.eq((filled | set_filled) & ~clear),
                      ready.eq((ready | set_ready) & ~clear)]
 
-        valid, bank = Signal(), Signal.like(br)
+        # The row's held values travel with its beats: once the last beat has issued, the
+        # bank is free and may be refilled and re-finished while that beat is stalled.
+        valid = Signal()
+        staged = [[Signal(shape_of(r), name=f"staged{k}_{t}")
+                   for k, r in enumerate(self.held_ranges)] for t in range(tp)]
         with m.If(en):
-            m.d.sync += [valid.eq(issue), bank.eq(br)]
-        results = [self.emit(m, lane(rd.data, t * lanes + p, xr),
-                             [h[bank] for h in held[t]], consts, t, p, en)
+            m.d.sync += valid.eq(issue)
+            for t in range(tp):
+                m.d.sync += [s.eq(h[br]) for s, h in zip(staged[t], held[t])]
+        results = [self.emit(m, lane(rd.data, t * lanes + p, xr), staged[t], consts, t, p, en)
                    for t in range(tp) for p in range(lanes)]
         for _ in range(self.emit_latency):
             nv = Signal()
