@@ -19,6 +19,15 @@ IMAGES = 3  # back to back: the steady-state interval is measured between images
 SIMULATORS = os.environ.get("HGPIPE_SIMULATORS", "verilator,icarus").split(",")
 
 
+def stage_matrix(test):
+    """Every stage test runs on each simulator, at w3a3 and w4a4, without and with random
+    valid/ready stalls (probability 0.3 per cycle on every stream)."""
+    for name, values in (("stall", [0.0, 0.3]), ("bits", ["w3a3", "w4a4"]),
+                         ("simulator", SIMULATORS)):
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
+
+
 @pytest.fixture(scope="session")
 def micro_graphs():
     """vit-micro (16 tokens, 16 channels, 2 heads) at w3a3 and w4a4, plus test patches."""

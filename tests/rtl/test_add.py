@@ -5,14 +5,12 @@ import pytest
 from hgpipe.graph.contract import Folding
 from hgpipe.rtl.elementwise import ResidualAddStage
 
-from .conftest import SIMULATORS, check, simulate_stage
+from .conftest import check, simulate_stage, stage_matrix
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("bits", ["w3a3", "w4a4"])
+@stage_matrix
 @pytest.mark.parametrize("name, folding", [("blocks.0.add1", Folding(2, 4, 4)),
                                            ("blocks.0.add2", Folding(1, 16, 16))])
-@pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_residual_add(micro_graphs, simulator, bits, name, folding, stall):
     graphs, patches = micro_graphs
     g = graphs[bits]

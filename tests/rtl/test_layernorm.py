@@ -5,17 +5,15 @@ import pytest
 from hgpipe.graph.contract import Folding
 from hgpipe.rtl.layernorm import LayerNormStage
 
-from .conftest import SIMULATORS, check, simulate_stage
+from .conftest import check, simulate_stage, stage_matrix
 
 FOLDINGS = [Folding(tp=2, cip=1, cop=1),   # HG-PIPE's: one channel per token per cycle
             Folding(tp=1, cip=8, cop=8),   # two beats a row: more banks
             Folding(tp=4, cip=4, cop=4)]
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("bits", ["w3a3", "w4a4"])
+@stage_matrix
 @pytest.mark.parametrize("folding", FOLDINGS, ids=str)
-@pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_layernorm_stage(micro_graphs, simulator, bits, folding, stall):
     graphs, patches = micro_graphs
     g = graphs[bits]

@@ -5,7 +5,7 @@ import pytest
 from hgpipe.graph.contract import Folding
 from hgpipe.rtl.lut import LutStage
 
-from .conftest import SIMULATORS, check, simulate_stage
+from .conftest import check, simulate_stage, stage_matrix
 
 CASES = [  # (stage, folding): per-tensor, Q/K/V groups, GELU, residual-bound requant
     ("blocks.0.attn.qkv.requant", Folding(tp=2, cip=4, cop=4)),
@@ -15,10 +15,8 @@ CASES = [  # (stage, folding): per-tensor, Q/K/V groups, GELU, residual-bound re
 ]
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-@pytest.mark.parametrize("bits", ["w3a3", "w4a4"])
+@stage_matrix
 @pytest.mark.parametrize("name, folding", CASES, ids=lambda c: str(c))
-@pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_lut_stage(micro_graphs, simulator, bits, name, folding, stall):
     graphs, patches = micro_graphs
     g = graphs[bits]
