@@ -10,17 +10,16 @@ DeiT-tiny image at TP=2, one channel a cycle); overlapped, a row costs one pass
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Mux, Signal, unsigned
 from amaranth.lib import memory
 
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
 from ..graph.stages import LayerNorm
 from .elementwise import clamp
-from .linear import _packed
 from .lut import rom_init, table_index
 from .rowpass import RowPass
-from .stream import lane, shape_of
+from .stream import lane, pack_word, shape_of
 
 
 class LayerNormStage(RowPass):
@@ -59,8 +58,8 @@ class LayerNormStage(RowPass):
         st, lanes, gb, bb = self.stage, self.lanes, self.gamma_range.bits, self.beta_range.bits
         m.submodules.affine = aff = memory.Memory(
             shape=unsigned(lanes * (gb + bb)), depth=self.nb,
-            init=[_packed(st.gamma[j * lanes:(j + 1) * lanes], gb)
-                  | (_packed(st.beta[j * lanes:(j + 1) * lanes], bb) << (lanes * gb))
+            init=[pack_word(st.gamma[j * lanes:(j + 1) * lanes], gb)
+                  | (pack_word(st.beta[j * lanes:(j + 1) * lanes], bb) << (lanes * gb))
                   for j in range(self.nb)])
         port = aff.read_port()
         m.d.comb += [port.addr.eq(chunk), port.en.eq(en)]

@@ -17,15 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
 from ..graph.stages import Linear
-from .stream import lane, pack, shape_of, stream_of
-
-
-def _packed(values, bits: int) -> int:
-    mask = (1 << bits) - 1
-    word = 0
-    for e, v in enumerate(values):
-        word |= (int(v) & mask) << (e * bits)
-    return word
+from .stream import lane, pack, pack_word, shape_of, stream_of
 
 
 class LinearStage(wiring.Component):
@@ -49,13 +41,13 @@ class LinearStage(wiring.Component):
 
     def weight_words(self) -> list[int]:
         st, f, wb = self.stage, self.f, self.w_range.bits
-        return [_packed([st.weight[oc * f.cop + co, ic * f.cip + ci]
+        return [pack_word([st.weight[oc * f.cop + co, ic * f.cip + ci]
                          for co in range(f.cop) for ci in range(f.cip)], wb)
                 for oc in range(self.no) for ic in range(self.ni)]
 
     def bias_words(self) -> list[int]:
         st, f = self.stage, self.f
-        return [_packed(st.bias[oc * f.cop:(oc + 1) * f.cop], self.acc_range.bits)
+        return [pack_word(st.bias[oc * f.cop:(oc + 1) * f.cop], self.acc_range.bits)
                 for oc in range(self.no)]
 
     def elaborate(self, platform):

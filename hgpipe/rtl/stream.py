@@ -31,3 +31,12 @@ def pack(m, payload: Value, values: list[Value], r: IntRange, domain: str = "com
     """Drive the lanes of ``payload`` from ``values`` (truncated to the lane width)."""
     for e, v in enumerate(values):
         m.d[domain] += payload[e * r.bits:(e + 1) * r.bits].eq(v)
+
+
+def pack_word(values, bits: int) -> int:
+    """Constant lanes packed into one memory word, as ``lane`` reads them back."""
+    mask = (1 << bits) - 1
+    word = 0
+    for e, v in enumerate(values):
+        word |= (int(v) & mask) << (e * bits)
+    return word
