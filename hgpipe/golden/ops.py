@@ -53,9 +53,8 @@ def requant(st: Requant, x: np.ndarray, trace: Trace = None) -> np.ndarray:
     t = st.table
     y = t.apply(x)
     if trace is not None:
-        g = (np.arange(x.shape[-1]) // t.group_size) if t.groups > 1 else 0
-        k = (x[..., None] >= t.splits[g]).sum(-1) if t.segments > 1 else 0
-        s = x + t.offset[g, k]
+        g, k = t.select(x)
+        s = t.index_sum(x)
         _record(trace, index_sum=s, index=np.clip(s >> t.shift[g, k], 0, t.bound))
     return y
 
@@ -84,9 +83,8 @@ def layernorm(st: LayerNorm, x: np.ndarray, trace: Trace = None) -> np.ndarray:
     u = t * st.gamma + st.beta
     y = np.clip(u >> st.shift, st.out_format.lo, st.out_format.hi)
     if trace is not None:
-        k = (v[..., None] >= st.rsqrt.splits[0]).sum(-1) if st.rsqrt.segments > 1 else 0
         _record(trace, s1=s1, s2=s2, c_s2=c * s2, s1_sq=s1 * s1, d=d, v=v, r=r, t=t, u=u,
-                rsqrt_index_sum=v + st.rsqrt.offset[0, k], shifted=u >> st.shift)
+                rsqrt_index_sum=st.rsqrt.index_sum(v), shifted=u >> st.shift)
     return y
 
 
@@ -107,11 +105,8 @@ def softmax(st: Softmax, x: np.ndarray, trace: Trace = None) -> np.ndarray:
     prod = e * r + (1 << (st.shift - 1))
     y = np.clip(prod >> st.shift, st.out_format.lo, st.out_format.hi)
     if trace is not None:
-        def index_sum(table, v):
-            k = (v[..., None] >= table.splits[0]).sum(-1) if table.segments > 1 else 0
-            return v + table.offset[0, k]
         _record(trace, diff=diff, e=e, z=z, r=r, product=prod,
-                exp_index_sum=index_sum(st.exp, diff), recip_index_sum=index_sum(st.recip, z))
+                exp_index_sum=st.exp.index_sum(diff), recip_index_sum=st.recip.index_sum(z))
     return y
 
 

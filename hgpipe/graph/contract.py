@@ -81,9 +81,7 @@ def cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
         groups = 1 if st.cls_only else t // f.tp
         compute = groups * (st.in_features // f.cip) * (st.out_features // f.cop)
         return max(compute, (t // f.tp) * (st.in_features // f.cip))  # must drain all input
-    if isinstance(st, (Requant, ResidualAdd, LayerNorm)):
-        return (t // f.tp) * (in_channels // f.cip)
-    if isinstance(st, Tokens):
+    if isinstance(st, (Requant, ResidualAdd, LayerNorm, Tokens)):
         return (t // f.tp) * (in_channels // f.cip)
     if isinstance(st, Softmax):
         return (t // f.tp) * (st.row_len // f.cip)

@@ -67,8 +67,8 @@ class PotTable:
         return IntRange(x.lo + int(self.offset.min()), x.hi + int(self.offset.max()))
 
     # Semantics --------------------------------------------------------------------------
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """Look ``x`` up. With several groups, channels are on the last axis."""
+    def select(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(group, segment) of every element of ``x``; channels on the last axis."""
         x = np.asarray(x, dtype=np.int64)
         if self.groups == 1:
             g = np.zeros(x.shape, dtype=np.int64)
@@ -79,9 +79,18 @@ class PotTable:
                                  f"{self.groups} groups x {self.group_size}")
             g = np.broadcast_to(np.arange(channels) // self.group_size, x.shape)
         if self.segments == 1:
-            k = np.zeros(x.shape, dtype=np.int64)
-        else:
-            k = (x[..., None] >= self.splits[g]).sum(-1)
+            return g, np.zeros(x.shape, dtype=np.int64)
+        return g, (x[..., None] >= self.splits[g]).sum(-1)
+
+    def index_sum(self, x: np.ndarray) -> np.ndarray:
+        """``x + b`` before the shift (what the hardware's adder holds)."""
+        g, k = self.select(x)
+        return np.asarray(x, dtype=np.int64) + self.offset[g, k]
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Look ``x`` up. With several groups, channels are on the last axis."""
+        x = np.asarray(x, dtype=np.int64)
+        g, k = self.select(x)
         idx = np.clip((x + self.offset[g, k]) >> self.shift[g, k], 0, self.bound)
         return self.entries[g, k, idx]
 

@@ -64,7 +64,7 @@ def image_batch(cfg: ViTConfig, images: np.ndarray) -> np.ndarray:
 def patchify(cfg: ViTConfig, images: np.ndarray) -> np.ndarray:
     """(N, C, H, W) -> (N, patches, C*P*P), patches in raster order, each flattened (C, P, P)
     as the patch-embedding convolution's weight is."""
-    n, c, _s, p, g = images.shape[0], cfg.in_chans, cfg.image_size, cfg.patch_size, cfg.grid
+    n, c, p, g = images.shape[0], cfg.in_chans, cfg.patch_size, cfg.grid
     x = images.reshape(n, c, g, p, g, p).transpose(0, 2, 4, 1, 3, 5)
     return x.reshape(n, g * g, c * p * p)
 
