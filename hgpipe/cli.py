@@ -107,6 +107,86 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph(args: argparse.Namespace, progress):
+    """Quantize the model: calibrate on --calib images, or on --calib-images random images."""
+    from .model.forward import image_batch
+    from .quant import quantize_model
+    cfg, w = _model(args)
+    qcfg = quant_config(args)
+    if args.calib:
+        calib = image_batch(cfg, _load_array(args.calib, "calib"))
+    else:
+        if args.calib_images < 1:
+            raise HgpipeError(f"calib-images: {args.calib_images}: expected >= 1")
+        rng = np.random.default_rng(args.seed)
+        calib = rng.standard_normal((args.calib_images, cfg.in_chans, cfg.image_size,
+                                     cfg.image_size))
+    progress(f"calibrating {qcfg.bits.name} on {len(calib)} images")
+    return quantize_model(cfg, w, calib, qcfg)
+
+
+def _add_plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--board", default="vck190", help="board name (boards/NAME.json) or a "
+                   "board .json file")
+    t = p.add_mutually_exclusive_group()
+    t.add_argument("--target-ii", type=int, help="cycles per image every stage must meet")
+    t.add_argument("--target-fps", type=float, help="images/s at the board clock")
+    p.add_argument("--clock-mhz", type=float, help="clock (default: the board's)")
+    p.add_argument("--tp", type=int, help="token parallelism (default: the planner's choice)")
+    p.add_argument("--calib-images", type=int, default=2,
+                   help="random calibration images when --calib is not given (default 2)")
+
+
+def make_plan_from_args(args: argparse.Namespace, progress):
+    from .perf.model import evaluate
+    from .plan.plan import make_plan
+    from .resources.board import load_board
+    board = load_board(args.board)  # before the slow steps: a bad board fails at once
+    if args.clock_mhz is not None and not 0 < args.clock_mhz <= 2000:
+        raise HgpipeError(f"clock-mhz: {args.clock_mhz}: expected a number in (0, 2000]")
+    graph = _graph(args, progress)
+    progress(f"planning for {board.name}")
+    plan = make_plan(graph, board, target_ii=args.target_ii, target_fps=args.target_fps,
+                     clock_mhz=args.clock_mhz, model=args.model or Path(args.config).stem,
+                     tp=args.tp, progress=progress)
+    progress("scheduling 5 images")
+    return graph, plan, evaluate(graph, plan)
+
+
+def _progress(quiet: bool):
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+    return say
+
+
+def summary(plan, perf) -> str:
+    r, b = plan.resources, plan.board.budget()
+    rows = [("II (cycles/image)", f"{plan.ii:,}"), ("latency (cycles)", f"{perf.latency_cycles:,.0f}"),
+            ("FPS", f"{perf.fps:,.1f}"), ("GOP/s", f"{perf.gops:,.1f}"),
+            ("LUT", f"{r.lut:,.0f} / {b['lut']:,}"), ("FF", f"{r.ff:,.0f} / {b['ff']:,}"),
+            ("DSP", f"{r.dsp:,} / {b['dsp']:,}"), ("BRAM36", f"{r.bram:,.1f} / {b['bram']:,}"),
+            ("URAM", f"{r.uram:,} / {b['uram']:,}"), ("fits", "yes" if plan.fits else "NO"),
+            ("buffers (bits)", f"{plan.buffer_bits:,} "
+             f"({1 - plan.buffer_bits / plan.all_coarse_bits:.1%} below all-coarse)")]
+    w = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:{w}s}  {v}" for k, v in rows)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .report.plan_report import write
+    say = _progress(args.quiet)
+    graph, plan, perf = make_plan_from_args(args, say)
+    files = write(Path(args.out), graph, plan, perf, progress=say)
+    print(f"{plan.model} {plan.bits} on {plan.board.name} at {plan.clock_mhz:g} MHz, "
+          f"TP={plan.tp}:")
+    print(summary(plan, perf))
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hgpipe", description="Hybrid-grained pipeline "
                                  "accelerators for Vision Transformers.")
@@ -119,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_args(r)
     r.add_argument("--out", required=True, help="logits .npy (dequantized to float)")
     r.set_defaults(fn=cmd_run)
+    p = sub.add_parser("plan", help="plan the accelerator and estimate its performance and "
+                       "resources")
+    _add_model_args(p)
+    _add_quant_args(p)
+    _add_plan_args(p)
+    p.add_argument("--out", required=True, help="directory for plan.json, report.md, plots")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(fn=cmd_plan)
     return ap
 
 

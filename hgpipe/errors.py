@@ -15,3 +15,11 @@ class WeightsError(HgpipeError):
 
 class QuantError(HgpipeError):
     """A quantization setting (bit widths, table sizes, calibration data) is invalid."""
+
+
+class BoardError(HgpipeError):
+    """A board file is missing or malformed."""
+
+
+class PlanError(HgpipeError):
+    """No plan meets the request (target II or FPS, budget)."""

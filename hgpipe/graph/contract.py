@@ -92,6 +92,60 @@ def cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
     raise TypeError(f"no contract for stage kind {st.kind!r}")
 
 
+def rows(st: Stage, f: Folding, tokens: int) -> int:
+    """Rows (token groups of ``tp``) a stage takes in per image: its scheduling unit."""
+    return tokens // f.tp
+
+
+def row_cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> float:
+    """Cycles between consecutive rows in steady state: ``cycles / rows`` (exact except for
+    the head, whose one computed row is spread over the rows it drains)."""
+    return cycles(st, f, tokens, in_channels) / rows(st, f, tokens)
+
+
+def lag(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
+    """Cycles from the last input beat of a row to the last output beat of that row, when
+    the stage is otherwise idle. Streaming stages (requant, add, tokens) pass a beat through
+    a register; LayerNorm and softmax replay the row after its statistics (one and two
+    passes); linear and attention stages compute the whole row after it has arrived."""
+    if isinstance(st, (Requant, ResidualAdd, Tokens)):
+        return 1
+    if isinstance(st, LayerNorm):
+        return in_channels // f.cip + 3
+    if isinstance(st, Softmax):
+        return 2 * (st.row_len // f.cip) + 4
+    if isinstance(st, Linear):
+        return (st.in_features // f.cip) * (st.out_features // f.cop) + 2
+    return row_cycles(st, f, tokens, in_channels) + 2
+
+
+def input_grains(st: Stage) -> tuple[str, ...]:
+    """Per input: ``row`` (a row is computed from the same rows of the input) or ``tensor``
+    (every row needs the whole input tensor: K for QK^T, V for AV)."""
+    if isinstance(st, AttentionScores):
+        return ("tensor",)
+    if isinstance(st, AttentionValue):
+        return ("row", "tensor")
+    return ("row",) * len(st.inputs)
+
+
+def legal_foldings(st: Stage, tokens: int, in_channels: int, tp: int) -> list[Folding]:
+    """Every folding with token parallelism ``tp`` that divides the stage's dimensions."""
+    def divisors(n):
+        return [d for d in range(1, n + 1) if n % d == 0]
+    if tokens % tp:
+        return []
+    if isinstance(st, Linear):
+        return [Folding(tp, a, b) for a in divisors(st.in_features)
+                for b in divisors(st.out_features)]
+    if isinstance(st, AttentionScores):
+        return [Folding(tp, a, b) for a in divisors(st.head_dim) for b in divisors(tokens)]
+    if isinstance(st, AttentionValue):
+        return [Folding(tp, a, b) for a in divisors(tokens) for b in divisors(st.head_dim)]
+    n = st.row_len if isinstance(st, Softmax) else in_channels
+    return [Folding(tp, a, a) for a in divisors(n)]
+
+
 def to_beats(x, tp: int, lanes: int):
     """(images, tokens, channels) -> (beats, tp*lanes) in stream order; element ``t*lanes+e``
     of a beat is token ``t`` of the group, channel ``e`` of the chunk."""

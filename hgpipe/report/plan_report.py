@@ -1,0 +1,124 @@
+"""Plan reports: ``plan.json``, ``report.md`` and PNG plots, written deterministically."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..graph.graph import IntGraph
+from ..perf.model import Performance, traffic_bytes
+from ..plan.plan import Plan
+from ..resources.board import KINDS
+from ..resources.model import coefficients
+
+FAMILY_NOTE = {
+    "xcup": "Resource estimates: analytic model calibrated against Yosys `synth_xilinx "
+            "-family xcup` ({yosys}, {date}); Yosys counts run 1.07-1.26x Vivado's.",
+    "versal": "Resource estimates: no open synthesis supports Versal; the model uses the "
+              "UltraScale+ LUT6 mapping calibrated with Yosys `synth_xilinx -family xcup` "
+              "({yosys}, {date}), so LUT/FF figures for this board are UltraScale+ "
+              "equivalents.",
+}
+
+
+def plan_dict(graph: IntGraph, plan: Plan, perf: Performance) -> dict:
+    d = plan.to_dict()
+    d.update(perf.to_dict())
+    d["gops"] = round(perf.gops, 1)
+    d["fps"] = round(perf.fps, 1)
+    d["latency_cycles"] = round(perf.latency_cycles, 1)
+    cal = coefficients()
+    d["resource_model"] = {"yosys": cal["yosys"], "date": cal["date"],
+                           "rms_relative_error": cal["rms_relative_error"],
+                           "note": FAMILY_NOTE[plan.board.family].format(**cal)}
+    for s in d["stages"]:
+        s["start_cycles"] = [round(a, 1) for a, _ in perf.timeline[s["name"]]]
+        s["end_cycles"] = [round(b, 1) for _, b in perf.timeline[s["name"]]]
+    return d
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.1f}" if v != int(v) else f"{int(v):,}"
+
+
+def markdown(graph: IntGraph, plan: Plan, perf: Performance) -> str:
+    c, b = graph.config, plan.board
+    res, budget, util = plan.resources, b.budget(), plan.utilization
+    cal = coefficients()
+    lines = [
+        f"# hgpipe plan: {plan.model or 'custom ViT'} {plan.bits} on {b.name}",
+        "",
+        f"{c.num_tokens} tokens x {c.embed_dim} channels, {c.depth} blocks, {c.num_heads} heads; "
+        f"part {b.part}; clock {plan.clock_mhz:g} MHz; token parallelism TP = {plan.tp}"
+        + (f"; target II {plan.target_ii:,} cycles" if plan.target_ii else
+           "; fastest plan that fits") + ".",
+        "",
+        "| metric | value |", "|---|---|",
+        f"| II (cycles/image) | {plan.ii:,} |",
+        f"| steady-state interval in the event schedule | {_fmt(perf.steady_ii_cycles)} |",
+        f"| first-image latency (cycles) | {_fmt(round(perf.latency_cycles))} "
+        f"({perf.latency_us:,.1f} us) |",
+        f"| throughput | {perf.fps:,.1f} images/s, {perf.gops:,.1f} GOP/s |",
+        f"| fits the budget ({b.usable_fraction:.0%} of the device) | "
+        f"{'yes' if plan.fits else 'NO'} |",
+        "",
+        "## Resources", "",
+        "| resource | estimate | budget | device | utilization |", "|---|---|---|---|---|",
+    ]
+    for k in KINDS:
+        lines.append(f"| {k.upper()} | {_fmt(round(getattr(res, k), 1))} | {budget[k]:,} | "
+                     f"{b.resources[k]:,} | {util[k]:.1%} |")
+    err = cal["rms_relative_error"]
+    lines += ["", FAMILY_NOTE[b.family].format(**cal) + " Calibration RMS error per stage kind: "
+              + ", ".join(f"{k} LUT {v['lut']:.0%} / FF {v['ff']:.0%}" for k, v in err.items())
+              + ".", "",
+              "## Buffers", "",
+              f"On-chip activation buffers: {plan.buffer_bits:,} bits, of which "
+              f"{plan.coarse_bits:,} in coarse (whole-tensor or deep) buffers. An all-coarse "
+              f"pipeline (a ping-pong pair of whole tensors on every edge) needs "
+              f"{plan.all_coarse_bits:,} bits: a saving of "
+              f"{1 - plan.buffer_bits / plan.all_coarse_bits:.1%}.", "",
+              "| edge | grain | depth | bits | memory |", "|---|---|---|---|---|"]
+    for x in plan.buffers:
+        unit = "images" if x.memory == "stage" else "tokens"
+        lines.append(f"| {x.src} -> {x.dst} | {x.grain} | {x.depth} {unit} | {x.bits:,} | "
+                     f"{x.memory} |")
+    lines += ["", "## Stages", "",
+              "| stage | kind | folding | cycles | busy | LUT | FF | DSP | BRAM | URAM | "
+              "GOP/s | ops/byte |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    from ..perf.model import macs
+    for s in plan.stages:
+        st = graph[s.name]
+        ops = 2 * macs(graph, st)
+        r = s.resources
+        lines.append(f"| {s.name} | {s.kind} | {s.folding} | {s.cycles:,} | "
+                     f"{s.cycles / plan.ii:.1%} | {r.lut:,.0f} | {r.ff:,.0f} | {r.dsp} | "
+                     f"{r.bram:g} | {r.uram} | {ops * perf.fps / 1e9:,.1f} | "
+                     f"{ops / traffic_bytes(graph, plan, st):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, graph: IntGraph, plan: Plan, perf: Performance, progress=None) -> list[Path]:
+    """Write every file into a temporary directory, then move them into ``out``: a
+    failure leaves no half-written report."""
+    from . import plots
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".partial-"))
+    try:
+        (tmp / "plan.json").write_text(json.dumps(plan_dict(graph, plan, perf), indent=1) + "\n")
+        (tmp / "report.md").write_text(markdown(graph, plan, perf))
+        for name, fn in plots.PLOTS.items():
+            if progress:
+                progress(f"plot {name}.png")
+            fn(tmp / f"{name}.png", graph, plan, perf)
+        written = []
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, out / f.name)
+            written.append(out / f.name)
+        return written
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,93 @@
+"""Board budgets: one JSON file per board in ``boards/`` (see boards/README.md)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import BoardError
+
+BOARD_DIR = Path(__file__).resolve().parents[2] / "boards"
+KINDS = ("lut", "ff", "dsp", "bram", "uram")
+FAMILIES = ("xcup", "versal")
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    part: str
+    family: str
+    clock_mhz: float
+    usable_fraction: float
+    resources: dict[str, int]
+    description: str = ""
+
+    def budget(self) -> dict[str, int]:
+        """What the planner may use: the usable fraction of every resource."""
+        return {k: int(self.resources[k] * self.usable_fraction) for k in KINDS}
+
+    @property
+    def open_synthesis(self) -> bool:
+        """Whether Yosys supports the family (the resource model was calibrated on it)."""
+        return self.family == "xcup"
+
+
+def board_names() -> list[str]:
+    return sorted(p.stem for p in BOARD_DIR.glob("*.json"))
+
+
+def load_board(name_or_path: str) -> Board:
+    """A board by name (``boards/NAME.json``) or by the path of a JSON file."""
+    p = Path(name_or_path)
+    if p.suffix != ".json":
+        p = BOARD_DIR / f"{name_or_path}.json"
+        if not p.is_file():
+            raise BoardError(f"board: {name_or_path!r}: expected one of "
+                             f"{', '.join(board_names())} or a .json file")
+    if not p.is_file():
+        raise BoardError(f"board: {str(p)!r}: no such file")
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise BoardError(f"board {p.name}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(d, dict):
+        raise BoardError(f"board {p.name}: expected a JSON object")
+    return _parse(d, p)
+
+
+def _parse(d: dict, p: Path) -> Board:
+    where = f"board {p.name}"
+    known = {"name", "part", "family", "clock_mhz", "usable_fraction", "resources", "description"}
+    for k in d:
+        if k not in known:
+            raise BoardError(f"{where}: unknown key {k!r}: expected one of {', '.join(sorted(known))}")
+    for k in known - {"description"}:
+        if k not in d:
+            raise BoardError(f"{where}: missing key {k!r}")
+    if d["name"] != p.stem:
+        raise BoardError(f"{where}: name={d['name']!r}: expected the file name {p.stem!r}")
+    if d["family"] not in FAMILIES:
+        raise BoardError(f"{where}: family={d['family']!r}: expected one of {', '.join(FAMILIES)}")
+    clock = d["clock_mhz"]
+    if isinstance(clock, bool) or not isinstance(clock, (int, float)) or not 0 < clock <= 2000:
+        raise BoardError(f"{where}: clock_mhz={clock!r}: expected a number in (0, 2000]")
+    frac = d["usable_fraction"]
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
+        raise BoardError(f"{where}: usable_fraction={frac!r}: expected a number in (0, 1]")
+    res = d["resources"]
+    if not isinstance(res, dict):
+        raise BoardError(f"{where}: resources={res!r}: expected an object with {', '.join(KINDS)}")
+    for k in res:
+        if k not in KINDS:
+            raise BoardError(f"{where}: resources.{k}: unknown resource, expected one of "
+                             f"{', '.join(KINDS)}")
+    for k in KINDS:
+        v = res.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise BoardError(f"{where}: resources.{k}={v!r}: expected a count >= 0")
+    if res["lut"] == 0:
+        raise BoardError(f"{where}: resources.lut=0: expected a count > 0")
+    return Board(name=d["name"], part=str(d["part"]), family=d["family"],
+                 clock_mhz=float(clock), usable_fraction=float(frac),
+                 resources={k: res[k] for k in KINDS}, description=str(d.get("description", "")))

@@ -1,0 +1,118 @@
+"""Mapping a memory (width x depth bits) to LUTRAM, BRAM36 or URAM288 and what it costs.
+
+Geometries are the UltraScale+ / Versal primitives: a LUT6 holds 64 x 1 bits (ROM or
+LUTRAM); a BRAM36 is 32Kx1 ... 512x72 (a BRAM18 half counts 0.5); a URAM288 is 4Kx72.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+
+BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
+LUTRAM_MAX_DEPTH = 256   # deeper LUT memories would need wide read multiplexers
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One memory of a stage: ``ports`` read ports (a multi-port ROM is replicated)."""
+
+    name: str
+    width: int
+    depth: int
+    rom: bool = False
+    ports: int = 1
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth * self.ports
+
+
+def lut_cost(width: int, depth: int, rom: bool = True) -> int:
+    """LUTs of a ROM (a LUT6 is 64 x 1) or of a simple dual-port RAM (RAM32M16: 32 x 14
+    in 8 LUTs; RAM64M8: 64 x 7 in 8 LUTs; deeper ones stack)."""
+    if rom:
+        return width * ceil(depth / 64)
+    if depth <= 32:
+        return 8 * ceil(width / 14)
+    return 8 * ceil(width / 7) * ceil(depth / 64)
+
+
+def bram_cost(width: int, depth: int) -> float:
+    """BRAM36 blocks (halves allowed) for the cheapest aspect ratio."""
+    best = float("inf")
+    for d, w in BRAM36_SHAPES:
+        n = ceil(width / w) * ceil(depth / d)
+        half = ceil(width / (w // 2)) * ceil(depth / d) / 2 if w >= 2 and depth <= d else n
+        best = min(best, n, half)
+    return best
+
+
+def uram_cost(width: int, depth: int) -> int:
+    return ceil(width / 72) * ceil(depth / 4096)
+
+
+def options(mem: Memory) -> dict[str, float]:
+    """Cost of the memory in each primitive that can hold it: ``lutram`` in LUTs, ``bram``
+    in BRAM36 blocks, ``uram`` in URAM288 blocks."""
+    out = {"bram": bram_cost(mem.width, mem.depth) * mem.ports}
+    if mem.depth <= LUTRAM_MAX_DEPTH:
+        out["lutram"] = float(lut_cost(mem.width, mem.depth, mem.rom) * mem.ports)
+    out["uram"] = float(uram_cost(mem.width, mem.depth) * mem.ports)
+    return out
+
+
+def place(mem: Memory, budget: dict[str, int]) -> tuple[str, float]:
+    """(kind, count): the primitive that takes the smallest fraction of its budget
+    (``budget`` keys ``lut``, ``bram``, ``uram``)."""
+    key = {"lutram": "lut", "bram": "bram", "uram": "uram"}
+    best = None
+    for kind, n in options(mem).items():
+        b = budget.get(key[kind], 0)
+        if not b:
+            continue
+        frac = n / b
+        if best is None or frac < best[0]:
+            best = (frac, kind, n)
+    if best is None:
+        return "bram", options(mem)["bram"]
+    return best[1], best[2]
+
+
+BUDGET_KEY = {"lutram": "lut", "bram": "bram", "uram": "uram"}
+
+
+def place_all(mems: list[Memory], budget: dict[str, int],
+              used: dict[str, float]) -> list[tuple[str, float]]:
+    """Place every memory at once: each first where it takes the smallest budget fraction,
+    then, while a resource is over budget (``used`` holds what logic already takes), move
+    the memory that frees the most of it per fraction added elsewhere."""
+    choice = [place(m, budget) for m in mems]
+    opts = [options(m) for m in mems]
+    total = dict(used)
+    for kind, n in choice:
+        total[BUDGET_KEY[kind]] = total.get(BUDGET_KEY[kind], 0) + n
+    for _ in range(4 * len(mems)):
+        over = [k for k in ("bram", "uram", "lut") if total.get(k, 0) > budget.get(k, 0)]
+        if not over:
+            break
+        k = over[0]
+        best = None
+        for i, (kind, n) in enumerate(choice):
+            if BUDGET_KEY[kind] != k:
+                continue
+            for alt, m in opts[i].items():
+                a = BUDGET_KEY[alt]
+                if a == k or not budget.get(a) or total.get(a, 0) + m > budget[a]:
+                    continue
+                score = (n / budget[k]) / (m / budget[a] + 1e-12)
+                if best is None or score > best[0]:
+                    best = (score, i, alt, m)
+        if best is None:
+            break
+        _, i, alt, m = best
+        kind, n = choice[i]
+        total[BUDGET_KEY[kind]] -= n
+        total[BUDGET_KEY[alt]] = total.get(BUDGET_KEY[alt], 0) + m
+        choice[i] = (alt, m)
+    return choice

@@ -1,0 +1,168 @@
+"""Analytic resource model: LUT / FF / DSP / BRAM / URAM of one stage at one folding.
+
+Logic is ``a * size + b`` per stage kind, where ``size`` is a structural count of the
+stage's datapath (partial-product bits, adder bits, register bits) derived from its
+folding and its derived widths, and ``a, b`` are calibrated against Yosys
+``synth_xilinx -family xcup`` (``benchmarks/calibrate_resources.py`` writes
+``coefficients.json``). Memories are placed analytically (``memory.place``). Products of
+operands wider than 4 bits use one DSP each; narrower ones are LUT fabric.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from functools import cache
+from math import ceil
+from pathlib import Path
+
+from ..graph.contract import Folding
+from ..graph.intrange import IntRange
+from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
+                            ResidualAdd, Softmax, Stage, Tokens)
+from .memory import BUDGET_KEY, Memory, place
+
+COEFFICIENTS = Path(__file__).with_name("coefficients.json")
+DSP_MIN_BITS = 5            # a product with an operand this wide goes to a DSP
+MODEL_KIND = {"linear": "linear", "qk": "linear", "av": "linear", "requant": "requant",
+              "add": "add", "tokens": "add", "layernorm": "layernorm", "softmax": "softmax"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    lut: float = 0.0
+    ff: float = 0.0
+    dsp: int = 0
+    bram: float = 0.0
+    uram: int = 0
+
+    def __add__(self, o: Resources) -> Resources:
+        return Resources(*(getattr(self, f.name) + getattr(o, f.name) for f in fields(self)))
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Datapath:
+    """What the logic model needs: structural sizes and the stage's memories."""
+
+    lut_size: int
+    ff_size: int
+    dsp: int
+    memories: tuple[Memory, ...]
+
+
+def _bits(r: IntRange) -> int:
+    return r.bits
+
+
+def _products(tp_lanes_out: int, xb: int, wb: int, acc: int, cip: int) -> tuple[int, int, int]:
+    """(lut size, dsp, ff size) of ``tp_lanes_out`` dot-product lanes of ``cip`` terms."""
+    dsp = tp_lanes_out * cip if max(xb, wb) >= DSP_MIN_BITS else 0
+    pp = 0 if dsp else xb * wb
+    return tp_lanes_out * cip * (pp + acc), dsp, tp_lanes_out * acc
+
+
+def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 1,
+             coarse_banks: int = 2) -> Datapath:
+    """The stage's datapath at folding ``f``: attention stages own their K/V/Q buffers,
+    ``coarse_banks`` images deep."""
+    d, n = st.derived, f.tp * f.cip
+    if isinstance(st, Linear):
+        xb, wb, ab = _bits(st.in_ranges[0]), _bits(d["weight"]), _bits(d["acc"])
+        ni, no = st.in_features // f.cip, st.out_features // f.cop
+        lut, dsp, ff = _products(f.tp * f.cop, xb, wb, ab, f.cip)
+        mems = (Memory("weights", f.cop * f.cip * wb, no * ni, rom=True),
+                Memory("row", f.tp * f.cip * xb, 2 * ni),
+                Memory("bias", f.cop * ab, no, rom=True))
+        return Datapath(lut, ff + f.tp * f.cip * xb, dsp, mems)
+    if isinstance(st, (AttentionScores, AttentionValue)):
+        h, hd = st.heads, st.head_dim
+        xb = _bits(st.in_ranges[0])
+        wb = _bits(st.in_ranges[-1])
+        ab = _bits(d["out"])
+        lut, dsp, ff = _products(h * f.tp * f.cop, xb, wb, ab, f.cip)
+        if isinstance(st, AttentionScores):  # K read cop tokens x cip channels; Q waits
+            mems = (Memory("k", f.cop * f.cip * wb, coarse_banks * (tokens // f.cop) * (hd // f.cip),
+                           ports=h),
+                    Memory("q_wait", f.tp * hd * xb, coarse_banks * (tokens // f.tp), ports=h))
+        else:                                # V written transposed: cop channels x cip tokens
+            mems = (Memory("v", f.cop * f.cip * wb, coarse_banks * (hd // f.cop) * (tokens // f.cip),
+                           ports=h),)
+        return Datapath(lut, ff + h * f.tp * f.cip * xb, dsp, mems)
+    if isinstance(st, Requant):
+        ib, ob, t = _bits(st.in_ranges[0]), _bits(st.out_range), st.table
+        return Datapath(n * (ib + ob), n * ob, 0,
+                        (Memory("table", ob, t.groups * t.size, rom=True, ports=n),))
+    if isinstance(st, (ResidualAdd, Tokens)):
+        ob = _bits(d["sum"])
+        mems = ()
+        if isinstance(st, Tokens):
+            pb = _bits(IntRange.of_array(st.pos))
+            mems = (Memory("pos", n * pb, (tokens // f.tp) * (in_channels // f.cip), rom=True),)
+        return Datapath(n * sum(_bits(r) for r in st.in_ranges) + n * ob, n * _bits(st.out_range),
+                        0, mems)
+    if isinstance(st, LayerNorm):
+        xb, db, rb, tb, gb = (_bits(d[k]) for k in ("s1", "d", "r", "t", "u"))
+        xb = _bits(st.in_ranges[0])
+        s1b, s2b = _bits(d["s1"]), _bits(d["s2"])
+        nb = in_channels // f.cip
+        banks = 2 + ceil(2 / nb)
+        lut = n * (db * rb // 4 + tb + gb + xb * xb) + f.tp * (s1b * s1b // 4 + s2b)
+        mems = (Memory("row", n * xb, banks * nb), Memory("rsqrt", rb, st.rsqrt.size * st.rsqrt.segments,
+                                                           rom=True, ports=f.tp),
+                Memory("affine", 2 * f.cip * gb, nb, rom=True))
+        return Datapath(lut, n * (xb + _bits(st.out_range)) + 2 * f.tp * (s1b + s2b), 0, mems)
+    if isinstance(st, Softmax):
+        h = heads  # one unit per head
+        xb, eb, rb, zb = (_bits(d[k]) for k in ("diff", "e", "r", "z"))
+        xb = _bits(st.in_ranges[0])
+        nb = st.row_len // f.cip
+        banks = 2 + ceil(2 / nb)
+        lut = h * (n * (eb * rb // 4 + xb + eb) + f.tp * zb)
+        mems = (Memory("rows", h * n * (xb + eb), banks * nb),
+                Memory("exp", eb, st.exp.size, rom=True, ports=h * n),
+                Memory("recip", rb, st.recip.size * st.recip.segments, rom=True, ports=h * f.tp))
+        return Datapath(lut, h * (n * (xb + eb + _bits(st.out_range)) + 2 * f.tp * zb), 0, mems)
+    raise TypeError(f"no resource model for stage kind {st.kind!r}")
+
+
+@cache
+def coefficients() -> dict:
+    return json.loads(COEFFICIENTS.read_text())
+
+
+def logic(kind: str, lut_size: float, ff_size: float) -> tuple[float, float]:
+    c = coefficients()["kinds"][MODEL_KIND[kind]]
+    return (c["lut"][0] * lut_size + c["lut"][1], c["ff"][0] * ff_size + c["ff"][1])
+
+
+def placed(kind: str, count: float) -> Resources:
+    """Resources of ``count`` units of memory primitive ``kind``."""
+    return Resources(**{BUDGET_KEY[kind]: int(count) if kind == "uram" else count})
+
+
+def memory_resources(mems, budget: dict[str, int]) -> Resources:
+    res = Resources()
+    for mem in mems:
+        kind, count = place(mem, budget)
+        res = res + placed(kind, count)
+    return res
+
+
+def stage_logic(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 1,
+                coarse_banks: int = 2) -> tuple[Resources, tuple[Memory, ...]]:
+    """Calibrated logic of one stage, and its memories (placed by the caller)."""
+    dp = datapath(st, f, tokens, in_channels, heads, coarse_banks)
+    lut, ff = logic(st.kind, dp.lut_size, dp.ff_size)
+    return Resources(lut=lut, ff=ff, dsp=dp.dsp), dp.memories
+
+
+def estimate(st: Stage, f: Folding, tokens: int, in_channels: int, budget: dict[str, int],
+             heads: int = 1, coarse_banks: int = 2) -> Resources:
+    """Resources of one stage alone: calibrated logic plus its memories, each placed where
+    it takes the smallest fraction of the budget."""
+    dp = datapath(st, f, tokens, in_channels, heads, coarse_banks)
+    lut, ff = logic(st.kind, dp.lut_size, dp.ff_size)
+    return Resources(lut=lut, ff=ff, dsp=dp.dsp) + memory_resources(dp.memories, budget)

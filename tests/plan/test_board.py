@@ -1,0 +1,50 @@
+"""Board files: the shipped ones load; malformed ones fail with one line naming the key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hgpipe.errors import BoardError
+from hgpipe.resources.board import board_names, load_board
+
+
+def test_shipped_boards_have_the_device_counts():
+    assert {"zcu102", "vck190"} <= set(board_names())
+    z, v = load_board("zcu102"), load_board("vck190")
+    assert z.resources == {"lut": 274080, "ff": 548160, "dsp": 2520, "bram": 912, "uram": 0}
+    assert v.resources == {"lut": 899840, "ff": 1799680, "dsp": 1968, "bram": 967, "uram": 463}
+    assert v.clock_mhz == 425 and v.family == "versal" and z.family == "xcup"
+    assert v.budget()["lut"] == int(899840 * v.usable_fraction)
+
+
+GOOD = json.loads((load_board.__globals__["BOARD_DIR"] / "zcu102.json").read_text())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.pop("clock_mhz"), "missing key 'clock_mhz'"),
+    (lambda d: d.update(family="stratix"), "family='stratix'"),
+    (lambda d: d["resources"].update(lut=-5), "resources.lut=-5"),
+    (lambda d: d["resources"].update(lutram=5), "resources.lutram"),
+    (lambda d: d.update(usable_fraction=1.5), "usable_fraction=1.5"),
+    (lambda d: d.update(name="other"), "name='other'"),
+    (lambda d: d.update(speed=3), "unknown key 'speed'"),
+])
+def test_malformed_board_is_one_line(tmp_path, edit, message):
+    d = json.loads(json.dumps(GOOD))
+    edit(d)
+    p = tmp_path / "zcu102.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(BoardError) as e:
+        load_board(str(p))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_board_and_bad_json(tmp_path):
+    with pytest.raises(BoardError, match="'nope'.*expected one of .*vck190"):
+        load_board("nope")
+    p = tmp_path / "b.json"
+    p.write_text("{not json")
+    with pytest.raises(BoardError, match="not valid JSON"):
+        load_board(str(p))

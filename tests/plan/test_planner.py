@@ -1,0 +1,122 @@
+"""The planner on vit-micro and vit-digits: legal foldings, targets, buffers, fit."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from hgpipe.errors import PlanError
+from hgpipe.graph.contract import cycles, divides
+from hgpipe.perf.model import evaluate
+from hgpipe.plan.fold import stage_dims
+from hgpipe.plan.plan import make_plan
+from hgpipe.plan.schedule import Deadlock, simulate
+from hgpipe.resources.board import load_board
+from hgpipe.resources.memory import Memory, bram_cost, lut_cost, place_all
+
+
+@pytest.fixture(scope="module")
+def graph(graphs):
+    return graphs["w3a3"]  # vit-digits: 17 tokens, 32 channels, 2 blocks
+
+
+def _check_foldings(graph, plan):
+    for s in plan.stages:
+        st = graph[s.name]
+        t, cin = stage_dims(graph, st)
+        cout = st.out_features if st.kind == "linear" else cin
+        if st.kind == "qk":
+            assert st.head_dim % s.folding.cip == 0 and t % s.folding.cop == 0
+        elif st.kind == "av":
+            assert t % s.folding.cip == 0 and st.head_dim % s.folding.cop == 0
+        elif st.kind == "softmax":
+            assert st.row_len % s.folding.cip == 0
+        else:
+            assert divides(s.folding, t, st.in_features if st.kind == "linear" else cin, cout)
+        assert s.cycles == cycles(st, s.folding, t, cin)
+
+
+def test_fastest_plan_fits_and_divides(graph):
+    plan = make_plan(graph, load_board("vck190"))
+    assert plan.fits and plan.ii == max(s.cycles for s in plan.stages)
+    _check_foldings(graph, plan)
+    assert plan.tp == 1  # 17 tokens: only TP = 1 divides
+
+
+@pytest.mark.parametrize("target", [400, 1500, 6000])
+def test_target_ii_is_met_by_the_cheapest_stages(graph, target):
+    board = load_board("zcu102")
+    plan = make_plan(graph, board, target_ii=target)
+    assert plan.ii <= target and all(s.cycles <= target for s in plan.stages)
+    _check_foldings(graph, plan)
+    perf = evaluate(graph, plan)
+    assert perf.steady_ii_cycles == plan.ii   # planned FIFOs: the slowest stage never starves
+    assert min(perf.busy.values()) > 0 and max(perf.busy.values()) == 1.0
+
+
+def test_slower_target_costs_less(graph):
+    board = load_board("zcu102")
+    fast, slow = (make_plan(graph, board, target_ii=t) for t in (400, 6000))
+    assert slow.resources.lut < fast.resources.lut
+
+
+def test_fps_target_is_ii_at_the_clock(graph):
+    board = load_board("vck190")
+    plan = make_plan(graph, board, target_fps=425e6 / 2000)
+    assert plan.ii <= 2000 and plan.target_ii == 2000
+
+
+def test_unreachable_target_names_the_stage(graph):
+    with pytest.raises(PlanError, match=r"target II 3 cycles cannot be met.*stage \S+ needs "
+                       r"at least \d+ cycles"):
+        make_plan(graph, load_board("vck190"), target_ii=3)
+
+
+def test_target_over_budget_names_the_resource(graph):
+    small = dataclasses.replace(load_board("zcu102"), resources={
+        "lut": 20000, "ff": 40000, "dsp": 20, "bram": 40, "uram": 0})
+    with pytest.raises(PlanError, match=r"target II 400 cycles cannot be met on zcu102: .*"
+                       r"needs (LUT|DSP|BRAM)"):
+        make_plan(graph, small, target_ii=400)
+
+
+def test_buffers_coarse_where_attention_needs_whole_tensors(graph):
+    plan = make_plan(graph, load_board("vck190"), target_ii=1500)
+    by = {(b.src, b.dst): b for b in plan.buffers}
+    t = graph.config.num_tokens
+    for i in range(graph.config.depth):
+        k = by[(f"blocks.{i}.attn.qkv.requant", f"blocks.{i}.attn.qk")]
+        v = by[(f"blocks.{i}.attn.qkv.requant", f"blocks.{i}.attn.av")]
+        assert k.grain == v.grain == "coarse" and k.depth >= 1 and v.depth >= 1
+        res = by[(graph[f"blocks.{i}.add1"].inputs[0], f"blocks.{i}.add1")]
+        assert res.grain == "coarse" and res.depth >= t  # the residual around attention
+        assert by[(f"blocks.{i}.mlp.fc1", f"blocks.{i}.mlp.gelu")].grain == "fine"
+    assert 0 < plan.buffer_bits < plan.all_coarse_bits
+
+
+def test_planned_residual_fifo_is_needed(graph):
+    """Halving the residual FIFO around attention deadlocks the event schedule."""
+    plan = make_plan(graph, load_board("vck190"), target_ii=1500)
+    key = f"{graph['blocks.0.add1'].inputs[0]}->blocks.0.add1"
+    depths = dict(plan.depths)
+    depths[key] //= 2
+    simulate(list(plan.nodes), 3, plan.depths, plan.banks)
+    with pytest.raises(Deadlock):
+        simulate(list(plan.nodes), 3, depths, plan.banks)
+
+
+def test_memory_geometry_by_hand():
+    assert bram_cost(72, 512) == 1 and bram_cost(36, 1024) == 1
+    assert bram_cost(18, 1024) == 0.5 and bram_cost(144, 512) == 2
+    assert bram_cost(4, 8192) == 1 and bram_cost(3, 16384) == 1.5  # three 16Kx1 BRAM18
+    assert lut_cost(3, 64) == 3 and lut_cost(3, 65) == 6          # ROM: LUT6 = 64 x 1
+    assert lut_cost(14, 32, rom=False) == 8                         # one RAM32M16
+
+
+def test_memories_move_out_of_an_overfull_resource():
+    mems = [Memory(f"m{i}", 72, 256) for i in range(10)]  # 0.5 BRAM36 or 8*11 LUTs each
+    budget = {"lut": 10000, "bram": 2, "uram": 0}
+    placed = place_all(mems, budget, {"lut": 0})
+    assert sum(n for k, n in placed if k == "bram") <= 2
+    assert sum(n for k, n in placed if k == "lutram") <= 10000

@@ -1,0 +1,51 @@
+"""The resource model against the stored Yosys calibration points."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hgpipe.resources.model import coefficients, logic
+
+
+def test_calibration_is_recorded_with_its_tool_and_points():
+    c = coefficients()
+    assert c["yosys"].startswith("Yosys") and c["date"][:2] == "20"
+    kinds = {p["kind"] for p in c["points"]}
+    assert {"linear", "requant", "add", "layernorm", "softmax"} <= kinds
+    for k in kinds:
+        assert sum(p["kind"] == k for p in c["points"]) >= 3, k
+
+
+def test_model_reproduces_the_stored_points_within_the_stated_error():
+    c = coefficients()
+    for kind, err in c["rms_relative_error"].items():
+        pts = [p for p in c["points"] if p["kind"] == kind]
+        for res in ("lut", "ff"):
+            rel = []
+            for p in pts:
+                lut, ff = logic(p["stage_kind"], p["lut_size"], p["ff_size"])
+                model = (lut + p["memory_luts"]) if res == "lut" else ff
+                rel.append(model / p[f"yosys_{res}"] - 1)
+            rms = float(np.sqrt(np.mean(np.square(rel))))
+            assert abs(rms - err[res]) < 0.002, (kind, res, rms, err[res])
+            # requant tables are over-counted (Yosys minimises small ROM logic): 56% RMS
+            assert rms < 0.6, (kind, res, rms)
+
+
+def test_stored_sizes_match_the_current_datapath_model(micro_graph_w3a3):
+    """The sizes stored with each point are what the model computes today for the same
+    stage and folding (the model has not drifted from its calibration)."""
+    from hgpipe.graph.contract import Folding
+    from hgpipe.resources.model import datapath
+    g = micro_graph_w3a3
+    checked = 0
+    for p in coefficients()["points"]:
+        model, bits, stage, fold = p["label"].split("/")
+        if model != "vit-micro" or bits != "w3a3" or p["stage_kind"] != "linear":
+            continue
+        tp, cip, cop = (int(x[len(k):]) for x, k in zip(fold.split("-"), ("tp", "cip", "cop")))
+        st = g[stage]
+        dp = datapath(st, Folding(tp, cip, cop), g.shape(stage)[0], st.in_features)
+        assert (dp.lut_size, dp.ff_size) == (p["lut_size"], p["ff_size"])
+        checked += 1
+    assert checked >= 2

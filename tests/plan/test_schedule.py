@@ -1,0 +1,57 @@
+"""The row-level schedule against hand-computed cases, deadlock detection, FIFO sizing."""
+
+from __future__ import annotations
+
+import pytest
+
+from hgpipe.plan.schedule import Deadlock, Node, required_depths, simulate
+
+
+def chain():
+    # source: one token a cycle; A: 2 cycles a row, lag 2; B: 3 cycles a row, lag 3
+    return [Node("patches", 1, 4, 4, 1, 0),
+            Node("a", 1, 4, 4, 2, 2, inputs=(("patches", "row"),)),
+            Node("b", 1, 4, 4, 3, 3, inputs=(("a", "row"),))]
+
+
+def test_chain_by_hand():
+    s = simulate(chain(), 2, {}, {})
+    # F = max(F_prev + p, A + lag): A rows at 2,4,6,8 then 10..16; B rows at 5,8,11,14
+    assert s.finish["a"][:4] == [2, 4, 6, 8]
+    assert s.finish["b"] == [5, 8, 11, 14, 17, 20, 23, 26]
+    assert s.done("b", 0) == 14 and s.done("b", 1) - s.done("b", 0) == 12  # II = 4 x 3
+
+
+def test_tensor_grain_waits_for_the_whole_image():
+    nodes = chain()[:2] + [Node("c", 1, 4, 4, 1, 1, inputs=(("a", "tensor"),))]
+    s = simulate(nodes, 2, {}, {})
+    assert s.finish["c"][0] == s.finish["a"][3] + 1  # needs a's last row of image 0
+    assert s.finish["c"][4] == s.finish["a"][7] + 1
+
+
+def fork_join():
+    """x forks to a slow branch that needs its whole input (like attention) and to a skip
+    path; both join in an add. The skip FIFO must hold a whole image or it deadlocks."""
+    return [Node("patches", 1, 8, 8, 1, 0),
+            Node("x", 1, 8, 8, 1, 1, inputs=(("patches", "row"),)),
+            Node("att", 1, 8, 8, 1, 2, inputs=(("x", "tensor"),)),
+            Node("add", 1, 8, 8, 1, 1, inputs=(("x", "row"), ("att", "row")))]
+
+
+def test_planned_depths_keep_the_unbounded_schedule():
+    nodes = fork_join()
+    free = simulate(nodes, 4, {}, {}, pace=8)
+    depths, banks = required_depths(nodes, free)
+    assert depths["x->add"] >= 8   # the skip path holds the whole image the branch waits for
+    bounded = simulate(nodes, 4, depths, banks, pace=8)
+    assert bounded.finish == free.finish
+    back_to_back = simulate(nodes, 6, depths, banks)
+    assert back_to_back.done("add", 5) - back_to_back.done("add", 4) == 8
+
+
+def test_a_short_skip_fifo_deadlocks():
+    nodes = fork_join()
+    depths, banks = required_depths(nodes, simulate(nodes, 4, {}, {}, pace=8))
+    depths["x->add"] = 4
+    with pytest.raises(Deadlock, match="pipeline deadlock"):
+        simulate(nodes, 2, depths, banks)
