@@ -9,6 +9,7 @@ JSON (``Plan.to_dict``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from math import ceil
 
@@ -207,14 +208,12 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         for _ in mems:
             res = res + placed(*next(placement))
         o = chosen[st.name]
-        t, cin = stage_dims(graph, st)
-        stages.append(StagePlan(st.name, st.kind, o.folding, o.cycles, t, cin, res))
+        stages.append(StagePlan(st.name, st.kind, o.folding, o.cycles, *stage_dims(graph, st),
+                                res))
     fifo = Resources()
-    fifo_iter = iter(buffers)
-    for kind, count in placement:
-        b = next(x for x in fifo_iter if x.memory != "stage")
-        buffers[buffers.index(b)] = BufferPlan(b.src, b.dst, b.grain, b.depth, b.tokens,
-                                               b.channels, b.element_bits, kind)
+    fifo_index = [i for i, b in enumerate(buffers) if b.memory != "stage"]
+    for i, (kind, count) in zip(fifo_index, placement):
+        buffers[i] = dataclasses.replace(buffers[i], memory=kind)
         fifo = fifo + placed(kind, count)
     ii = max(s.cycles for s in stages)
     return Plan(model, graph.bits, board, clock_mhz, tp, target_ii, ii, tuple(stages),

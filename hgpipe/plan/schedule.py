@@ -153,10 +153,10 @@ def simulate(nodes: list[Node], images: int, depths: dict[str, float],
             if e.grain == "tensor":
                 k = banks.get(e.key)
                 if k is not None and image - k >= 0:
-                    t = taken(e.dst, (image - k + 1) * cons.rows - 1)
-                    if t is None:
+                    last = (image - k + 1) * cons.rows - 1   # the bank frees when it is done
+                    if last >= len(fin[e.dst]):
                         return None
-                    b = max(b, fin[e.dst][(image - k + 1) * cons.rows - 1])
+                    b = max(b, fin[e.dst][last])
                 continue
             depth = depths.get(e.key, 2 * n.tp if n.name == INPUT else None)
             if depth is None:

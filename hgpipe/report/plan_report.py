@@ -27,9 +27,6 @@ FAMILY_NOTE = {
 def plan_dict(graph: IntGraph, plan: Plan, perf: Performance) -> dict:
     d = plan.to_dict()
     d.update(perf.to_dict())
-    d["gops"] = round(perf.gops, 1)
-    d["fps"] = round(perf.fps, 1)
-    d["latency_cycles"] = round(perf.latency_cycles, 1)
     cal = coefficients()
     d["resource_model"] = {"yosys": cal["yosys"], "date": cal["date"],
                            "rms_relative_error": cal["rms_relative_error"],

@@ -104,7 +104,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         return Datapath(n * sum(_bits(r) for r in st.in_ranges) + n * ob, n * _bits(st.out_range),
                         0, mems)
     if isinstance(st, LayerNorm):
-        xb, db, rb, tb, gb = (_bits(d[k]) for k in ("s1", "d", "r", "t", "u"))
+        db, rb, tb, gb = (_bits(d[k]) for k in ("d", "r", "t", "u"))
         xb = _bits(st.in_ranges[0])
         s1b, s2b = _bits(d["s1"]), _bits(d["s2"])
         nb = in_channels // f.cip
@@ -116,7 +116,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         return Datapath(lut, n * (xb + _bits(st.out_range)) + 2 * f.tp * (s1b + s2b), 0, mems)
     if isinstance(st, Softmax):
         h = heads  # one unit per head
-        xb, eb, rb, zb = (_bits(d[k]) for k in ("diff", "e", "r", "z"))
+        eb, rb, zb = (_bits(d[k]) for k in ("e", "r", "z"))
         xb = _bits(st.in_ranges[0])
         nb = st.row_len // f.cip
         banks = 2 + ceil(2 / nb)
@@ -163,6 +163,5 @@ def estimate(st: Stage, f: Folding, tokens: int, in_channels: int, budget: dict[
              heads: int = 1, coarse_banks: int = 2) -> Resources:
     """Resources of one stage alone: calibrated logic plus its memories, each placed where
     it takes the smallest fraction of the budget."""
-    dp = datapath(st, f, tokens, in_channels, heads, coarse_banks)
-    lut, ff = logic(st.kind, dp.lut_size, dp.ff_size)
-    return Resources(lut=lut, ff=ff, dsp=dp.dsp) + memory_resources(dp.memories, budget)
+    res, mems = stage_logic(st, f, tokens, in_channels, heads, coarse_banks)
+    return res + memory_resources(mems, budget)
