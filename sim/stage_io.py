@@ -15,6 +15,13 @@ def port_names(n_inputs: int) -> list[str]:
     return ["i"] if n_inputs == 1 else [f"i{k}" for k in range(n_inputs)]
 
 
+def input_lanes(st, f: Folding) -> tuple[int, ...]:
+    """Lanes of each input stream: ``cip``, except AV's QKV input, read ``cop`` dims a beat."""
+    if st.kind == "av":
+        return (f.cip, f.cop)
+    return (f.cip,) * len(st.inputs)
+
+
 def cycle_budget(graph: IntGraph, name: str, f: Folding, images: int, beats: int) -> int:
     """Generous cycles for a run: a deadlock fails fast instead of running for hours."""
     from hgpipe.graph.contract import cycles
@@ -35,9 +42,12 @@ def stage_vectors(graph: IntGraph, name: str, patches: np.ndarray, f: Folding,
     if head is not None:
         env = {k: (v[:, head] if v.ndim == 4 else v) for k, v in env.items()}
     inputs = {}
-    for port, src, r in zip(port_names(len(st.inputs)), st.inputs, st.in_ranges):
-        inputs[port] = Stream(to_beats(env[src], f.tp, f.cip), r.bits, r.signed)
+    for port, src, r, lanes in zip(port_names(len(st.inputs)), st.inputs, st.in_ranges,
+                                   input_lanes(st, f)):
+        inputs[port] = Stream(to_beats(env[src], f.tp, lanes), r.bits, r.signed)
     y = env[name]
+    if st.kind == "av" and head is not None:  # one head's unit: its share of the channels
+        y = y[..., head * st.head_dim:(head + 1) * st.head_dim]
     out = y[:, None, :] if y.ndim == 2 else y  # the head's (images, classes): one token
     tp_out = 1 if y.ndim == 2 else f.tp
     work = sum(len(s.beats) for s in inputs.values()) + out.shape[0] * out.shape[1]

@@ -85,10 +85,16 @@ def cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
         return (t // f.tp) * (in_channels // f.cip)
     if isinstance(st, Softmax):
         return (t // f.tp) * (st.row_len // f.cip)
+    # a per-head attention unit also takes in the whole QKV stream, one beat per cycle:
+    # QK^T at cip lanes (Q and K chunks), AV at cop lanes (V chunks)
+    qkv = 3 * st.heads * st.head_dim if isinstance(st, (AttentionScores, AttentionValue)) \
+        else 0
     if isinstance(st, AttentionScores):
-        return (t // f.tp) * (st.head_dim // f.cip) * (t // f.cop)
+        return max((t // f.tp) * (st.head_dim // f.cip) * (t // f.cop),
+                   (t // f.tp) * (qkv // f.cip))
     if isinstance(st, AttentionValue):
-        return (t // f.tp) * (t // f.cip) * (st.head_dim // f.cop)
+        return max((t // f.tp) * (t // f.cip) * (st.head_dim // f.cop),
+                   (t // f.tp) * (qkv // f.cop))
     raise TypeError(f"no contract for stage kind {st.kind!r}")
 
 
@@ -138,10 +144,14 @@ def legal_foldings(st: Stage, tokens: int, in_channels: int, tp: int) -> list[Fo
     if isinstance(st, Linear):
         return [Folding(tp, a, b) for a in divisors(st.in_features)
                 for b in divisors(st.out_features)]
+    # K and V are banked by key (key mod cop for K, key mod cip for V) so that the ``tp``
+    # keys of one beat are written into distinct banks: at least ``tp`` banks
     if isinstance(st, AttentionScores):
-        return [Folding(tp, a, b) for a in divisors(st.head_dim) for b in divisors(tokens)]
+        return [Folding(tp, a, b) for a in divisors(st.head_dim) for b in divisors(tokens)
+                if b >= tp]
     if isinstance(st, AttentionValue):
-        return [Folding(tp, a, b) for a in divisors(tokens) for b in divisors(st.head_dim)]
+        return [Folding(tp, a, b) for a in divisors(tokens) for b in divisors(st.head_dim)
+                if a >= tp]
     n = st.row_len if isinstance(st, Softmax) else in_channels
     return [Folding(tp, a, a) for a in divisors(n)]
 

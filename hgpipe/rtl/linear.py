@@ -24,8 +24,8 @@ class LinearStage(wiring.Component):
     """Stream in: beats of ``tp x cip`` inputs. Stream out: beats of ``tp x cop``
     accumulators, output chunks in order for each token group."""
 
-    def __init__(self, st: Linear, f: Folding):
-        if st.cls_only:
+    def __init__(self, st: Linear, f: Folding, *, class_row: bool = False):
+        if st.cls_only and not class_row:
             raise ValueError("LinearStage: the head is a HeadStage")
         cin, cout = st.in_features, st.out_features
         if cin % f.cip or cout % f.cop:
@@ -120,4 +120,31 @@ class LinearStage(wiring.Component):
             m.d.sync += self.o.valid.eq(v1 & last1)
             with m.If(v1 & last1):
                 pack(m, self.o.payload, results, self.acc_range, domain="sync")
+        return m
+
+
+class HeadStage(wiring.Component):
+    """The classifier head: ``ClassSelect`` keeps the class token's row of the image (and
+    drains the others at one beat a cycle) and a ``tp = 1`` linear stage computes it.
+    In: ``tp x cip`` beats of all rows. Out: the logits' accumulators, ``cop`` a beat."""
+
+    def __init__(self, st: Linear, f: Folding, tokens: int):
+        if tokens % f.tp:
+            raise ValueError(f"HeadStage {st.name}: tp {f.tp} does not divide {tokens} tokens")
+        self.stage, self.f, self.tokens = st, f, tokens
+        self.linear = LinearStage(st, Folding(1, f.cip, f.cop), class_row=True)
+        x = st.in_ranges[0]
+        super().__init__({"i": In(stream_of(f.tp * f.cip, x)),
+                          "o": Out(stream_of(f.cop, st.derived["acc"]))})
+
+    def elaborate(self, platform):
+        from .plumbing import ClassSelect
+        m = Module()
+        f, st = self.f, self.stage
+        m.submodules.select = sel = ClassSelect(f.tp, f.cip, st.in_ranges[0].bits,
+                                                self.tokens // f.tp, st.in_features // f.cip)
+        m.submodules.linear = self.linear
+        wiring.connect(m, wiring.flipped(self.i), sel.i)
+        wiring.connect(m, sel.o, self.linear.i)
+        wiring.connect(m, self.linear.o, wiring.flipped(self.o))
         return m

@@ -1,0 +1,251 @@
+"""The attention core, one unit per head: QK^T and AV with coarse whole-tensor buffers.
+
+Both units take in the requantized QKV tensor as a stream (the same beats broadcast to
+every unit) and keep their own head's share in a buffer of two images, so the next image
+is written while this one is computed:
+
+* ``QkHead`` stores Q (the wait buffer: rows must wait until all of K is in) and K, then
+  for each query group, key chunk and dim chunk multiplies ``tp x cop x cip`` pairs.
+* ``AvHead`` stores V (transposed by its addressing: one word is one key's ``cop`` dims),
+  takes softmax rows into a double-buffered row memory, and for each query group, dim
+  chunk and key chunk multiplies ``tp x cop x cip`` pairs.
+
+K and V are banked by key (K: key mod cop, V: key mod cip), so one read gives a chunk of
+keys, and the ``tp`` consecutive keys of a written beat fall in different banks (the
+contract asks for at least ``tp`` banks). The heads' outputs are concatenated by
+``plumbing.Merge``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..graph.contract import Folding
+from ..graph.intrange import IntRange
+from ..graph.stages import AttentionScores, AttentionValue
+from .stream import lane, pack, shape_of, stream_of
+
+
+def count(m: Module, en, *counters: tuple[Signal, int]):
+    """Step nested counters (outermost first) when ``en``; return the signal that is high
+    when the innermost step wraps all of them."""
+    carry = en
+    for sig, n in reversed(counters):
+        wrap = Signal(name=f"{sig.name}_wrap")
+        m.d.comb += wrap.eq(carry & (sig == n - 1))
+        with m.If(carry):
+            m.d.sync += sig.eq(Mux(sig == n - 1, 0, sig + 1))
+        carry = wrap
+    return carry
+
+
+class QkvWriter:
+    """Walks the QKV stream (``tp`` tokens x ``lanes`` channels a beat, channels ordered
+    part (Q, K, V), head, chunk) and writes one head's part into image-banked memories.
+
+    Protocol: the stream is accepted while the image bank being written is free; the bank
+    is ``full`` after the image's last beat and free again when the consumer ``clear``s it.
+    """
+
+    def __init__(self, m: Module, s, tokens: int, tp: int, lanes: int, heads: int,
+                 head_dim: int, x: IntRange, name: str):
+        self.m, self.s, self.tp, self.lanes, self.x = m, s, tp, lanes, x
+        self.groups, self.chunks = tokens // tp, head_dim // lanes
+        self.tokens, self.name = tokens, name
+        self.full = Signal(2, name=f"{name}_full")
+        self.clear = Signal(2, name=f"{name}_clear")
+        self.wb = Signal(name=f"{name}_wb")
+        self.part, self.head = Signal(range(3)), Signal(range(heads))
+        self.chunk, self.group = Signal(range(self.chunks)), Signal(range(self.groups))
+        self.take = Signal(name=f"{name}_take")
+        m.d.comb += [s.ready.eq(~self.full.bit_select(self.wb, 1)),
+                     self.take.eq(s.valid & s.ready)]
+        self.group_step = Signal(name=f"{name}_group_step")
+        m.d.comb += self.group_step.eq(self.take & (self.part == 2) & (self.head == heads - 1)
+                                       & (self.chunk == self.chunks - 1))
+        self.image_done = count(m, self.take, (self.group, self.groups), (self.part, 3),
+                                (self.head, heads), (self.chunk, self.chunks))
+        set_full = Signal(2)
+        with m.If(self.image_done):
+            m.d.sync += self.wb.eq(~self.wb)
+            m.d.comb += set_full.eq(Mux(self.wb, 0b10, 0b01))
+        m.d.sync += self.full.eq((self.full | set_full) & ~self.clear)
+
+    def mine(self, part: int, head: int):
+        return self.take & (self.part == part) & (self.head == head)
+
+    def direct(self, part: int, head: int) -> memory.Memory:
+        """One word per beat at ``(image, group, chunk)``."""
+        m, depth = self.m, self.groups * self.chunks
+        mem = memory.Memory(shape=unsigned(len(self.s.payload)), depth=2 * depth, init=[])
+        m.submodules[f"{self.name}_mem"] = mem
+        wp = mem.write_port()
+        m.d.comb += [wp.addr.eq(self.wb * depth + self.group * self.chunks + self.chunk),
+                     wp.data.eq(self.s.payload), wp.en.eq(self.mine(part, head))]
+        return mem
+
+    def keyed(self, part: int, head: int, n: int) -> tuple[list[memory.Memory], int]:
+        """``n`` banks of one key's ``lanes`` elements: key ``k`` in bank ``k mod n`` at
+        ``(image, k // n, chunk)``; returns the banks and the words per image."""
+        m, tp, bits = self.m, self.tp, self.lanes * self.x.bits
+        rows = self.tokens // n
+        depth = rows * self.chunks
+        # the group's first key, group * tp = row0 * n + bank0 (tp <= n: one wrap at most)
+        bank0, row0 = Signal(range(n), name=f"{self.name}_bank0"), Signal(range(rows + 1))
+        with m.If(self.image_done):
+            m.d.sync += [bank0.eq(0), row0.eq(0)]
+        with m.Elif(self.group_step):
+            wraps = bank0 + tp >= n
+            m.d.sync += [bank0.eq(Mux(wraps, bank0 + tp - n, bank0 + tp)),
+                         row0.eq(row0 + wraps)]
+        slots = Array(self.s.payload[t * bits:(t + 1) * bits] for t in range(tp))
+        mems = []
+        for b in range(n):
+            mem = memory.Memory(shape=unsigned(bits), depth=2 * depth, init=[])
+            m.submodules[f"{self.name}_bank{b}"] = mem
+            wp = mem.write_port()
+            t = Signal(range(n), name=f"{self.name}_slot{b}")   # the slot that writes bank b
+            m.d.comb += t.eq(Mux(b >= bank0, b - bank0, b + n - bank0))
+            row = row0 + (b < bank0)
+            m.d.comb += [wp.addr.eq(self.wb * depth + row * self.chunks + self.chunk),
+                         wp.data.eq(slots[t]), wp.en.eq(self.mine(part, head) & (t < tp))]
+            mems.append(mem)
+        return mems, depth
+
+
+def _mac(m: Module, en, valid, first, last, a_words, b_words, a_range, b_range, tp, cop,
+         cip, out_range, o):
+    """Accumulate ``acc[t][co] += sum_ci a[t][ci] * b[co][ci]``; ``a_words[t]`` and
+    ``b_words[co]`` are packed ``cip``-element words; emit the sums on ``last``."""
+    results = []
+    for t in range(tp):
+        for co in range(cop):
+            partial = sum(lane(a_words[t], ci, a_range) * lane(b_words[co], ci, b_range)
+                          for ci in range(cip))
+            acc = Signal(shape_of(out_range), name=f"acc_t{t}_c{co}")
+            new = Signal(shape_of(out_range), name=f"new_t{t}_c{co}")
+            m.d.comb += new.eq(Mux(first, 0, acc) + partial)
+            with m.If(en & valid):
+                m.d.sync += acc.eq(new)
+            results.append(new)
+    with m.If(en):
+        m.d.sync += o.valid.eq(valid & last)
+        with m.If(valid & last):
+            pack(m, o.payload, results, out_range, domain="sync")
+
+
+class QkHead(wiring.Component):
+    """QK^T of one head. In: the QKV stream, ``tp x cip`` a beat. Out: scores, ``tp x cop``
+    a beat, key chunks in order for each query group."""
+
+    def __init__(self, st: AttentionScores, f: Folding, head: int, tokens: int):
+        if f.cop < f.tp or tokens % f.cop or st.head_dim % f.cip or tokens % f.tp:
+            raise ValueError(f"QkHead {st.name}: folding {f} does not fit {tokens} tokens, "
+                             f"head dim {st.head_dim} (cop >= tp)")
+        self.stage, self.f, self.head, self.tokens = st, f, head, tokens
+        self.x = st.in_ranges[0]
+        super().__init__({"i": In(stream_of(f.tp * f.cip, self.x)),
+                          "o": Out(stream_of(f.tp * f.cop, st.out_range))})
+
+    def elaborate(self, platform):
+        m = Module()
+        st, f, t = self.stage, self.f, self.tokens
+        w = QkvWriter(m, self.i, t, f.tp, f.cip, st.heads, st.head_dim, self.x, "qk")
+        q_mem = w.direct(0, self.head)
+        k_mems, k_depth = w.keyed(1, self.head, f.cop)
+        ng, nk, nd = t // f.tp, t // f.cop, st.head_dim // f.cip
+        en = ~self.o.valid | self.o.ready
+        rb = Signal()
+        qg, kc, dc = Signal(range(ng)), Signal(range(nk)), Signal(range(nd))
+        issue = Signal()
+        m.d.comb += issue.eq(w.full.bit_select(rb, 1) & en)
+        qp = q_mem.read_port()
+        m.d.comb += [qp.addr.eq(rb * ng * nd + qg * nd + dc), qp.en.eq(en)]
+        kps = [k.read_port() for k in k_mems]
+        for kp in kps:
+            m.d.comb += [kp.addr.eq(rb * k_depth + kc * nd + dc), kp.en.eq(en)]
+        done = count(m, issue, (qg, ng), (kc, nk), (dc, nd))
+        with m.If(done):
+            m.d.sync += rb.eq(~rb)
+            m.d.comb += w.clear.eq(Mux(rb, 0b10, 0b01))
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        with m.If(en):
+            m.d.sync += [v1.eq(issue), first1.eq(dc == 0), last1.eq(dc == nd - 1)]
+        bits = f.cip * self.x.bits
+        q_words = [qp.data[tt * bits:(tt + 1) * bits] for tt in range(f.tp)]
+        _mac(m, en, v1, first1, last1, q_words, [kp.data for kp in kps], self.x, self.x,
+             f.tp, f.cop, f.cip, st.out_range, self.o)
+        return m
+
+
+class AvHead(wiring.Component):
+    """AV of one head. In: ``i0`` softmax rows (``tp x cip`` keys a beat), ``i1`` the QKV
+    stream (``tp x cop`` a beat). Out: the head's ``head_dim`` channels, ``tp x cop`` a
+    beat."""
+
+    def __init__(self, st: AttentionValue, f: Folding, head: int, tokens: int):
+        if f.cip < f.tp or tokens % f.cip or st.head_dim % f.cop or tokens % f.tp:
+            raise ValueError(f"AvHead {st.name}: folding {f} does not fit {tokens} tokens, "
+                             f"head dim {st.head_dim} (cip >= tp)")
+        self.stage, self.f, self.head, self.tokens = st, f, head, tokens
+        self.p, self.v = st.in_ranges
+        super().__init__({"i0": In(stream_of(f.tp * f.cip, self.p)),
+                          "i1": In(stream_of(f.tp * f.cop, self.v)),
+                          "o": Out(stream_of(f.tp * f.cop, st.out_range))})
+
+    def elaborate(self, platform):
+        m = Module()
+        st, f, t = self.stage, self.f, self.tokens
+        w = QkvWriter(m, self.i1, t, f.tp, f.cop, st.heads, st.head_dim, self.v, "v")
+        v_mems, v_depth = w.keyed(2, self.head, f.cip)
+        nk, nd, ng = t // f.cip, st.head_dim // f.cop, t // f.tp
+        # softmax rows: a double-buffered row memory, as in the linear stage
+        m.submodules.row = row = memory.Memory(shape=unsigned(len(self.i0.payload)),
+                                               depth=2 * nk, init=[])
+        wr, rd = row.write_port(), row.read_port()
+        pfull, pclear, pset = Signal(2), Signal(2), Signal(2)
+        pw, kw = Signal(), Signal(range(nk))
+        take = Signal()
+        m.d.comb += [self.i0.ready.eq(~pfull.bit_select(pw, 1)),
+                     take.eq(self.i0.valid & self.i0.ready),
+                     wr.addr.eq(pw * nk + kw), wr.data.eq(self.i0.payload), wr.en.eq(take)]
+        with m.If(count(m, take, (kw, nk))):
+            m.d.sync += pw.eq(~pw)
+            m.d.comb += pset.eq(Mux(pw, 0b10, 0b01))
+        m.d.sync += pfull.eq((pfull | pset) & ~pclear)
+
+        en = ~self.o.valid | self.o.ready
+        pb, vb = Signal(), Signal()
+        qg, oc, kc = Signal(range(ng)), Signal(range(nd)), Signal(range(nk))
+        issue = Signal()
+        m.d.comb += [issue.eq(pfull.bit_select(pb, 1) & w.full.bit_select(vb, 1) & en),
+                     rd.addr.eq(pb * nk + kc), rd.en.eq(en)]
+        vps = [v.read_port() for v in v_mems]
+        for vp in vps:
+            m.d.comb += [vp.addr.eq(vb * v_depth + kc * nd + oc), vp.en.eq(en)]
+        row_done = count(m, issue, (oc, nd), (kc, nk))
+        with m.If(row_done):
+            m.d.sync += pb.eq(~pb)
+            m.d.comb += pclear.eq(Mux(pb, 0b10, 0b01))
+        with m.If(count(m, row_done, (qg, ng))):
+            m.d.sync += vb.eq(~vb)
+            m.d.comb += w.clear.eq(Mux(vb, 0b10, 0b01))
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        with m.If(en):
+            m.d.sync += [v1.eq(issue), first1.eq(kc == 0), last1.eq(kc == nk - 1)]
+        pbits = f.cip * self.p.bits
+        p_words = [rd.data[tt * pbits:(tt + 1) * pbits] for tt in range(f.tp)]
+        # b[co][ci] = V[key ci][dim co]: regroup the banks' words (one key's cop dims each)
+        vbits = self.v.bits
+        v_cols = [_column(m, [vp.data for vp in vps], co, vbits) for co in range(f.cop)]
+        _mac(m, en, v1, first1, last1, p_words, v_cols, self.p, self.v, f.tp, f.cop, f.cip,
+             st.out_range, self.o)
+        return m
+
+
+def _column(m: Module, words, co: int, bits: int):
+    """Element ``co`` of every word, packed as one word (a transpose by wiring)."""
+    from amaranth import Cat
+    return Cat(*[wd[co * bits:(co + 1) * bits] for wd in words])

@@ -1,0 +1,151 @@
+"""Stream plumbing between stages: FIFOs, lane gearboxes, broadcast forks, head merges.
+
+All streams follow the AXI-Stream transfer rule (a beat moves on valid & ready; valid and
+payload hold until taken). Payloads are ``tp`` token slots of ``lanes`` elements, token
+slot outermost (``hgpipe.graph.contract``).
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Module, Mux, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+
+class Fifo(wiring.Component):
+    """A FIFO of ``depth`` beats of ``width`` bits: ``amaranth.lib.fifo.SyncFIFOBuffered``
+    with stream ports (its output is registered, so it also cuts combinational paths)."""
+
+    def __init__(self, width: int, depth: int):
+        self.width, self.depth = width, max(depth, 2)
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=self.width, depth=self.depth)
+        wiring.connect(m, wiring.flipped(self.i), q.w_stream)
+        wiring.connect(m, q.r_stream, wiring.flipped(self.o))
+        return m
+
+
+class Gearbox(wiring.Component):
+    """Changes the lanes per token slot from ``a`` to ``b`` (channel order kept).
+
+    Each token slot has a shift register of ``a + b`` elements; a beat is accepted while
+    at most ``b`` are held (so input never waits on the output's ready), a beat leaves as
+    soon as ``b`` are held. Full rate when ``a == b``; otherwise ``min(a, b)`` elements per
+    cycle and slot. Rows of every tensor are multiples of both, so rows stay aligned.
+    """
+
+    def __init__(self, tp: int, a: int, b: int, bits: int):
+        self.tp, self.a, self.b, self.bits = tp, a, b, bits
+        super().__init__({"i": In(stream.Signature(tp * a * bits)),
+                          "o": Out(stream.Signature(tp * b * bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        tp, a, b, w = self.tp, self.a, self.b, self.bits
+        cap = a + b
+        count = Signal(range(cap + 1))
+        regs = [[Signal(w, name=f"s{t}_{k}") for k in range(cap)] for t in range(tp)]
+        pop = Signal()
+        push = Signal()
+        m.d.comb += [self.o.valid.eq(count >= b), pop.eq(self.o.valid & self.o.ready),
+                     self.i.ready.eq(count <= b), push.eq(self.i.valid & self.i.ready)]
+        for t in range(tp):
+            m.d.comb += self.o.payload[t * b * w:(t + 1) * b * w].eq(
+                Cat(*regs[t][:b]))
+        kept = Signal(range(cap + 1))           # elements left after this cycle's pop
+        m.d.comb += kept.eq(Mux(pop, count - b, count))
+        m.d.sync += count.eq(kept + Mux(push, a, 0))
+        for t in range(tp):
+            src = regs[t]
+            shifted = [Mux(pop, src[k + b] if k + b < cap else 0, src[k]) for k in range(cap)]
+            elems = [self.i.payload[(t * a + e) * w:(t * a + e + 1) * w] for e in range(a)]
+            for k in range(cap):
+                new = shifted[k]
+                for e in range(a):
+                    # element e of the beat lands at position kept + e
+                    if k - e >= 0:
+                        new = Mux(push & (kept == k - e), elems[e], new)
+                m.d.sync += src[k].eq(new)
+        return m
+
+
+class Fork(wiring.Component):
+    """Broadcast one stream to ``n`` consumers (``o0`` ...). Each output offers the beat
+    until it takes it; the input advances when every output has taken it, so one slow
+    consumer never makes another see a beat twice."""
+
+    def __init__(self, width: int, n: int):
+        self.n = n
+        super().__init__({"i": In(stream.Signature(width)),
+                          **{f"o{k}": Out(stream.Signature(width)) for k in range(n)}})
+
+    def outputs(self):
+        return [getattr(self, f"o{k}") for k in range(self.n)]
+
+    def elaborate(self, platform):
+        m = Module()
+        outs = self.outputs()
+        done = Signal(self.n)
+        over = [done[k] | outs[k].ready for k in range(self.n)]
+        all_over = Signal()
+        m.d.comb += all_over.eq(Cat(*over).all())
+        m.d.comb += self.i.ready.eq(all_over)
+        for k, o in enumerate(outs):
+            m.d.comb += [o.valid.eq(self.i.valid & ~done[k]), o.payload.eq(self.i.payload)]
+        with m.If(self.i.valid):
+            with m.If(all_over):
+                m.d.sync += done.eq(0)
+            with m.Else():
+                m.d.sync += done.eq(done | Cat(*[o.valid & o.ready for o in outs]))
+        return m
+
+
+class Merge(wiring.Component):
+    """Concatenate per-head streams along channels: for each token group, ``beats`` beats
+    from head 0, then from head 1, ...; ports ``i0`` ... and ``o``."""
+
+    def __init__(self, width: int, n: int, beats: int):
+        self.n, self.beats = n, beats
+        super().__init__({**{f"i{k}": In(stream.Signature(width)) for k in range(n)},
+                          "o": Out(stream.Signature(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        ins = [getattr(self, f"i{k}") for k in range(self.n)]
+        head, j = Signal(range(self.n)), Signal(range(self.beats))
+        valid = Array(s.valid for s in ins)
+        payload = Array(s.payload for s in ins)
+        m.d.comb += [self.o.valid.eq(valid[head]), self.o.payload.eq(payload[head])]
+        for k, s in enumerate(ins):
+            m.d.comb += s.ready.eq(self.o.ready & (head == k))
+        with m.If(self.o.valid & self.o.ready):
+            with m.If(j == self.beats - 1):
+                m.d.sync += [j.eq(0), head.eq(Mux(head == self.n - 1, 0, head + 1))]
+            with m.Else():
+                m.d.sync += j.eq(j + 1)
+        return m
+
+
+class ClassSelect(wiring.Component):
+    """Keep the class token's row (token slot 0 of the first ``chunks`` beats of each
+    image, ``rows * chunks`` beats) and drop the rest: the head's input."""
+
+    def __init__(self, tp: int, lanes: int, bits: int, rows: int, chunks: int):
+        self.tp, self.lanes, self.bits, self.rows, self.chunks = tp, lanes, bits, rows, chunks
+        super().__init__({"i": In(stream.Signature(tp * lanes * bits)),
+                          "o": Out(stream.Signature(lanes * bits))})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.rows * self.chunks
+        k = Signal(range(n))
+        keep = k < self.chunks
+        m.d.comb += [self.o.payload.eq(self.i.payload[:self.lanes * self.bits]),
+                     self.o.valid.eq(self.i.valid & keep),
+                     self.i.ready.eq(Mux(keep, self.o.ready, 1))]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += k.eq(Mux(k == n - 1, 0, k + 1))
+        return m
