@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .vectors import Vectors
@@ -68,6 +68,7 @@ class SimResult:
     first_mismatch: dict | None
     out_cycles: list[int]
     in_cycles: dict[str, list[int]]
+    extra: dict = field(default_factory=dict)   # whatever else the testbench recorded
 
     @property
     def bit_exact(self) -> bool:
@@ -155,4 +156,6 @@ def run(component_or_source, name: str, vectors: Vectors, simulator: str = "veri
         raise RuntimeError(f"simulation of {name} ({simulator}) produced no result; "
                            f"see {tdir}")
     r = json.loads(res_path.read_text())
-    return SimResult(**r)
+    known = {f.name for f in fields(SimResult)} - {"extra"}
+    return SimResult(**{k: v for k, v in r.items() if k in known},
+                     extra={k: v for k, v in r.items() if k not in known})

@@ -27,10 +27,20 @@ class Clocked:
             self.cycle += 1
 
 
+def handles(dut, port: str):
+    """(valid, payload, ready) of a stream port: Amaranth's ``<port>__valid`` naming, or
+    AXI4-Stream's ``<port>_tvalid/_tdata/_tready``."""
+    if hasattr(dut, f"{port}__valid"):
+        return tuple(getattr(dut, f"{port}__{n}") for n in ("valid", "payload", "ready"))
+    return tuple(getattr(dut, f"{port}_t{n}") for n in ("valid", "data", "ready"))
+
+
 async def drive(dut, port: str, words: list[int], stall: float, rng: random.Random,
-                clock: Clocked, taken: list[int]) -> None:
-    """Offer ``words`` on ``port``; before each new beat, idle with probability ``stall``."""
-    valid, payload, ready = (getattr(dut, f"{port}__{n}") for n in ("valid", "payload", "ready"))
+                clock: Clocked, taken: list[int], last_every: int = 0) -> None:
+    """Offer ``words`` on ``port``; before each new beat, idle with probability ``stall``.
+    With ``last_every``, ``<port>_tlast`` marks every ``last_every``-th beat."""
+    valid, payload, ready = handles(dut, port)
+    tlast = getattr(dut, f"{port}_tlast") if last_every else None
     i, holding = 0, False
     while i < len(words):
         await FallingEdge(dut.clk)
@@ -40,6 +50,8 @@ async def drive(dut, port: str, words: list[int], stall: float, rng: random.Rand
             else:
                 payload.value = words[i]
                 valid.value = 1
+                if tlast is not None:
+                    tlast.value = int((i + 1) % last_every == 0)
                 holding = True
         await ReadOnly()
         if holding and int(ready.value):
@@ -50,9 +62,10 @@ async def drive(dut, port: str, words: list[int], stall: float, rng: random.Rand
 
 
 async def monitor(dut, port: str, count: int, stall: float, rng: random.Random, clock: Clocked,
-                  words: list[int], cycles: list[int]) -> None:
-    """Accept ``count`` beats from ``port``, refusing with probability ``stall`` each cycle."""
-    valid, payload, ready = (getattr(dut, f"{port}__{n}") for n in ("valid", "payload", "ready"))
+                  words: list[int], cycles: list[int], on_beat=None) -> None:
+    """Accept ``count`` beats from ``port``, refusing with probability ``stall`` each cycle;
+    ``on_beat(index)`` runs at each transfer, in the same read-only phase."""
+    valid, payload, ready = handles(dut, port)
     while len(words) < count:
         await FallingEdge(dut.clk)
         ready.value = 0 if (stall and rng.random() < stall) else 1
@@ -60,6 +73,8 @@ async def monitor(dut, port: str, count: int, stall: float, rng: random.Random, 
         if int(ready.value) and int(valid.value):
             words.append(int(payload.value.to_unsigned()))
             cycles.append(clock.cycle)
+            if on_beat is not None:
+                on_beat(len(words) - 1)
 
 
 class Scoreboard:

@@ -6,6 +6,7 @@ Beats are (n, lanes) integer arrays; lane ``e`` of a beat occupies payload bits
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,8 @@ class Vectors:
         arrays = {"out": self.output.beats, "out_meta": np.array([self.output.bits,
                                                                     int(self.output.signed)]),
                   "run": np.array([self.images, self.seed, self.timeout]),
-                  "stall": np.array([self.stall]), "ports": np.array(list(self.inputs))}
+                  "stall": np.array([self.stall]), "ports": np.array(list(self.inputs)),
+                  "meta": np.array(json.dumps(self.meta, sort_keys=True))}
         for name, s in self.inputs.items():
             arrays[f"in_{name}"] = s.beats
             arrays[f"in_{name}_meta"] = np.array([s.bits, int(s.signed)])
@@ -69,4 +71,5 @@ class Vectors:
         images, seed, timeout = (int(v) for v in z["run"])
         return cls(inputs=inputs, output=Stream(z["out"], int(z["out_meta"][0]),
                                                 bool(z["out_meta"][1])),
-                   images=images, stall=float(z["stall"][0]), seed=seed, timeout=timeout)
+                   images=images, stall=float(z["stall"][0]), seed=seed, timeout=timeout,
+                   meta=json.loads(str(z["meta"])) if "meta" in z else {})

@@ -22,6 +22,12 @@ from ..graph.contract import Folding, input_grains, lag, row_cycles, rows
 from ..graph.graph import INPUT, IntGraph
 
 
+BANK_RELEASE_CYCLES = 8
+# cycles a beat spends between stages in the generated RTL: the FIFO on the edge (its
+# write-to-read latency and output register) and a gearbox or fork register
+EDGE_LATENCY = 4
+
+
 @dataclass(frozen=True)
 class Node:
     """One stage as the scheduler sees it. ``source`` is the input stream."""
@@ -65,7 +71,7 @@ def nodes_of(graph: IntGraph, foldings: dict[str, Folding], source_beat_cycles: 
         if st.kind == "tokens":
             tokens = c.num_tokens
         out.append(Node(st.name, f.tp, rows(st, f, tokens), graph.shape(st.name)[-2],
-                        row_cycles(st, f, tokens, cin), lag(st, f, tokens, cin),
+                        row_cycles(st, f, tokens, cin), lag(st, f, tokens, cin) + EDGE_LATENCY,
                         f.cop * (c.num_heads if st.kind in ("qk", "av") else 1),
                         tuple(zip(st.inputs, input_grains(st))),
                         token_shift=c.num_tokens - c.num_patches if st.kind == "tokens" else 0,
@@ -215,11 +221,15 @@ def required_depths(nodes: list[Node], sch: Schedule) -> tuple[dict[str, int], d
     for e in edges_of(nodes):
         prod, cons = by[e.src], by[e.dst]
         if e.grain == "tensor":
+            # a bank is free a little after the consumer's last row (its pipeline drains);
+            # a writer that would need it sooner gets another bank rather than a bubble
+            slack = cons.p + BANK_RELEASE_CYCLES
             held = 0
             for i in range(sch.images):
                 start = sch.finish[e.src][i * prod.rows]
                 held = max(held, sum(1 for j in range(i + 1)
-                                     if sch.finish[e.dst][(j + 1) * cons.rows - 1] > start))
+                                     if sch.finish[e.dst][(j + 1) * cons.rows - 1] + slack
+                                     > start))
             banks[e.key] = max(held, 1)
             continue
         # tokens taken by the consumer by time t, as a step function

@@ -28,6 +28,10 @@ from ..graph.stages import AttentionScores, AttentionValue
 from .stream import lane, pack, shape_of, stream_of
 
 
+def next_bank(b, n: int):
+    return Mux(b == n - 1, 0, b + 1)
+
+
 def count(m: Module, en, *counters: tuple[Signal, int]):
     """Step nested counters (outermost first) when ``en``; return the signal that is high
     when the innermost step wraps all of them."""
@@ -50,13 +54,14 @@ class QkvWriter:
     """
 
     def __init__(self, m: Module, s, tokens: int, tp: int, lanes: int, heads: int,
-                 head_dim: int, x: IntRange, name: str):
+                 head_dim: int, x: IntRange, name: str, banks: int = 2):
         self.m, self.s, self.tp, self.lanes, self.x = m, s, tp, lanes, x
+        self.banks = banks
         self.groups, self.chunks = tokens // tp, head_dim // lanes
         self.tokens, self.name = tokens, name
-        self.full = Signal(2, name=f"{name}_full")
-        self.clear = Signal(2, name=f"{name}_clear")
-        self.wb = Signal(name=f"{name}_wb")
+        self.full = Signal(banks, name=f"{name}_full")
+        self.clear = Signal(banks, name=f"{name}_clear")
+        self.wb = Signal(range(banks), name=f"{name}_wb")
         self.part, self.head = Signal(range(3)), Signal(range(heads))
         self.chunk, self.group = Signal(range(self.chunks)), Signal(range(self.groups))
         self.take = Signal(name=f"{name}_take")
@@ -67,10 +72,10 @@ class QkvWriter:
                                        & (self.chunk == self.chunks - 1))
         self.image_done = count(m, self.take, (self.group, self.groups), (self.part, 3),
                                 (self.head, heads), (self.chunk, self.chunks))
-        set_full = Signal(2)
+        set_full = Signal(banks)
         with m.If(self.image_done):
-            m.d.sync += self.wb.eq(~self.wb)
-            m.d.comb += set_full.eq(Mux(self.wb, 0b10, 0b01))
+            m.d.sync += self.wb.eq(next_bank(self.wb, banks))
+            m.d.comb += set_full.eq(1 << self.wb)
         m.d.sync += self.full.eq((self.full | set_full) & ~self.clear)
 
     def mine(self, part: int, head: int):
@@ -79,7 +84,8 @@ class QkvWriter:
     def direct(self, part: int, head: int) -> memory.Memory:
         """One word per beat at ``(image, group, chunk)``."""
         m, depth = self.m, self.groups * self.chunks
-        mem = memory.Memory(shape=unsigned(len(self.s.payload)), depth=2 * depth, init=[])
+        mem = memory.Memory(shape=unsigned(len(self.s.payload)), depth=self.banks * depth,
+                            init=[])
         m.submodules[f"{self.name}_mem"] = mem
         wp = mem.write_port()
         m.d.comb += [wp.addr.eq(self.wb * depth + self.group * self.chunks + self.chunk),
@@ -103,7 +109,7 @@ class QkvWriter:
         slots = Array(self.s.payload[t * bits:(t + 1) * bits] for t in range(tp))
         mems = []
         for b in range(n):
-            mem = memory.Memory(shape=unsigned(bits), depth=2 * depth, init=[])
+            mem = memory.Memory(shape=unsigned(bits), depth=self.banks * depth, init=[])
             m.submodules[f"{self.name}_bank{b}"] = mem
             wp = mem.write_port()
             t = Signal(range(n), name=f"{self.name}_slot{b}")   # the slot that writes bank b
@@ -140,27 +146,32 @@ class QkHead(wiring.Component):
     """QK^T of one head. In: the QKV stream, ``tp x cip`` a beat. Out: scores, ``tp x cop``
     a beat, key chunks in order for each query group."""
 
-    def __init__(self, st: AttentionScores, f: Folding, head: int, tokens: int):
+    def __init__(self, st: AttentionScores, f: Folding, head: int, tokens: int,
+                 banks: int = 2):
         if f.cop < f.tp or tokens % f.cop or st.head_dim % f.cip or tokens % f.tp:
             raise ValueError(f"QkHead {st.name}: folding {f} does not fit {tokens} tokens, "
                              f"head dim {st.head_dim} (cop >= tp)")
-        self.stage, self.f, self.head, self.tokens = st, f, head, tokens
+        if banks < 2:
+            raise ValueError(f"QkHead {st.name}: banks={banks}: expected >= 2")
+        self.stage, self.f, self.head, self.tokens, self.banks = st, f, head, tokens, banks
         self.x = st.in_ranges[0]
         super().__init__({"i": In(stream_of(f.tp * f.cip, self.x)),
                           "o": Out(stream_of(f.tp * f.cop, st.out_range))})
+        self.busy = Signal()  # a multiply-accumulate issues this cycle
 
     def elaborate(self, platform):
         m = Module()
         st, f, t = self.stage, self.f, self.tokens
-        w = QkvWriter(m, self.i, t, f.tp, f.cip, st.heads, st.head_dim, self.x, "qk")
+        w = QkvWriter(m, self.i, t, f.tp, f.cip, st.heads, st.head_dim, self.x, "qk",
+                      self.banks)
         q_mem = w.direct(0, self.head)
         k_mems, k_depth = w.keyed(1, self.head, f.cop)
         ng, nk, nd = t // f.tp, t // f.cop, st.head_dim // f.cip
         en = ~self.o.valid | self.o.ready
-        rb = Signal()
+        rb = Signal(range(w.banks))
         qg, kc, dc = Signal(range(ng)), Signal(range(nk)), Signal(range(nd))
         issue = Signal()
-        m.d.comb += issue.eq(w.full.bit_select(rb, 1) & en)
+        m.d.comb += [issue.eq(w.full.bit_select(rb, 1) & en), self.busy.eq(issue)]
         qp = q_mem.read_port()
         m.d.comb += [qp.addr.eq(rb * ng * nd + qg * nd + dc), qp.en.eq(en)]
         kps = [k.read_port() for k in k_mems]
@@ -168,8 +179,8 @@ class QkHead(wiring.Component):
             m.d.comb += [kp.addr.eq(rb * k_depth + kc * nd + dc), kp.en.eq(en)]
         done = count(m, issue, (qg, ng), (kc, nk), (dc, nd))
         with m.If(done):
-            m.d.sync += rb.eq(~rb)
-            m.d.comb += w.clear.eq(Mux(rb, 0b10, 0b01))
+            m.d.sync += rb.eq(next_bank(rb, w.banks))
+            m.d.comb += w.clear.eq(1 << rb)
         v1, first1, last1 = Signal(), Signal(), Signal()
         with m.If(en):
             m.d.sync += [v1.eq(issue), first1.eq(dc == 0), last1.eq(dc == nd - 1)]
@@ -185,20 +196,25 @@ class AvHead(wiring.Component):
     stream (``tp x cop`` a beat). Out: the head's ``head_dim`` channels, ``tp x cop`` a
     beat."""
 
-    def __init__(self, st: AttentionValue, f: Folding, head: int, tokens: int):
+    def __init__(self, st: AttentionValue, f: Folding, head: int, tokens: int,
+                 banks: int = 2):
         if f.cip < f.tp or tokens % f.cip or st.head_dim % f.cop or tokens % f.tp:
             raise ValueError(f"AvHead {st.name}: folding {f} does not fit {tokens} tokens, "
                              f"head dim {st.head_dim} (cip >= tp)")
-        self.stage, self.f, self.head, self.tokens = st, f, head, tokens
+        if banks < 2:
+            raise ValueError(f"AvHead {st.name}: banks={banks}: expected >= 2")
+        self.stage, self.f, self.head, self.tokens, self.banks = st, f, head, tokens, banks
         self.p, self.v = st.in_ranges
         super().__init__({"i0": In(stream_of(f.tp * f.cip, self.p)),
                           "i1": In(stream_of(f.tp * f.cop, self.v)),
                           "o": Out(stream_of(f.tp * f.cop, st.out_range))})
+        self.busy = Signal()  # a multiply-accumulate issues this cycle
 
     def elaborate(self, platform):
         m = Module()
         st, f, t = self.stage, self.f, self.tokens
-        w = QkvWriter(m, self.i1, t, f.tp, f.cop, st.heads, st.head_dim, self.v, "v")
+        w = QkvWriter(m, self.i1, t, f.tp, f.cop, st.heads, st.head_dim, self.v, "v",
+                      self.banks)
         v_mems, v_depth = w.keyed(2, self.head, f.cip)
         nk, nd, ng = t // f.cip, st.head_dim // f.cop, t // f.tp
         # softmax rows: a double-buffered row memory, as in the linear stage
@@ -217,10 +233,11 @@ class AvHead(wiring.Component):
         m.d.sync += pfull.eq((pfull | pset) & ~pclear)
 
         en = ~self.o.valid | self.o.ready
-        pb, vb = Signal(), Signal()
+        pb, vb = Signal(), Signal(range(w.banks))
         qg, oc, kc = Signal(range(ng)), Signal(range(nd)), Signal(range(nk))
         issue = Signal()
         m.d.comb += [issue.eq(pfull.bit_select(pb, 1) & w.full.bit_select(vb, 1) & en),
+                     self.busy.eq(issue),
                      rd.addr.eq(pb * nk + kc), rd.en.eq(en)]
         vps = [v.read_port() for v in v_mems]
         for vp in vps:
@@ -230,8 +247,8 @@ class AvHead(wiring.Component):
             m.d.sync += pb.eq(~pb)
             m.d.comb += pclear.eq(Mux(pb, 0b10, 0b01))
         with m.If(count(m, row_done, (qg, ng))):
-            m.d.sync += vb.eq(~vb)
-            m.d.comb += w.clear.eq(Mux(vb, 0b10, 0b01))
+            m.d.sync += vb.eq(next_bank(vb, w.banks))
+            m.d.comb += w.clear.eq(1 << vb)
         v1, first1, last1 = Signal(), Signal(), Signal()
         with m.If(en):
             m.d.sync += [v1.eq(issue), first1.eq(kc == 0), last1.eq(kc == nk - 1)]

@@ -29,6 +29,7 @@ class Join(wiring.Component):
                  for k, r in enumerate(in_ranges)}
         ports["o"] = Out(stream_of(elements, out_range))
         super().__init__(ports)
+        self.busy = Signal()  # a beat is taken this cycle
 
     @property
     def inputs(self):
@@ -49,6 +50,7 @@ class Join(wiring.Component):
         m.d.comb += all_valid.eq(v)
         for s in ins:
             m.d.comb += s.ready.eq(advance & all_valid)
+        m.d.comb += self.busy.eq(advance & all_valid)
         outs = []
         for e in range(self.elements):
             xs = [lane(s.payload, e, r) for s, r in zip(ins, self.in_ranges)]

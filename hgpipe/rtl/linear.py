@@ -38,6 +38,7 @@ class LinearStage(wiring.Component):
         self.acc_range = st.derived["acc"]
         super().__init__({"i": In(stream_of(f.tp * f.cip, self.x_range)),
                           "o": Out(stream_of(f.tp * f.cop, self.acc_range))})
+        self.busy = Signal()  # a multiply-accumulate issues this cycle
 
     def weight_words(self) -> list[int]:
         st, f, wb = self.stage, self.f, self.w_range.bits
@@ -81,7 +82,7 @@ class LinearStage(wiring.Component):
         bank_r = Signal()
         oc, ic = Signal(range(no)), Signal(range(ni))
         issue = Signal()
-        m.d.comb += [issue.eq(full.bit_select(bank_r, 1) & en),
+        m.d.comb += [issue.eq(full.bit_select(bank_r, 1) & en), self.busy.eq(issue),
                      rd.addr.eq(bank_r * ni + ic), rd.en.eq(en),
                      wp.addr.eq(oc * ni + ic), wp.en.eq(en),
                      bp.addr.eq(oc), bp.en.eq(en)]
@@ -136,6 +137,7 @@ class HeadStage(wiring.Component):
         x = st.in_ranges[0]
         super().__init__({"i": In(stream_of(f.tp * f.cip, x)),
                           "o": Out(stream_of(f.cop, st.derived["acc"]))})
+        self.busy = Signal()  # computing the class row or draining a row
 
     def elaborate(self, platform):
         from .plumbing import ClassSelect
@@ -147,4 +149,5 @@ class HeadStage(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), sel.i)
         wiring.connect(m, sel.o, self.linear.i)
         wiring.connect(m, self.linear.o, wiring.flipped(self.o))
+        m.d.comb += self.busy.eq(self.linear.busy | (self.i.valid & self.i.ready))
         return m

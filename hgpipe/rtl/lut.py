@@ -71,6 +71,7 @@ class LutStage(wiring.Component):
             raise ValueError("LutStage: lanes must divide channels")
         super().__init__({"i": In(stream_of(tp * lanes, in_range)),
                           "o": Out(stream_of(tp * lanes, out_range))})
+        self.busy = Signal()  # a beat is taken this cycle
 
     def elaborate(self, platform):
         m = Module()
@@ -78,7 +79,7 @@ class LutStage(wiring.Component):
         m.submodules.rom = rom = memory.Memory(shape=shape_of(self.out_range),
                                                depth=t.groups * t.size, init=rom_init(t))
         advance = ~self.o.valid | self.o.ready
-        m.d.comb += self.i.ready.eq(advance)
+        m.d.comb += [self.i.ready.eq(advance), self.busy.eq(advance & self.i.valid)]
         chunk = Signal(range(max(self.channels // lanes, 1)))
         if t.groups > 1:
             with m.If(self.i.valid & advance):

@@ -31,10 +31,11 @@ class Fifo(wiring.Component):
 class Gearbox(wiring.Component):
     """Changes the lanes per token slot from ``a`` to ``b`` (channel order kept).
 
-    Each token slot has a shift register of ``a + b`` elements; a beat is accepted while
-    at most ``b`` are held (so input never waits on the output's ready), a beat leaves as
-    soon as ``b`` are held. Full rate when ``a == b``; otherwise ``min(a, b)`` elements per
-    cycle and slot. Rows of every tensor are multiples of both, so rows stay aligned.
+    Each token slot has a shift register of ``2a + b`` elements; a beat is accepted while
+    at most ``a + b`` are held (so ready never waits on the output's ready), and a beat
+    leaves as soon as ``b`` are held. With the output always ready, fewer than ``a + b``
+    are ever held, so the input is never refused: ``min(a, b)`` elements per cycle and
+    slot. Rows of every tensor are multiples of both, so rows stay aligned.
     """
 
     def __init__(self, tp: int, a: int, b: int, bits: int):
@@ -45,13 +46,13 @@ class Gearbox(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         tp, a, b, w = self.tp, self.a, self.b, self.bits
-        cap = a + b
+        cap = 2 * a + b
         count = Signal(range(cap + 1))
         regs = [[Signal(w, name=f"s{t}_{k}") for k in range(cap)] for t in range(tp)]
         pop = Signal()
         push = Signal()
         m.d.comb += [self.o.valid.eq(count >= b), pop.eq(self.o.valid & self.o.ready),
-                     self.i.ready.eq(count <= b), push.eq(self.i.valid & self.i.ready)]
+                     self.i.ready.eq(count <= a + b), push.eq(self.i.valid & self.i.ready)]
         for t in range(tp):
             m.d.comb += self.o.payload[t * b * w:(t + 1) * b * w].eq(
                 Cat(*regs[t][:b]))

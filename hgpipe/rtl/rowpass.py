@@ -47,6 +47,7 @@ class RowPass(wiring.Component):
         self.banks = 2 + ceil((self.finish_latency + 1) / self.nb)
         super().__init__({"i": In(stream_of(tp * lanes, in_range)),
                           "o": Out(stream_of(tp * lanes, out_range))})
+        self.busy = Signal()  # the replay issues a beat this cycle
 
     @property
     def buffer_bits(self) -> int:
@@ -128,7 +129,7 @@ class RowPass(wiring.Component):
         en = ~self.o.valid | self.o.ready
         br, jr = Signal(range(nbank)), Signal(range(nb))
         issue, clear = Signal(), Signal(nbank)
-        m.d.comb += [issue.eq(ready.bit_select(br, 1) & en),
+        m.d.comb += [issue.eq(ready.bit_select(br, 1) & en), self.busy.eq(issue),
                      rd.addr.eq(br * nb + jr), rd.en.eq(en)]
         consts = self.chunk_constants(m, jr, en)
         with m.If(issue):

@@ -99,6 +99,7 @@ class SoftmaxStage(wiring.Component):
         self.max_exp, self.normalise = _MaxExp(st, f), _SumNormalise(st, f)
         super().__init__({"i": In(stream_of(f.tp * f.cip, st.in_ranges[0])),
                           "o": Out(stream_of(f.tp * f.cop, st.out_range))})
+        self.busy = self.normalise.busy
 
     @property
     def buffer_bits(self) -> int:

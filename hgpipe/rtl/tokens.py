@@ -38,6 +38,7 @@ class TokensStage(wiring.Component):
         x = st.in_ranges[0]
         super().__init__({"i": In(stream_of(f.tp * f.cip, x)),
                           "o": Out(stream_of(f.tp * f.cip, st.out_range))})
+        self.busy = Signal()  # a beat is produced this cycle
 
     def pos_words(self) -> list[int]:
         f, nc = self.f, self.channels // self.f.cip
@@ -58,7 +59,7 @@ class TokensStage(wiring.Component):
         advance = ~self.o.valid | self.o.ready
         step = Signal()
         m.d.comb += [self.i.ready.eq(advance & ~insert),
-                     step.eq(advance & (self.i.valid | insert)),
+                     step.eq(advance & (self.i.valid | insert)), self.busy.eq(step),
                      rp.addr.eq(g * nc + c), rp.en.eq(advance)]
         count(m, step, (g, ng), (c, nc))
         held = [Signal(shape_of(x), name=f"x{e}") for e in range(f.tp * f.cip)]

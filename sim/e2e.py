@@ -1,0 +1,88 @@
+"""End-to-end simulation of a generated accelerator against the golden model.
+
+``top_vectors`` turns images into the AXI-Stream beats the top level takes and the logits
+it must give; ``simulate`` builds and runs the ``sim.tb_top`` testbench and measures the
+steady-state II (between the last two images' last output beats), the first image's
+latency (its first input beat to its last output beat) and each stage's busy fraction
+over the last interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hgpipe.golden import run as golden_run
+from hgpipe.graph import IntGraph
+from hgpipe.graph.contract import to_beats
+from hgpipe.rtl.accelerator import Accelerator, safe
+
+from . import runner
+from .vectors import Stream, Vectors
+
+TOP = "hgpipe_top"
+
+
+def top_vectors(graph: IntGraph, acc: Accelerator, patches: np.ndarray, stall: float = 0.0,
+                seed: int = 0, cycles_per_image: int = 0) -> Vectors:
+    first, last = graph.stages[0], graph.output
+    f0, fl = acc.foldings[first.name], acc.foldings[last.name]
+    logits = golden_run(graph, patches, keep={last.name})[last.name]
+    images = len(patches)
+    slow = 1.0 / (1.0 - stall) ** 2 if stall else 1.0
+    timeout = int((images + 4) * max(cycles_per_image, 1) * 3 * slow) + 50_000
+    return Vectors(
+        inputs={"s_axis": Stream(to_beats(patches, f0.tp, f0.cip), graph.input_range.bits,
+                                 graph.input_range.signed)},
+        output=Stream(to_beats(logits[:, None, :], 1, fl.cop), last.out_range.bits,
+                      last.out_range.signed),
+        images=images, stall=stall, seed=seed, timeout=timeout,
+        meta={"beats_per_image_in": acc.beats_per_image_in,
+              "beats_per_image_out": acc.beats_per_image_out,
+              "stages": sorted({safe(st.name) for st in graph.stages})})
+
+
+@dataclass
+class E2EResult:
+    bit_exact: bool
+    images: int
+    mismatches: int
+    first_mismatch: dict | None
+    measured_ii_cycles: int | None
+    measured_latency_cycles: int
+    image_end_cycles: list[int]
+    stage_busy: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def measure(graph: IntGraph, r: runner.SimResult) -> E2EResult:
+    ends = r.extra["image_ends"]
+    busy = r.extra["busy"]
+    start = r.in_cycles["s_axis"][0]
+    ii = ends[-1] - ends[-2] if len(ends) >= 2 else None
+    stage_busy = {}
+    if len(ends) >= 2:
+        for st in graph.stages:
+            k = safe(st.name)
+            stage_busy[st.name] = round((busy[-1][k] - busy[-2][k]) / ii, 4)
+    return E2EResult(bit_exact=r.bit_exact and not r.extra.get("bad_tlast"),
+                     images=len(ends), mismatches=r.mismatches,
+                     first_mismatch=r.first_mismatch, measured_ii_cycles=ii,
+                     measured_latency_cycles=ends[0] - start, image_end_cycles=ends,
+                     stage_busy=stage_busy)
+
+
+def simulate(graph: IntGraph, acc: Accelerator, patches: np.ndarray, *,
+             simulator: str = "verilator", stall: float = 0.0, seed: int = 0,
+             cycles_per_image: int = 0, source: str | None = None,
+             build_root: Path = runner.DEFAULT_BUILD, optimize: bool = False) -> E2EResult:
+    """Run the images through the accelerator (``source``: its Verilog, if already made)."""
+    vec = top_vectors(graph, acc, patches, stall, seed, cycles_per_image)
+    src = source if source is not None else runner.verilog(acc, TOP)
+    r = runner.run(src, TOP, vec, simulator, build_root=build_root, testbench="sim.tb_top",
+                   optimize=optimize)
+    return measure(graph, r)
