@@ -207,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for plan.json, report.md, plots")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(fn=cmd_plan)
+    from .cli_rtl import add_commands
+    add_commands(sub)
     return ap
 
 

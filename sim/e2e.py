@@ -18,11 +18,11 @@ from hgpipe.golden import run as golden_run
 from hgpipe.graph import IntGraph
 from hgpipe.graph.contract import to_beats
 from hgpipe.rtl.accelerator import Accelerator, safe
+from hgpipe.rtl.generate import TOP
 
 from . import runner
 from .vectors import Stream, Vectors
 
-TOP = "hgpipe_top"
 
 
 def top_vectors(graph: IntGraph, acc: Accelerator, patches: np.ndarray, stall: float = 0.0,
@@ -66,9 +66,13 @@ def measure(graph: IntGraph, r: runner.SimResult) -> E2EResult:
     ii = ends[-1] - ends[-2] if len(ends) >= 2 else None
     stage_busy = {}
     if len(ends) >= 2:
+        # bubbles in the middle of the run: by the last images the first stages have
+        # drained (the input has ended), so the last interval would show them idle
+        k = max(1, len(ends) // 2)
+        span = ends[k] - ends[k - 1]
         for st in graph.stages:
-            k = safe(st.name)
-            stage_busy[st.name] = round((busy[-1][k] - busy[-2][k]) / ii, 4)
+            s = safe(st.name)
+            stage_busy[st.name] = round((busy[k][s] - busy[k - 1][s]) / span, 4)
     return E2EResult(bit_exact=r.bit_exact and not r.extra.get("bad_tlast"),
                      images=len(ends), mismatches=r.mismatches,
                      first_mismatch=r.first_mismatch, measured_ii_cycles=ii,

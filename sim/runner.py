@@ -16,21 +16,19 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from hgpipe.rtl.generate import verilog  # noqa: F401  (re-exported for the tests)
+
 from .vectors import Vectors
 
 SIMULATORS = ("verilator", "icarus")
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BUILD = ROOT / "sim_build"
+DEFAULT_BUILD = Path(os.environ.get("HGPIPE_SIM_BUILD", ROOT / "sim_build"))
 
 
 class SimulatorMissing(RuntimeError):
     """The requested simulator is not installed: a failure, never a skip."""
 
 
-def verilog(component, name: str) -> str:
-    """Deterministic Verilog (no source locations) of an Amaranth component."""
-    from amaranth.back import verilog as back
-    return back.convert(component, name=name, emit_src=False)
 
 
 def _verilator_env() -> None:
@@ -126,7 +124,8 @@ def _compile(source: str, name: str, simulator: str, bdir: Path, optimize: bool)
             [f for f in os.environ.get("MAKEFLAGS", "").split() if not f.startswith("OPT")]
             + [f"OPT_FAST={level}", f"OPT_SLOW={level}", f"OPT_GLOBAL={level}"])
     get_runner(simulator).build(sources=[vfile], hdl_toplevel=name, build_dir=bdir,
-                                build_args=args, always=True, timescale=("1ns", "1ps"))
+                                build_args=args, always=True, timescale=("1ns", "1ps"),
+                                log_file=bdir / "build.log")
 
 
 def run(component_or_source, name: str, vectors: Vectors, simulator: str = "verilator",
@@ -149,7 +148,8 @@ def run(component_or_source, name: str, vectors: Vectors, simulator: str = "veri
     try:
         get_runner(simulator).test(test_module=testbench, hdl_toplevel=name, build_dir=bdir,
                                    hdl_toplevel_lang="verilog",
-                                   test_dir=tdir, extra_env=env, timescale=("1ns", "1ps"))
+                                   test_dir=tdir, extra_env=env, timescale=("1ns", "1ps"),
+                                   log_file=tdir / "sim.log")
     except SystemExit:
         pass  # a failed cocotb test: the scoreboard's record below says what failed
     if not res_path.exists():

@@ -98,9 +98,11 @@ def markdown(graph: IntGraph, plan: Plan, perf: Performance) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(out: Path, graph: IntGraph, plan: Plan, perf: Performance, progress=None) -> list[Path]:
+def write(out: Path, graph: IntGraph, plan: Plan, perf: Performance, progress=None,
+          extra=None) -> list[Path]:
     """Write every file into a temporary directory, then move them into ``out``: a
-    failure leaves no half-written report."""
+    failure leaves no half-written report. ``extra(tmp)`` adds more files or directories
+    (the RTL, test vectors) to the same transaction."""
     from . import plots
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -112,8 +114,12 @@ def write(out: Path, graph: IntGraph, plan: Plan, perf: Performance, progress=No
             if progress:
                 progress(f"plot {name}.png")
             fn(tmp / f"{name}.png", graph, plan, perf)
+        if extra is not None:
+            extra(tmp)
         written = []
         for f in sorted(tmp.iterdir()):
+            if f.is_dir() and (out / f.name).exists():
+                shutil.rmtree(out / f.name)
             os.replace(f, out / f.name)
             written.append(out / f.name)
         return written

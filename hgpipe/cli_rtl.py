@@ -1,0 +1,154 @@
+"""``hgpipe generate`` and ``hgpipe sim``: the accelerator's RTL, and its proof in cocotb."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HgpipeError
+
+
+def _test_patches(args: argparse.Namespace, graph, n: int) -> np.ndarray:
+    """The images the test vectors use: --inputs, or ``n`` random images by --seed."""
+    from .model.forward import image_batch
+    cfg = graph.config
+    if getattr(args, "inputs", None):
+        from .cli import _load_array
+        images = image_batch(cfg, _load_array(args.inputs, "inputs"))
+    else:
+        rng = np.random.default_rng(args.seed + 1)
+        images = rng.standard_normal((n, cfg.in_chans, cfg.image_size, cfg.image_size))
+    return graph.encode_images(images)
+
+
+def _generate(args: argparse.Namespace, say, images: int):
+    """Plan, elaborate and convert; returns what the writers and the simulator need."""
+    from sim.e2e import top_vectors
+    from .cli import make_plan_from_args
+    from .rtl.generate import TOP, elaborate, verilog
+    graph, plan, perf = make_plan_from_args(args, say)
+    say(f"elaborating {len(graph.stages)} stages")
+    acc = elaborate(graph, plan)
+    say("writing Verilog")
+    source = verilog(acc, TOP)
+    patches = _test_patches(args, graph, images)
+    say(f"golden vectors for {len(patches)} images")
+    vec = top_vectors(graph, acc, patches, cycles_per_image=plan.ii)
+    return graph, plan, perf, acc, source, patches, vec
+
+
+def _rtl_files(source: str, vec, patches: np.ndarray, acc):
+    """The files ``generate`` adds to the report's output, written into ``tmp``."""
+    from .rtl.generate import TOP
+
+    def write(tmp: Path) -> None:
+        rtl = tmp / "rtl"
+        rtl.mkdir()
+        (rtl / f"{TOP}.v").write_text(source)
+        (rtl / "filelist.f").write_text(f"{TOP}.v\n")
+        (rtl / "ports.json").write_text(json.dumps({
+            "top": TOP, "s_axis_tdata_bits": acc.in_width,
+            "m_axis_tdata_bits": acc.out_lanes * acc.out_bits,
+            "beats_per_image_in": acc.beats_per_image_in,
+            "beats_per_image_out": acc.beats_per_image_out,
+            "out_lanes": acc.out_lanes, "out_bits": acc.out_bits}, indent=1) + "\n")
+        v = tmp / "vectors"
+        v.mkdir()
+        vec.save(v / "top.npz")
+        np.save(v / "patches.npy", patches)
+    return write
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .cli import _progress, summary
+    from .report.plan_report import write
+    say = _progress(args.quiet)
+    graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
+    files = write(Path(args.out), graph, plan, perf, progress=say,
+                  extra=_rtl_files(source, vec, patches, acc))
+    print(f"{plan.model} {plan.bits} on {plan.board.name} at {plan.clock_mhz:g} MHz, "
+          f"TP={plan.tp}: {len(source.splitlines()):,} lines of Verilog")
+    print(summary(plan, perf))
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim import e2e, runner
+    from .cli import _progress
+    from .report.plan_report import write
+    if args.images < 2:
+        raise HgpipeError(f"images: {args.images}: expected >= 2 (the II is measured "
+                          f"between consecutive images)")
+    if not 0 <= args.stall < 1:
+        raise HgpipeError(f"stall: {args.stall}: expected a probability in [0, 1)")
+    if args.simulator not in runner.SIMULATORS:
+        raise HgpipeError(f"simulator: {args.simulator!r}: expected one of "
+                          f"{', '.join(runner.SIMULATORS)}")
+    say = _progress(args.quiet)
+    graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
+    say(f"building and simulating with {args.simulator} ({args.images} images, "
+        f"stall {args.stall})")
+    build_root = Path(args.build_dir) if args.build_dir else \
+        Path.home() / ".cache" / "hgpipe" / "sim_build"
+    try:
+        r = e2e.simulate(graph, acc, patches, simulator=args.simulator, stall=args.stall,
+                         seed=args.seed, cycles_per_image=plan.ii, source=source,
+                         build_root=build_root, optimize=args.images * plan.ii > 200_000)
+    except (runner.SimulatorMissing, RuntimeError) as exc:
+        raise HgpipeError(f"simulation: {exc}") from None
+    result = {"model": plan.model, "bits": plan.bits, "board": plan.board.name,
+              "simulator": args.simulator, "stall": args.stall, "bit_exact": r.bit_exact,
+              "images": r.images, "mismatches": r.mismatches,
+              "first_mismatch": r.first_mismatch,
+              "measured_ii_cycles": r.measured_ii_cycles, "model_ii_cycles": plan.ii,
+              "measured_latency_cycles": r.measured_latency_cycles,
+              "model_latency_cycles": round(perf.latency_cycles, 1),
+              "image_end_cycles": r.image_end_cycles, "stage_busy": r.stage_busy,
+              "model_stage_busy": {s.name: round(s.cycles / plan.ii, 4) for s in plan.stages}}
+
+    def extra(tmp: Path) -> None:
+        _rtl_files(source, vec, patches, acc)(tmp)
+        (tmp / "sim.json").write_text(json.dumps(result, indent=1) + "\n")
+    write(Path(args.out), graph, plan, perf, progress=say, extra=extra)
+    ii_err = (r.measured_ii_cycles - plan.ii) / plan.ii if r.measured_ii_cycles else None
+    lat_err = (r.measured_latency_cycles - perf.latency_cycles) / perf.latency_cycles
+    print(f"{plan.model} {plan.bits}, {args.simulator}, {r.images} images, stall "
+          f"{args.stall}: {'BIT-EXACT' if r.bit_exact else f'{r.mismatches} MISMATCHES'}")
+    print(f"  II       measured {r.measured_ii_cycles:,} cycles, model {plan.ii:,}"
+          + (f" ({ii_err:+.2%})" if ii_err is not None else ""))
+    print(f"  latency  measured {r.measured_latency_cycles:,} cycles, model "
+          f"{perf.latency_cycles:,.0f} ({lat_err:+.2%})")
+    low = {k: v for k, v in r.stage_busy.items() if v < 0.95 and plan.stage(k).cycles >= 0.95 * plan.ii}
+    print(f"  busy     {min(r.stage_busy.values(), default=0):.1%} .. "
+          f"{max(r.stage_busy.values(), default=0):.1%}"
+          + (f"; below 95% at the II: {', '.join(low)}" if low else ""))
+    print(f"wrote {Path(args.out) / 'sim.json'}")
+    return 0 if r.bit_exact else 1
+
+
+def add_commands(sub) -> None:
+    from .cli import _add_model_args, _add_plan_args, _add_quant_args
+    for name, fn, text in (("generate", cmd_generate, "generate the accelerator's Verilog, "
+                            "plan, reports and test vectors"),
+                           ("sim", cmd_sim, "generate and verify the accelerator in cocotb "
+                            "against the golden model")):
+        p = sub.add_parser(name, help=text)
+        _add_model_args(p)
+        _add_quant_args(p)
+        _add_plan_args(p)
+        p.add_argument("--inputs", help="test images .npy (default: random by --seed)")
+        p.add_argument("--images", type=int, default=3 if name == "sim" else 2,
+                       help="random test images (default %(default)s)")
+        p.add_argument("--out", required=True, help="output directory")
+        p.add_argument("--quiet", action="store_true", help="no progress messages")
+        if name == "sim":
+            p.add_argument("--simulator", default="verilator", help="verilator or icarus")
+            p.add_argument("--stall", type=float, default=0.0,
+                           help="probability of a valid/ready stall per cycle on both streams")
+            p.add_argument("--build-dir", help="simulator build cache "
+                           "(default ~/.cache/hgpipe/sim_build)")
+        p.set_defaults(fn=fn)
