@@ -141,7 +141,7 @@ def add_commands(sub) -> None:
         _add_quant_args(p)
         _add_plan_args(p)
         p.add_argument("--inputs", help="test images .npy (default: random by --seed)")
-        p.add_argument("--images", type=int, default=3 if name == "sim" else 2,
+        p.add_argument("--images", type=int, default=8 if name == "sim" else 2,
                        help="random test images (default %(default)s)")
         p.add_argument("--out", required=True, help="output directory")
         p.add_argument("--quiet", action="store_true", help="no progress messages")

@@ -66,9 +66,10 @@ def measure(graph: IntGraph, r: runner.SimResult) -> E2EResult:
     ii = ends[-1] - ends[-2] if len(ends) >= 2 else None
     stage_busy = {}
     if len(ends) >= 2:
-        # bubbles in the middle of the run: by the last images the first stages have
-        # drained (the input has ended), so the last interval would show them idle
-        k = max(1, len(ends) // 2)
+        # bubbles in the last interval that ends while images still stream in: after the
+        # input has ended the first stages drain and would look idle
+        last_in = r.in_cycles["s_axis"][-1]
+        k = max([1] + [j for j in range(1, len(ends)) if ends[j] <= last_in])
         span = ends[k] - ends[k - 1]
         for st in graph.stages:
             s = safe(st.name)

@@ -113,10 +113,13 @@ class QkvWriter:
             m.submodules[f"{self.name}_bank{b}"] = mem
             wp = mem.write_port()
             t = Signal(range(n), name=f"{self.name}_slot{b}")   # the slot that writes bank b
-            m.d.comb += t.eq(Mux(b >= bank0, b - bank0, b + n - bank0))
-            row = row0 + (b < bank0)
+            m.d.comb += t.eq(b - bank0 if b == n - 1 else Mux(b >= bank0, b - bank0,
+                                                              b + n - bank0))
+            row = row0 + (b < bank0) if b < n - 1 else row0
+            # does one of the beat's tp keys land in bank b? (a constant when tp == n)
+            in_beat = 1 if tp == n else (t == 0 if tp == 1 else t < tp)
             m.d.comb += [wp.addr.eq(self.wb * depth + row * self.chunks + self.chunk),
-                         wp.data.eq(slots[t]), wp.en.eq(self.mine(part, head) & (t < tp))]
+                         wp.data.eq(slots[t]), wp.en.eq(self.mine(part, head) & in_beat)]
             mems.append(mem)
         return mems, depth
 
