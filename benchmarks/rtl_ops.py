@@ -22,13 +22,17 @@ from hgpipe.rtl.elementwise import ResidualAddStage
 from hgpipe.rtl.layernorm import LayerNormStage
 from hgpipe.rtl.linear import LinearStage
 from hgpipe.rtl.lut import LutStage
+from hgpipe.rtl.attention import AvHead, QkHead
+from hgpipe.rtl.linear import HeadStage
 from hgpipe.rtl.softmax import SoftmaxStage
+from hgpipe.rtl.tokens import TokensStage
 from sim import runner
 from sim.stage_io import stage_vectors
 
 HG = {  # HG-PIPE's DeiT-tiny parallelism (QKV: 6x12 for each of Q, K, V)
     "qkv": Folding(2, 6, 36), "proj": Folding(2, 12, 6), "fc1": Folding(2, 12, 24),
     "fc2": Folding(2, 24, 12), "ln": Folding(2, 1, 1), "softmax": Folding(2, 1, 1),
+    "qk": Folding(2, 4, 7), "av": Folding(2, 7, 4),
 }
 
 
@@ -36,12 +40,18 @@ def components(g):
     b = "blocks.0"
     lut = lambda n, f: LutStage(g[n].table, g[n].in_ranges[0], g[n].out_range, f.tp, f.cip,
                                 g.shape(n)[1])
+    f = Folding(2, 16, 16)
+    yield "patch embed", "patch_embed", f, LinearStage(g["patch_embed"], f), None
+    f = Folding(2, 4, 4)
+    yield "tokens", "tokens", f, TokensStage(g["tokens"], f, 196), None
     yield "layernorm", f"{b}.norm1", HG["ln"], LayerNormStage(g[f"{b}.norm1"], HG["ln"], 192), None
     yield "linear qkv", f"{b}.attn.qkv", HG["qkv"], LinearStage(g[f"{b}.attn.qkv"], HG["qkv"]), None
     f = Folding(2, 36, 36)
     yield "requant qkv", f"{b}.attn.qkv.requant", f, lut(f"{b}.attn.qkv.requant", f), None
+    yield "qk (1 head)", f"{b}.attn.qk", HG["qk"], QkHead(g[f"{b}.attn.qk"], HG["qk"], 0, 196), 0
     yield "softmax (1 head)", f"{b}.attn.softmax", HG["softmax"], \
         SoftmaxStage(g[f"{b}.attn.softmax"], HG["softmax"]), 0
+    yield "av (1 head)", f"{b}.attn.av", HG["av"], AvHead(g[f"{b}.attn.av"], HG["av"], 0, 196), 0
     yield "linear proj", f"{b}.attn.proj", HG["proj"], LinearStage(g[f"{b}.attn.proj"], HG["proj"]), None
     f = Folding(2, 6, 6)
     yield "residual add", f"{b}.add1", f, ResidualAddStage(g[f"{b}.add1"], 12), None
@@ -49,6 +59,8 @@ def components(g):
     f = Folding(2, 24, 24)
     yield "gelu requant", f"{b}.mlp.gelu", f, lut(f"{b}.mlp.gelu", f), None
     yield "linear fc2", f"{b}.mlp.fc2", HG["fc2"], LinearStage(g[f"{b}.mlp.fc2"], HG["fc2"]), None
+    f = Folding(2, 8, 8)
+    yield "head", "head", f, HeadStage(g["head"], f, 196), None
 
 
 def main() -> None:

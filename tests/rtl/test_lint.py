@@ -8,7 +8,11 @@ from hgpipe.rtl.elementwise import ResidualAddStage
 from hgpipe.rtl.layernorm import LayerNormStage
 from hgpipe.rtl.linear import LinearStage
 from hgpipe.rtl.lut import LutStage
+from hgpipe.rtl.attention import AvHead, QkHead
+from hgpipe.rtl.linear import HeadStage
+from hgpipe.rtl.plumbing import Fifo, Fork, Gearbox, Merge
 from hgpipe.rtl.softmax import SoftmaxStage
+from hgpipe.rtl.tokens import TokensStage
 from sim.lint import lint
 from sim.runner import verilog
 
@@ -23,6 +27,14 @@ COMPONENTS = {
     "add": lambda g: ResidualAddStage(g["blocks.0.add1"], 8),
     "layernorm": lambda g: LayerNormStage(g["blocks.0.norm1"], F, 16),
     "softmax": lambda g: SoftmaxStage(g["blocks.0.attn.softmax"], F),
+    "qk_head": lambda g: QkHead(g["blocks.0.attn.qk"], Folding(2, 4, 2), 1, 16, banks=3),
+    "av_head": lambda g: AvHead(g["blocks.0.attn.av"], Folding(2, 4, 4), 0, 16),
+    "tokens": lambda g: TokensStage(g["tokens"], F, 16),
+    "head": lambda g: HeadStage(g["head"], Folding(2, 4, 5), 16),
+    "fifo": lambda g: Fifo(12, 5),
+    "gearbox": lambda g: Gearbox(2, 3, 4, 5),
+    "fork": lambda g: Fork(12, 3),
+    "merge": lambda g: Merge(12, 3, 2),
 }
 
 

@@ -1,0 +1,91 @@
+"""Whole accelerators simulated in Verilator: measured against modelled II and latency,
+per-stage bubbles, simulation rate and build time.
+
+    python benchmarks/e2e.py                       # vit-micro and one DeiT-tiny block
+    python benchmarks/e2e.py --only micro --images 8
+    python benchmarks/e2e.py --block-ii 57624      # the block at HG-PIPE's II
+
+Cases: ``vit-micro`` (16 tokens x 16 channels, w4a4, the CLI's fastest plan that fits
+VCK190) and ``deit-tiny block``: HG-PIPE's DeiT-tiny with one encoder block (196 tokens x
+192 channels, 3 heads, w3a3; patch embedding, final norm and head included) planned at
+``--block-ii`` cycles per image. Target: every stage whose cycles are within 5% of the II
+busy >= 95% of the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from hgpipe.model import preset, random_weights
+from hgpipe.perf.model import evaluate
+from hgpipe.plan.plan import make_plan
+from hgpipe.quant import BitSpec, QuantConfig, quantize_model
+from hgpipe.resources.board import load_board
+from hgpipe.rtl.generate import TOP, elaborate, verilog
+from sim import e2e, runner
+
+
+def case(name: str, cfg, bits: str, target_ii: int | None, images: int) -> dict:
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((2, cfg.in_chans, cfg.image_size, cfg.image_size))
+    graph = quantize_model(cfg, random_weights(cfg, seed=1), calib,
+                           QuantConfig(bits=BitSpec.parse(bits)))
+    plan = make_plan(graph, load_board("vck190"), target_ii=target_ii)
+    perf = evaluate(graph, plan)
+    t0 = time.perf_counter()
+    acc = elaborate(graph, plan)
+    source = verilog(acc, TOP)
+    t_gen = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    runner.build(source, TOP, "verilator", optimize=True)
+    t_build = time.perf_counter() - t0
+    patches = graph.encode_images(rng.standard_normal((images, cfg.in_chans, cfg.image_size,
+                                                       cfg.image_size)))
+    t0 = time.perf_counter()
+    r = e2e.simulate(graph, acc, patches, cycles_per_image=plan.ii, source=source,
+                     optimize=True)
+    t_sim = time.perf_counter() - t0
+    cycles = r.image_end_cycles[-1]
+    at_ii = {s.name: r.stage_busy[s.name] for s in plan.stages if s.cycles >= 0.95 * plan.ii}
+    return {"case": name, "bits": bits, "tp": plan.tp, "bit_exact": r.bit_exact,
+            "ii_model": plan.ii, "ii_measured": r.measured_ii_cycles,
+            "lat_model": perf.latency_cycles, "lat_measured": r.measured_latency_cycles,
+            "min_busy_at_ii": min(at_ii.values()) if at_ii else float("nan"),
+            "stages_at_ii": len(at_ii), "gen_s": t_gen, "build_s": t_build,
+            "sim_s": t_sim, "rate": cycles / t_sim, "busy": r.stage_busy}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=6)
+    ap.add_argument("--block-ii", type=int, default=57_624)
+    ap.add_argument("--only", default="", help="micro or block")
+    ap.add_argument("--busy", action="store_true", help="print every stage's busy fraction")
+    args = ap.parse_args()
+    cases = []
+    if args.only in ("", "micro"):
+        cases.append(("vit-micro", preset("vit-micro"), "w4a4", None))
+    if args.only in ("", "block"):
+        cases.append(("deit-tiny block", preset("hgpipe-deit-tiny").replace(depth=1), "w3a3",
+                      args.block_ii))
+    rows = [case(n, c, b, ii, args.images) for n, c, b, ii in cases]
+    print(f"{'case':16s} {'bits':5s} {'TP':>2s} {'exact':5s} {'II model':>9s} "
+          f"{'II sim':>9s} {'lat model':>10s} {'lat sim':>9s} {'busy@II':>8s} "
+          f"{'gen s':>6s} {'build s':>7s} {'sim s':>6s} {'cycles/s':>9s}")
+    for r in rows:
+        print(f"{r['case']:16s} {r['bits']:5s} {r['tp']:2d} {str(r['bit_exact']):5s} "
+              f"{r['ii_model']:9,d} {r['ii_measured']:9,d} {r['lat_model']:10,.0f} "
+              f"{r['lat_measured']:9,d} {r['min_busy_at_ii']:8.1%} {r['gen_s']:6.1f} "
+              f"{r['build_s']:7.1f} {r['sim_s']:6.1f} {r['rate']:9,.0f}")
+    if args.busy:
+        for r in rows:
+            print(f"\n{r['case']}: busy per stage")
+            for k, v in r["busy"].items():
+                print(f"  {k:32s} {v:6.1%}")
+
+
+if __name__ == "__main__":
+    main()
