@@ -33,6 +33,7 @@ from .layernorm import LayerNormStage
 from .linear import HeadStage, LinearStage
 from .lut import LutStage
 from .plumbing import Fifo, Fork, Gearbox, Merge
+from .stream import count
 from .softmax import SoftmaxStage
 from .tokens import TokensStage
 
@@ -152,7 +153,7 @@ class Accelerator(wiring.Component):
         if len(prod) > 1:                       # qk -> softmax, softmax -> av: per head
             for dst, ends, tokens, channels in consumers:
                 for h, (p, c) in enumerate(zip(prod, ends)):
-                    self._link(m, f"{safe(src)}_h{h}", src, dst, p, [c], tokens, channels)
+                    self._fan(m, f"{safe(src)}_h{h}", src, p, [(dst, c, tokens, channels)])
             return
         flat = [(dst, c, tokens, channels) for dst, ends, tokens, channels in consumers
                 for c in ends]
@@ -178,9 +179,6 @@ class Accelerator(wiring.Component):
                 m.submodules[f"{tag}_to_{safe(dst)}_{j}"] = q
                 wiring.connect(m, b.stream, q.i)
                 wiring.connect(m, q.o, c.stream)
-
-    def _link(self, m, tag, src, dst, p: End, cons: list[End], tokens, channels):
-        self._fan(m, tag, src, p, [(dst, c, tokens, channels) for c in cons])
 
     @staticmethod
     def _fork(m: Module, tag: str, p: End, n: int) -> list[End]:
@@ -214,9 +212,7 @@ class Accelerator(wiring.Component):
             for st in g.stages:
                 for k, inp in enumerate(st.inputs):
                     if inp == name:
-                        shape = g.shape(name)
-                        tokens = shape[-2]
-                        channels = shape[-1] if len(shape) == 2 else shape[-1]
+                        tokens, channels = g.shape(name)[-2:]
                         consumers.append((st.name, made[st.name][0][k], tokens, channels))
             if consumers:
                 self._connect(m, name, prod, consumers)
@@ -226,10 +222,7 @@ class Accelerator(wiring.Component):
         beat = Signal(range(n))
         m.d.comb += [self.m_axis_tdata.eq(out.payload), self.m_axis_tvalid.eq(out.valid),
                      out.ready.eq(self.m_axis_tready), self.m_axis_tlast.eq(beat == n - 1)]
-        with m.If(out.valid & out.ready):
-            m.d.sync += beat.eq(beat + 1 if n > 1 else 0)
-            with m.If(beat == n - 1):
-                m.d.sync += beat.eq(0)
+        count(m, out.valid & out.ready, (beat, n))
         for name, sigs in self._busy.items():
             counter = Signal(32, name=f"busy__{safe(name)}")
             m.d.sync += counter.eq(counter + sigs[0])

@@ -25,24 +25,7 @@ from amaranth.lib.wiring import In, Out
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
 from ..graph.stages import AttentionScores, AttentionValue
-from .stream import lane, pack, shape_of, stream_of
-
-
-def next_bank(b, n: int):
-    return Mux(b == n - 1, 0, b + 1)
-
-
-def count(m: Module, en, *counters: tuple[Signal, int]):
-    """Step nested counters (outermost first) when ``en``; return the signal that is high
-    when the innermost step wraps all of them."""
-    carry = en
-    for sig, n in reversed(counters):
-        wrap = Signal(name=f"{sig.name}_wrap")
-        m.d.comb += wrap.eq(carry & (sig == n - 1))
-        with m.If(carry):
-            m.d.sync += sig.eq(Mux(sig == n - 1, 0, sig + 1))
-        carry = wrap
-    return carry
+from .stream import count, mac, next_bank, stream_of
 
 
 class QkvWriter:
@@ -124,27 +107,6 @@ class QkvWriter:
         return mems, depth
 
 
-def _mac(m: Module, en, valid, first, last, a_words, b_words, a_range, b_range, tp, cop,
-         cip, out_range, o):
-    """Accumulate ``acc[t][co] += sum_ci a[t][ci] * b[co][ci]``; ``a_words[t]`` and
-    ``b_words[co]`` are packed ``cip``-element words; emit the sums on ``last``."""
-    results = []
-    for t in range(tp):
-        for co in range(cop):
-            partial = sum(lane(a_words[t], ci, a_range) * lane(b_words[co], ci, b_range)
-                          for ci in range(cip))
-            acc = Signal(shape_of(out_range), name=f"acc_t{t}_c{co}")
-            new = Signal(shape_of(out_range), name=f"new_t{t}_c{co}")
-            m.d.comb += new.eq(Mux(first, 0, acc) + partial)
-            with m.If(en & valid):
-                m.d.sync += acc.eq(new)
-            results.append(new)
-    with m.If(en):
-        m.d.sync += o.valid.eq(valid & last)
-        with m.If(valid & last):
-            pack(m, o.payload, results, out_range, domain="sync")
-
-
 class QkHead(wiring.Component):
     """QK^T of one head. In: the QKV stream, ``tp x cip`` a beat. Out: scores, ``tp x cop``
     a beat, key chunks in order for each query group."""
@@ -189,7 +151,7 @@ class QkHead(wiring.Component):
             m.d.sync += [v1.eq(issue), first1.eq(dc == 0), last1.eq(dc == nd - 1)]
         bits = f.cip * self.x.bits
         q_words = [qp.data[tt * bits:(tt + 1) * bits] for tt in range(f.tp)]
-        _mac(m, en, v1, first1, last1, q_words, [kp.data for kp in kps], self.x, self.x,
+        mac(m, en, v1, first1, last1, q_words, [kp.data for kp in kps], self.x, self.x,
              f.tp, f.cop, f.cip, st.out_range, self.o)
         return m
 
@@ -260,7 +222,7 @@ class AvHead(wiring.Component):
         # b[co][ci] = V[key ci][dim co]: regroup the banks' words (one key's cop dims each)
         vbits = self.v.bits
         v_cols = [_column(m, [vp.data for vp in vps], co, vbits) for co in range(f.cop)]
-        _mac(m, en, v1, first1, last1, p_words, v_cols, self.p, self.v, f.tp, f.cop, f.cip,
+        mac(m, en, v1, first1, last1, p_words, v_cols, self.p, self.v, f.tp, f.cop, f.cip,
              st.out_range, self.o)
         return m
 

@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
 from ..graph.stages import Linear
-from .stream import lane, pack, pack_word, shape_of, stream_of
+from .stream import lane, mac, pack_word, stream_of
 
 
 class LinearStage(wiring.Component):
@@ -103,24 +103,11 @@ class LinearStage(wiring.Component):
         v1, first1, last1 = Signal(), Signal(), Signal()
         with m.If(en):
             m.d.sync += [v1.eq(issue), first1.eq(ic == 0), last1.eq(ic == ni - 1)]
-        acc_shape = shape_of(self.acc_range)
-        results = []
-        for t in range(f.tp):
-            for co in range(f.cop):
-                partial = sum(lane(rd.data, t * f.cip + ci, self.x_range)
-                              * lane(wp.data, co * f.cip + ci, self.w_range)
-                              for ci in range(f.cip))
-                acc = Signal(acc_shape, name=f"acc_t{t}_c{co}")
-                new = Signal(acc_shape, name=f"new_t{t}_c{co}")
-                start = lane(bp.data, co, self.acc_range)
-                m.d.comb += new.eq(Mux(first1, start, acc) + partial)
-                with m.If(en & v1):
-                    m.d.sync += acc.eq(new)
-                results.append(new)
-        with m.If(en):
-            m.d.sync += self.o.valid.eq(v1 & last1)
-            with m.If(v1 & last1):
-                pack(m, self.o.payload, results, self.acc_range, domain="sync")
+        xw, ww = f.cip * xb, f.cip * wb
+        mac(m, en, v1, first1, last1, [rd.data[t * xw:(t + 1) * xw] for t in range(f.tp)],
+            [wp.data[co * ww:(co + 1) * ww] for co in range(f.cop)], self.x_range,
+            self.w_range, f.tp, f.cop, f.cip, self.acc_range, self.o,
+            start=[lane(bp.data, co, self.acc_range) for co in range(f.cop)])
         return m
 
 

@@ -11,6 +11,8 @@ from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .stream import count
+
 
 class Fifo(wiring.Component):
     """A FIFO of ``depth`` beats of ``width`` bits: ``amaranth.lib.fifo.SyncFIFOBuffered``
@@ -122,11 +124,7 @@ class Merge(wiring.Component):
         m.d.comb += [self.o.valid.eq(valid[head]), self.o.payload.eq(payload[head])]
         for k, s in enumerate(ins):
             m.d.comb += s.ready.eq(self.o.ready & (head == k))
-        with m.If(self.o.valid & self.o.ready):
-            with m.If(j == self.beats - 1):
-                m.d.sync += [j.eq(0), head.eq(Mux(head == self.n - 1, 0, head + 1))]
-            with m.Else():
-                m.d.sync += j.eq(j + 1)
+        count(m, self.o.valid & self.o.ready, (head, self.n), (j, self.beats))
         return m
 
 
@@ -147,6 +145,5 @@ class ClassSelect(wiring.Component):
         m.d.comb += [self.o.payload.eq(self.i.payload[:self.lanes * self.bits]),
                      self.o.valid.eq(self.i.valid & keep),
                      self.i.ready.eq(Mux(keep, self.o.ready, 1))]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += k.eq(Mux(k == n - 1, 0, k + 1))
+        count(m, self.i.valid & self.i.ready, (k, n))
         return m

@@ -6,7 +6,7 @@ whose payload is ``lanes`` elements of ``bits`` bits packed LSB first.
 
 from __future__ import annotations
 
-from amaranth import Shape, signed, unsigned
+from amaranth import Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import stream
 
@@ -40,3 +40,42 @@ def pack_word(values, bits: int) -> int:
     for e, v in enumerate(values):
         word |= (int(v) & mask) << (e * bits)
     return word
+
+
+def next_bank(b, n: int):
+    return Mux(b == n - 1, 0, b + 1)
+
+
+def count(m: Module, en, *counters: tuple[Signal, int]):
+    """Step nested counters (outermost first) when ``en``; return the signal that is high
+    when the innermost step wraps all of them."""
+    carry = en
+    for sig, n in reversed(counters):
+        wrap = Signal(name=f"{sig.name}_wrap")
+        m.d.comb += wrap.eq(carry & (sig == n - 1))
+        with m.If(carry):
+            m.d.sync += sig.eq(Mux(sig == n - 1, 0, sig + 1))
+        carry = wrap
+    return carry
+
+
+def mac(m, en, valid, first, last, a_words, b_words, a_range: IntRange, b_range: IntRange,
+        tp: int, cop: int, cip: int, out_range: IntRange, o, start=None) -> None:
+    """Accumulate ``acc[t][co] += sum_ci a[t][ci] * b[co][ci]`` while ``en & valid``;
+    ``a_words[t]`` and ``b_words[co]`` are packed ``cip``-element words. A new sum starts
+    on ``first`` from ``start[co]`` (or 0); the sums leave through ``o`` on ``last``."""
+    results = []
+    for t in range(tp):
+        for co in range(cop):
+            partial = sum(lane(a_words[t], ci, a_range) * lane(b_words[co], ci, b_range)
+                          for ci in range(cip))
+            acc = Signal(shape_of(out_range), name=f"acc_t{t}_c{co}")
+            new = Signal(shape_of(out_range), name=f"new_t{t}_c{co}")
+            m.d.comb += new.eq(Mux(first, 0 if start is None else start[co], acc) + partial)
+            with m.If(en & valid):
+                m.d.sync += acc.eq(new)
+            results.append(new)
+    with m.If(en):
+        m.d.sync += o.valid.eq(valid & last)
+        with m.If(valid & last):
+            pack(m, o.payload, results, out_range, domain="sync")

@@ -16,9 +16,8 @@ from amaranth.lib.wiring import In, Out
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
 from ..graph.stages import Tokens
-from .attention import count
 from .elementwise import clamp
-from .stream import lane, pack, pack_word, shape_of, stream_of
+from .stream import count, lane, pack, pack_word, shape_of, stream_of
 
 
 class TokensStage(wiring.Component):
