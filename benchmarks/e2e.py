@@ -24,7 +24,7 @@ from hgpipe.perf.model import evaluate
 from hgpipe.plan.plan import make_plan
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 from hgpipe.resources.board import load_board
-from hgpipe.rtl.generate import TOP, elaborate, verilog
+from hgpipe.rtl.generate import TOP, generate
 from sim import e2e, runner
 
 
@@ -36,8 +36,7 @@ def case(name: str, cfg, bits: str, target_ii: int | None, images: int) -> dict:
     plan = make_plan(graph, load_board("vck190"), target_ii=target_ii)
     perf = evaluate(graph, plan)
     t0 = time.perf_counter()
-    acc = elaborate(graph, plan)
-    source = verilog(acc, TOP)
+    acc, source, _ = generate(graph, plan)
     t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
     runner.build(source, TOP, "verilator", optimize=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .errors import HgpipeError
 
@@ -28,12 +30,16 @@ def _generate(args: argparse.Namespace, say, images: int):
     """Plan, elaborate and convert; returns what the writers and the simulator need."""
     from sim.e2e import top_vectors
     from .cli import make_plan_from_args
-    from .rtl.generate import TOP, elaborate, verilog
+    from .rtl.generate import generate
     graph, plan, perf = make_plan_from_args(args, say)
-    say(f"elaborating {len(graph.stages)} stages")
-    acc = elaborate(graph, plan)
-    say("writing Verilog")
-    source = verilog(acc, TOP)
+    say(f"converting {len(graph.stages)} stages to Verilog, each distinct part once")
+    with tqdm(total=0, unit="batch", desc="Verilog", disable=args.quiet,
+              file=sys.stderr, leave=False) as bar:
+        def tick(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        acc, source, stats = generate(graph, plan, progress=tick)
+    say(f"{stats['parts']} parts, {stats['modules']} distinct modules")
     patches = _test_patches(args, graph, images)
     say(f"golden vectors for {len(patches)} images")
     vec = top_vectors(graph, acc, patches, cycles_per_image=plan.ii)

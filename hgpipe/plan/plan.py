@@ -251,7 +251,10 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
     if not tps or (tp and (graph.config.num_tokens % tp or graph.config.num_patches % tp)):
         raise PlanError(f"tp={tp}: expected a divisor of {graph.config.num_tokens} tokens and "
                         f"{graph.config.num_patches} patches")
-    best, why = None, []
+    # Cost every TP's stages first (cheap), then build plans (each schedules images to
+    # size the FIFOs) in order of their stage-only II, which no FIFO can lower: a TP whose
+    # bound is already slower than the best plan is never built.
+    cands, why = [], []
     for t in tps:
         folder = Folder(graph, board, t)
         if progress:
@@ -262,17 +265,30 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
                 slow = max(folder.fastest().items(), key=lambda kv: kv[1])
                 why.append(f"at TP={t} stage {slow[0]} needs at least {slow[1]:,} cycles")
                 continue
-            plan = build(graph, board, t, chosen, target_ii, model, clock)
+            bound = max(o.cycles for o in chosen.values())
+        else:
+            bound = _stage_fit_ii(folder, board)
+            if bound is None:
+                why.append(f"at TP={t} even the smallest folding needs more than the budget")
+                continue
+        cands.append((bound, t, folder))
+    best = None
+    for bound, t, folder in sorted(cands, key=lambda c: c[:2]):
+        if best is not None and bound > best.ii:
+            break
+        if progress:
+            progress(f"sizing buffers at TP={t}")
+        if target_ii is not None:
+            plan = build(graph, board, t, folder.choose(target_ii), target_ii, model, clock)
             if not plan.fits:
                 why.append(f"at TP={t} it needs {_limit(plan)}")
                 continue
         else:
-            plan = _fastest_fit(graph, board, folder, model, clock)
+            plan = _fastest_fit(graph, board, folder, bound, model, clock)
             if plan is None:
-                why.append(f"at TP={t} even the smallest folding needs more than the budget")
+                why.append(f"at TP={t} no II whose FIFOs also fit the budget")
                 continue
-        key = (plan.ii, plan.resources.lut)
-        if best is None or key < (best.ii, best.resources.lut):
+        if best is None or (plan.ii, plan.resources.lut) < (best.ii, best.resources.lut):
             best = plan
     if best is None:
         what = f"target II {target_ii:,} cycles" if target_ii is not None else "any II"
@@ -280,10 +296,9 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
     return best
 
 
-def _fastest_fit(graph, board, folder: Folder, model: str, clock: float) -> Plan | None:
-    """Binary search over the achievable IIs for the smallest whose stages fit (with each
-    memory placed alone), then the first from there whose whole plan, FIFOs included,
-    fits."""
+def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
+    """The smallest achievable II whose stages fit the budget (each memory placed alone,
+    FIFOs not counted): a binary search over the candidate IIs."""
     iis = folder.candidate_iis()
     budget = board.budget()
 
@@ -302,7 +317,14 @@ def _fastest_fit(graph, board, folder: Folder, model: str, clock: float) -> Plan
             hi = mid
         else:
             lo = mid + 1
-    for ii in iis[lo:lo + 16]:
+    return iis[lo] if lo < len(iis) else None
+
+
+def _fastest_fit(graph, board, folder: Folder, bound: int, model: str,
+                 clock: float) -> Plan | None:
+    """The first II from the stage-only bound on whose whole plan, FIFOs included, fits."""
+    iis = [ii for ii in folder.candidate_iis() if ii >= bound]
+    for ii in iis[:16]:
         plan = build(graph, board, folder.tp, folder.choose(ii), None, model, clock)
         if plan.fits:
             return plan

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import QuantError
-from ..golden.ops import run_stage
+from ..golden.ops import int_matmul, run_stage
 from ..graph.graph import INPUT, IntGraph
 from ..graph.intrange import IntRange
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
@@ -78,7 +78,7 @@ class _Builder:
             # Bias correction: the mean error of this channel on the calibration batch,
             # quantized weights and upstream integer error included, goes into the bias.
             x = self.env[src][:, 0] if role == "head" else self.env[src]
-            acc = (x @ w_int.T + b_int).reshape(-1, w.shape[0])
+            acc = (int_matmul(x, w_int.T) + b_int).reshape(-1, w.shape[0])
             err = (self.taps[name].reshape(-1, w.shape[0]) / s_acc - acc).mean(0)
             b_int = b_int + np.rint(err).astype(np.int64)
         return self.emit(Linear(**self.base(name, (src,), name, out_scale), weight=w_int,

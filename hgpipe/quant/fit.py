@@ -48,17 +48,20 @@ def fit_segment(fn: Fn, xs: np.ndarray, size: int, out_lo: int, out_hi: int,
     lo, hi = domain if domain is not None else _interior(xs, target, out_lo, out_hi)
     span = hi - lo + 1
     s0 = max(0, ceil(log2(span / size))) if span > size else 0
+    # candidates are scored on 2^16 samples; the winner's entries come from all of them
+    xc = subsample(xs, 1 << 16)
+    tc = np.clip(fn(xc.astype(np.float64)), out_lo - 0.5, out_hi + 0.5)
     best = None
     for s in sorted({max(s0 - 1, 0), s0, s0 + 1}):
         w = 1 << s
         cover = size * w
         base = -(lo - max(cover - span, 0) // 2)  # centre the covered window on [lo, hi]
         for b in sorted({base, base + w // 2, -lo, -lo + w // 2}):
-            entries, err = _entries(fn, xs, target, b, s, size, out_lo, out_hi, lo, hi)
+            err = _entries(fn, xc, tc, b, s, size, out_lo, out_hi, lo, hi)[1]
             if best is None or err < best[0] - 1e-12:
-                best = (err, b, s, entries)
-    _, b, s, entries = best
-    return b, s, entries
+                best = (err, b, s)
+    _, b, s = best
+    return b, s, _entries(fn, xs, target, b, s, size, out_lo, out_hi, lo, hi)[0]
 
 
 def fit_table(fn: Fn, samples: np.ndarray, size: int, out_lo: int, out_hi: int,

@@ -34,9 +34,16 @@ def timing(path: Path, graph: IntGraph, plan: Plan, perf: Performance) -> None:
     plt, fig = _figure(11, max(3.0, 0.13 * len(names) + 1))
     ax = fig.add_subplot(111)
     cmap = plt.get_cmap("tab10")
+    from matplotlib.collections import PolyCollection
+    # one collection of rectangles: a patch per bar takes seconds at 200 stages x 5 images
+    rects, colors = [], []
     for y, name in enumerate(names):
         for i, (a, b) in enumerate(perf.timeline[name]):
-            ax.barh(y, b - a, left=a, height=0.8, color=cmap(i % 10), linewidth=0)
+            rects.append([(a, y - 0.4), (b, y - 0.4), (b, y + 0.4), (a, y + 0.4)])
+            colors.append(cmap(i % 10))
+    ax.add_collection(PolyCollection(rects, facecolors=colors, linewidths=0))
+    ax.set_xlim(0, max((r[1][0] for r in rects), default=1))
+    ax.set_ylim(-0.6, len(names) - 0.4)
     ax.set_yticks(range(len(names)), names, fontsize=5 if len(names) > 40 else 7)
     ax.invert_yaxis()
     ax.set_xlabel("cycle")

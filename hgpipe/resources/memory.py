@@ -7,6 +7,7 @@ LUTRAM); a BRAM36 is 32Kx1 ... 512x72 (a BRAM18 half counts 0.5); a URAM288 is 4
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from math import ceil
 
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
@@ -55,11 +56,16 @@ def uram_cost(width: int, depth: int) -> int:
 def options(mem: Memory) -> dict[str, float]:
     """Cost of the memory in each primitive that can hold it: ``lutram`` in LUTs, ``bram``
     in BRAM36 blocks, ``uram`` in URAM288 blocks."""
-    out = {"bram": bram_cost(mem.width, mem.depth) * mem.ports}
-    if mem.depth <= LUTRAM_MAX_DEPTH:
-        out["lutram"] = float(lut_cost(mem.width, mem.depth, mem.rom) * mem.ports)
-    out["uram"] = float(uram_cost(mem.width, mem.depth) * mem.ports)
-    return out
+    return dict(_options(mem.width, mem.depth, mem.rom, mem.ports))
+
+
+@cache  # the planner costs the same few geometries tens of thousands of times
+def _options(width: int, depth: int, rom: bool, ports: int) -> tuple[tuple[str, float], ...]:
+    out = [("bram", bram_cost(width, depth) * ports)]
+    if depth <= LUTRAM_MAX_DEPTH:
+        out.append(("lutram", float(lut_cost(width, depth, rom) * ports)))
+    out.append(("uram", float(uram_cost(width, depth) * ports)))
+    return tuple(out)
 
 
 def place(mem: Memory, budget: dict[str, int]) -> tuple[str, float]:

@@ -11,7 +11,7 @@ operands wider than 4 bits use one DSP each; narrower ones are LUT fabric.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import cache
 from math import ceil
 from pathlib import Path
@@ -37,7 +37,8 @@ class Resources:
     uram: int = 0
 
     def __add__(self, o: Resources) -> Resources:
-        return Resources(*(getattr(self, f.name) + getattr(o, f.name) for f in fields(self)))
+        return Resources(self.lut + o.lut, self.ff + o.ff, self.dsp + o.dsp,
+                         self.bram + o.bram, self.uram + o.uram)
 
     def as_dict(self) -> dict[str, float]:
         return {k: (round(v, 1) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -144,11 +145,11 @@ def placed(kind: str, count: float) -> Resources:
 
 
 def memory_resources(mems, budget: dict[str, int]) -> Resources:
-    res = Resources()
+    total = {"lutram": 0.0, "bram": 0.0, "uram": 0.0}
     for mem in mems:
         kind, count = place(mem, budget)
-        res = res + placed(kind, count)
-    return res
+        total[kind] += count
+    return Resources(lut=total["lutram"], bram=total["bram"], uram=int(total["uram"]))
 
 
 def stage_logic(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 1,

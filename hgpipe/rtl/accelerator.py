@@ -13,6 +13,10 @@ Ports: ``s_axis_tdata/tvalid/tready/tlast`` carry patches (``tp`` patch rows of 
 and not needed: image boundaries follow from the beat count. Every stage also drives a
 free-running 32-bit ``busy`` counter (``busy__<stage>``) that testbenches read to measure
 bubbles; synthesis removes them when nothing reads them.
+
+Every part is built through ``make(cls, *args)``: by default the component itself; the
+generator passes a maker that turns each part into an instance of a module converted
+once per distinct construction (``hgpipe.rtl.separate``).
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from .layernorm import LayerNormStage
 from .linear import HeadStage, LinearStage
 from .lut import LutStage
 from .plumbing import Fifo, Fork, Gearbox, Merge
-from .stream import count
 from .softmax import SoftmaxStage
+from .stream import count
 from .tokens import TokensStage
 
 MARGIN_BEATS = 4   # registers of gearboxes and forks that the plan's row model ignores
@@ -58,9 +62,10 @@ class Accelerator(wiring.Component):
     ``"src->dst"`` (missing edges get two rows)."""
 
     def __init__(self, graph: IntGraph, foldings: dict[str, Folding], depths: dict[str, int],
-                 banks: dict[str, int] | None = None):
+                 banks: dict[str, int] | None = None, make=None):
         self.graph, self.foldings, self.depths = graph, foldings, depths
         self.banks = banks or {}
+        self.make = make or (lambda cls, *args: cls(*args))
         first, last = graph.stages[0], graph.output
         f0, fl = foldings[first.name], foldings[last.name]
         self.in_width = f0.tp * f0.cip * graph.input_range.bits
@@ -94,16 +99,17 @@ class Accelerator(wiring.Component):
         if st.kind == "qk" or st.kind == "softmax" or st.kind == "av":
             return self._heads(m, st, f, tokens)
         if st.kind == "linear" and st.cls_only:
-            c = HeadStage(st, f, tokens)
+            c = self.make(HeadStage, st, f, tokens)
             out = End(c.o, 1, f.cop, bits)
         elif st.kind == "linear":
-            c = LinearStage(st, f)
+            c = self.make(LinearStage, st, f)
             out = End(c.o, f.tp, f.cop, bits)
         else:
-            c = {"requant": lambda: LutStage(st.table, x, st.out_range, f.tp, f.cip, cin),
-                 "tokens": lambda: TokensStage(st, f, g.config.num_tokens),
-                 "layernorm": lambda: LayerNormStage(st, f, cin),
-                 "add": lambda: ResidualAddStage(st, f.tp * f.cip)}[st.kind]()
+            c = self.make(*{
+                "requant": lambda: (LutStage, st.table, x, st.out_range, f.tp, f.cip, cin),
+                "tokens": lambda: (TokensStage, st, f, g.config.num_tokens),
+                "layernorm": lambda: (LayerNormStage, st, f, cin),
+                "add": lambda: (ResidualAddStage, st, f.tp * f.cip)}[st.kind]())
             out = End(c.o, f.tp, f.cip, bits)
         m.submodules[name] = c
         self._busy[st.name] = [c.busy]
@@ -121,11 +127,11 @@ class Accelerator(wiring.Component):
         banks = max(2, self.banks.get(f"{st.inputs[-1]}->{st.name}", 2))
         for h in range(heads):
             if st.kind == "qk":
-                u = QkHead(st, f, h, tokens, banks)
+                u = self.make(QkHead, st, f, h, tokens, banks)
             elif st.kind == "softmax":
-                u = SoftmaxStage(st, f)
+                u = self.make(SoftmaxStage, st, f)
             else:
-                u = AvHead(st, f, h, tokens, banks)
+                u = self.make(AvHead, st, f, h, tokens, banks)
             m.submodules[f"{name}_h{h}"] = u
             units.append(u)
         self._busy[st.name] = [u.busy for u in units]
@@ -133,10 +139,10 @@ class Accelerator(wiring.Component):
             # heads finish their rows together but leave one after another: each head
             # buffers a row of its output so that it never waits for the merge
             row = st.head_dim // f.cop
-            merge = Merge(f.tp * f.cop * bits, heads, row)
+            merge = self.make(Merge, f.tp * f.cop * bits, heads, row)
             m.submodules[f"{name}_merge"] = merge
             for h, u in enumerate(units):
-                q = Fifo(f.tp * f.cop * bits, row + 2)
+                q = self.make(Fifo, f.tp * f.cop * bits, row + 2)
                 m.submodules[f"{name}_h{h}_out"] = q
                 wiring.connect(m, u.o, q.i)
                 wiring.connect(m, q.o, getattr(merge, f"i{h}"))
@@ -168,26 +174,25 @@ class Accelerator(wiring.Component):
         for k, (lanes, items) in enumerate(sorted(by_lanes.items())):
             s = outs[k]
             if lanes != p.lanes:
-                gb = Gearbox(p.tp, p.lanes, lanes, p.bits)
+                gb = self.make(Gearbox, p.tp, p.lanes, lanes, p.bits)
                 m.submodules[f"{tag}_gear{lanes}"] = gb
                 wiring.connect(m, s.stream, gb.i)
                 s = End(gb.o, p.tp, lanes, p.bits)
             branch = self._fork(m, f"{tag}_fork{lanes}", s, len(items))
             for j, ((dst, c, tokens, channels), b) in enumerate(zip(items, branch)):
-                q = Fifo(b.tp * b.lanes * b.bits,
-                         self._fifo_beats(src, dst, b, tokens, channels))
+                q = self.make(Fifo, b.tp * b.lanes * b.bits,
+                              self._fifo_beats(src, dst, b, tokens, channels))
                 m.submodules[f"{tag}_to_{safe(dst)}_{j}"] = q
                 wiring.connect(m, b.stream, q.i)
                 wiring.connect(m, q.o, c.stream)
 
-    @staticmethod
-    def _fork(m: Module, tag: str, p: End, n: int) -> list[End]:
+    def _fork(self, m: Module, tag: str, p: End, n: int) -> list[End]:
         if n == 1:
             return [p]
-        fk = Fork(p.tp * p.lanes * p.bits, n)
+        fk = self.make(Fork, p.tp * p.lanes * p.bits, n)
         m.submodules[tag] = fk
         wiring.connect(m, p.stream, fk.i)
-        return [End(o, p.tp, p.lanes, p.bits) for o in fk.outputs()]
+        return [End(getattr(fk, f"o{k}"), p.tp, p.lanes, p.bits) for k in range(n)]
 
     # -- elaboration ------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -199,7 +204,7 @@ class Accelerator(wiring.Component):
         for st in g.stages:
             made[st.name] = self._stage(m, st)
         # the input: AXI-Stream patches into a two-beat FIFO
-        src = End(Fifo(self.in_width, 2), f0.tp, f0.cip, g.input_range.bits)
+        src = End(self.make(Fifo, self.in_width, 2), f0.tp, f0.cip, g.input_range.bits)
         m.submodules.s_axis_fifo = src.stream
         m.d.comb += [src.stream.i.payload.eq(self.s_axis_tdata),
                      src.stream.i.valid.eq(self.s_axis_tvalid),

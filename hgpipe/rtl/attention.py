@@ -18,13 +18,14 @@ contract asks for at least ``tp`` banks). The heads' outputs are concatenated by
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Mux, Signal, unsigned
-from amaranth.lib import memory, wiring
+from amaranth import Array, Module, Mux, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
 from ..graph.stages import AttentionScores, AttentionValue
+from .mem import Ram
 from .stream import count, mac, next_bank, stream_of
 
 
@@ -64,18 +65,17 @@ class QkvWriter:
     def mine(self, part: int, head: int):
         return self.take & (self.part == part) & (self.head == head)
 
-    def direct(self, part: int, head: int) -> memory.Memory:
+    def direct(self, part: int, head: int) -> Ram:
         """One word per beat at ``(image, group, chunk)``."""
         m, depth = self.m, self.groups * self.chunks
-        mem = memory.Memory(shape=unsigned(len(self.s.payload)), depth=self.banks * depth,
-                            init=[])
+        mem = Ram(len(self.s.payload), self.banks * depth)
         m.submodules[f"{self.name}_mem"] = mem
         wp = mem.write_port()
         m.d.comb += [wp.addr.eq(self.wb * depth + self.group * self.chunks + self.chunk),
                      wp.data.eq(self.s.payload), wp.en.eq(self.mine(part, head))]
         return mem
 
-    def keyed(self, part: int, head: int, n: int) -> tuple[list[memory.Memory], int]:
+    def keyed(self, part: int, head: int, n: int) -> tuple[list[Ram], int]:
         """``n`` banks of one key's ``lanes`` elements: key ``k`` in bank ``k mod n`` at
         ``(image, k // n, chunk)``; returns the banks and the words per image."""
         m, tp, bits = self.m, self.tp, self.lanes * self.x.bits
@@ -92,7 +92,7 @@ class QkvWriter:
         slots = Array(self.s.payload[t * bits:(t + 1) * bits] for t in range(tp))
         mems = []
         for b in range(n):
-            mem = memory.Memory(shape=unsigned(bits), depth=self.banks * depth, init=[])
+            mem = Ram(bits, self.banks * depth)
             m.submodules[f"{self.name}_bank{b}"] = mem
             wp = mem.write_port()
             t = Signal(range(n), name=f"{self.name}_slot{b}")   # the slot that writes bank b
@@ -183,8 +183,7 @@ class AvHead(wiring.Component):
         v_mems, v_depth = w.keyed(2, self.head, f.cip)
         nk, nd, ng = t // f.cip, st.head_dim // f.cop, t // f.tp
         # softmax rows: a double-buffered row memory, as in the linear stage
-        m.submodules.row = row = memory.Memory(shape=unsigned(len(self.i0.payload)),
-                                               depth=2 * nk, init=[])
+        m.submodules.row = row = Ram(len(self.i0.payload), 2 * nk)
         wr, rd = row.write_port(), row.read_port()
         pfull, pclear, pset = Signal(2), Signal(2), Signal(2)
         pw, kw = Signal(), Signal(range(nk))

@@ -5,17 +5,41 @@ from __future__ import annotations
 from ..graph.graph import IntGraph
 from ..plan.plan import Plan
 from .accelerator import Accelerator
+from .mem import collecting, library
+from .separate import Parts
 
 TOP = "hgpipe_top"
 
 
-def elaborate(graph: IntGraph, plan: Plan) -> Accelerator:
+def elaborate(graph: IntGraph, plan: Plan, make=None) -> Accelerator:
     """The accelerator with the plan's foldings, FIFO depths and K/Q/V banks."""
     return Accelerator(graph, {s.name: s.folding for s in plan.stages}, plan.depths,
-                       plan.banks)
+                       plan.banks, make)
 
 
 def verilog(component, name: str = TOP) -> str:
-    """Verilog of an Amaranth component, without source locations (byte-identical runs)."""
+    """Verilog of an Amaranth component, without source locations (byte-identical runs),
+    followed by the memory modules it instantiates (``hgpipe.rtl.mem``)."""
     from amaranth.back import verilog as back
-    return back.convert(component, name=name, emit_src=False)
+    with collecting() as roms:
+        top = back.convert(component, name=name, emit_src=False)
+    return top + "\n" + library(roms)
+
+
+def _top_verilog(graph: IntGraph, plan: Plan) -> str:
+    """The top level alone, its parts as instances (a worker job of ``generate``)."""
+    from amaranth.back import verilog as back
+    return back.convert(elaborate(graph, plan, make=Parts()), name=TOP, emit_src=False)
+
+
+def generate(graph: IntGraph, plan: Plan, *, workers: int | None = None, progress=None
+             ) -> tuple[Accelerator, str, dict]:
+    """The accelerator and its Verilog, each distinct part converted once and the top
+    level converted alongside (``hgpipe.rtl.separate``); also returns counts: ``parts``,
+    ``modules``."""
+    parts = Parts()
+    acc = elaborate(graph, plan, make=parts)
+    parts.collect(acc)
+    stats = {"parts": parts.instances, "modules": len(parts.parts)}
+    top, texts, roms = parts.convert((_top_verilog, (graph, plan)), workers, progress)
+    return acc, "\n".join([top, *texts, library(roms)]), stats

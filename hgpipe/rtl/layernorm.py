@@ -10,14 +10,14 @@ DeiT-tiny image at TP=2, one channel a cycle); overlapped, a row costs one pass
 
 from __future__ import annotations
 
-from amaranth import Mux, Signal, unsigned
-from amaranth.lib import memory
+from amaranth import Mux, Signal
 
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
 from ..graph.stages import LayerNorm
 from .elementwise import clamp
 from .lut import rom_init, table_index
+from .mem import Rom
 from .rowpass import RowPass
 from .stream import lane, pack_word, shape_of
 
@@ -42,9 +42,7 @@ class LayerNormStage(RowPass):
         s1, s2 = stats
         st = self.stage
         if not hasattr(self, "_rsqrt"):
-            m.submodules.rsqrt = self._rsqrt = memory.Memory(
-                shape=shape_of(st.rsqrt.out_range), depth=st.rsqrt.size,
-                init=rom_init(st.rsqrt))
+            m.submodules.rsqrt = self._rsqrt = Rom(shape_of(st.rsqrt.out_range), rom_init(st.rsqrt))
         v = Signal(shape_of(self.d["v"]), name=f"v_{t}")
         m.d.comb += v.eq(self.row_len * s2 - s1 * s1)
         port = self._rsqrt.read_port()
@@ -56,9 +54,8 @@ class LayerNormStage(RowPass):
 
     def chunk_constants(self, m, chunk, en):
         st, lanes, gb, bb = self.stage, self.lanes, self.gamma_range.bits, self.beta_range.bits
-        m.submodules.affine = aff = memory.Memory(
-            shape=unsigned(lanes * (gb + bb)), depth=self.nb,
-            init=[pack_word(st.gamma[j * lanes:(j + 1) * lanes], gb)
+        m.submodules.affine = aff = Rom(
+            lanes * (gb + bb), [pack_word(st.gamma[j * lanes:(j + 1) * lanes], gb)
                   | (pack_word(st.beta[j * lanes:(j + 1) * lanes], bb) << (lanes * gb))
                   for j in range(self.nb)])
         port = aff.read_port()

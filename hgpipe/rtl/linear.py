@@ -11,12 +11,13 @@ in two's complement, the final sum cannot (its range is exact).
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import memory, wiring
+from amaranth import Module, Mux, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
 from ..graph.stages import Linear
+from .mem import Ram, Rom
 from .stream import lane, mac, pack_word, stream_of
 
 
@@ -55,12 +56,9 @@ class LinearStage(wiring.Component):
         m = Module()
         f, ni, no = self.f, self.ni, self.no
         xb, wb, ab = self.x_range.bits, self.w_range.bits, self.acc_range.bits
-        m.submodules.row = row = memory.Memory(shape=unsigned(f.tp * f.cip * xb),
-                                               depth=2 * ni, init=[])
-        m.submodules.wrom = wrom = memory.Memory(shape=unsigned(f.cop * f.cip * wb),
-                                                 depth=no * ni, init=self.weight_words())
-        m.submodules.brom = brom = memory.Memory(shape=unsigned(f.cop * ab), depth=no,
-                                                 init=self.bias_words())
+        m.submodules.row = row = Ram(f.tp * f.cip * xb, 2 * ni)
+        m.submodules.wrom = wrom = Rom(f.cop * f.cip * wb, self.weight_words())
+        m.submodules.brom = brom = Rom(f.cop * ab, self.bias_words())
         wr, rd, wp, bp = row.write_port(), row.read_port(), wrom.read_port(), brom.read_port()
 
         # Input side: fill bank_w, one beat per cycle, while it is not full.

@@ -9,12 +9,13 @@ that are one constant for the whole table cost nothing.
 from __future__ import annotations
 
 from amaranth import Array, Const, Module, Mux, Signal
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
 from ..graph.table import PotTable
 from .elementwise import clamp
+from .mem import Rom
 from .stream import lane, pack, shape_of, stream_of
 
 
@@ -76,8 +77,7 @@ class LutStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         t, lanes = self.table, self.lanes
-        m.submodules.rom = rom = memory.Memory(shape=shape_of(self.out_range),
-                                               depth=t.groups * t.size, init=rom_init(t))
+        m.submodules.rom = rom = Rom(shape_of(self.out_range), rom_init(t))
         advance = ~self.o.valid | self.o.ready
         m.d.comb += [self.i.ready.eq(advance), self.busy.eq(advance & self.i.valid)]
         chunk = Signal(range(max(self.channels // lanes, 1)))

@@ -8,15 +8,21 @@ slot outermost (``hgpipe.graph.contract``).
 from __future__ import annotations
 
 from amaranth import Array, Cat, Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .mem import Ram
 from .stream import count
 
 
 class Fifo(wiring.Component):
-    """A FIFO of ``depth`` beats of ``width`` bits: ``amaranth.lib.fifo.SyncFIFOBuffered``
-    with stream ports (its output is registered, so it also cuts combinational paths)."""
+    """A FIFO of ``depth`` beats of ``width`` bits (plus the read register).
+
+    The words sit in a ``Ram``; its registered read port is the output register: a word
+    is read whenever the RAM holds one and the output is empty or being taken, so the
+    FIFO passes a beat per cycle, with one cycle from input to output, and ``i.ready``
+    and ``o.valid`` are both registered (it cuts combinational paths both ways).
+    """
 
     def __init__(self, width: int, depth: int):
         self.width, self.depth = width, max(depth, 2)
@@ -24,9 +30,22 @@ class Fifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=self.width, depth=self.depth)
-        wiring.connect(m, wiring.flipped(self.i), q.w_stream)
-        wiring.connect(m, q.r_stream, wiring.flipped(self.o))
+        d = self.depth
+        m.submodules.ram = ram = Ram(self.width, d)
+        wp, rp = ram.write_port(), ram.read_port()
+        wptr, rptr, level = Signal(range(d)), Signal(range(d)), Signal(range(d + 1))
+        push, pop = Signal(), Signal()
+        m.d.comb += [self.i.ready.eq(level != d), push.eq(self.i.valid & self.i.ready),
+                     pop.eq((level != 0) & (~self.o.valid | self.o.ready)),
+                     wp.addr.eq(wptr), wp.data.eq(self.i.payload), wp.en.eq(push),
+                     rp.addr.eq(rptr), rp.en.eq(pop), self.o.payload.eq(rp.data)]
+        m.d.sync += level.eq(level + push - pop)
+        with m.If(push):
+            m.d.sync += wptr.eq(Mux(wptr == d - 1, 0, wptr + 1))
+        with m.If(pop):
+            m.d.sync += [rptr.eq(Mux(rptr == d - 1, 0, rptr + 1)), self.o.valid.eq(1)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
         return m
 
 

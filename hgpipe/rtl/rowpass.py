@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from math import ceil
 
-from amaranth import Array, Module, Mux, Signal, unsigned
-from amaranth.lib import memory, wiring
+from amaranth import Array, Module, Mux, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
+from .mem import Ram
 from .stream import lane, pack, shape_of, stream_of
 
 
@@ -74,8 +75,7 @@ class RowPass(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         tp, lanes, nb, nbank, xr = self.tp, self.lanes, self.nb, self.banks, self.in_range
-        m.submodules.row = row = memory.Memory(shape=unsigned(tp * lanes * xr.bits),
-                                               depth=nbank * nb, init=[])
+        m.submodules.row = row = Ram(tp * lanes * xr.bits, nbank * nb)
         wr, rd = row.write_port(), row.read_port()
 
         # Writer: store the row, accumulate its statistics.

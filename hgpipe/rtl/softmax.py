@@ -12,7 +12,7 @@ both passes (``buffer_bits``).
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
@@ -20,6 +20,7 @@ from ..graph.intrange import IntRange
 from ..graph.stages import Softmax
 from .elementwise import clamp
 from .lut import rom_init, table_index
+from .mem import Rom
 from .rowpass import RowPass
 from .stream import shape_of, stream_of
 
@@ -47,8 +48,7 @@ class _MaxExp(RowPass):
     def emit(self, m, x, held, constants, t, p, en):
         st = self.stage
         if not hasattr(self, "_exp"):
-            m.submodules.exp = self._exp = memory.Memory(
-                shape=shape_of(st.exp.out_range), depth=st.exp.size, init=rom_init(st.exp))
+            m.submodules.exp = self._exp = Rom(shape_of(st.exp.out_range), rom_init(st.exp))
         diff = Signal(shape_of(st.derived["diff"]), name=f"diff_{t}_{p}")
         m.d.comb += diff.eq(held[0] - x)
         port = self._exp.read_port()
@@ -73,9 +73,7 @@ class _SumNormalise(RowPass):
     def finish(self, m, stats, t, valid):
         st = self.stage
         if not hasattr(self, "_recip"):
-            m.submodules.recip = self._recip = memory.Memory(
-                shape=shape_of(st.recip.out_range), depth=st.recip.size,
-                init=rom_init(st.recip))
+            m.submodules.recip = self._recip = Rom(shape_of(st.recip.out_range), rom_init(st.recip))
         port = self._recip.read_port()
         m.d.comb += [port.addr.eq(table_index(m, stats[0], st.recip, 0, self.stat_ranges[0],
                                               f"rc{t}")),

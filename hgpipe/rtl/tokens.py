@@ -9,14 +9,15 @@ datapath. ``extra`` needs ``tp = 1`` (N patches and N + 1 tokens share no other 
 from __future__ import annotations
 
 import numpy as np
-from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import memory, wiring
+from amaranth import Module, Mux, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
 from ..graph.stages import Tokens
 from .elementwise import clamp
+from .mem import Rom
 from .stream import count, lane, pack, pack_word, shape_of, stream_of
 
 
@@ -49,8 +50,7 @@ class TokensStage(wiring.Component):
         m = Module()
         st, f = self.stage, self.f
         ng, nc, x = self.tokens // f.tp, self.channels // f.cip, st.in_ranges[0]
-        m.submodules.pos = rom = memory.Memory(shape=unsigned(f.tp * f.cip * self.pos_range.bits),
-                                               depth=ng * nc, init=self.pos_words())
+        m.submodules.pos = rom = Rom(f.tp * f.cip * self.pos_range.bits, self.pos_words())
         rp = rom.read_port()
         g, c = Signal(range(ng)), Signal(range(nc))
         first = g == 0

@@ -1,5 +1,6 @@
-"""The composed accelerator through its API: a corrupted table inside the design is caught
-end to end, and the generated Verilog is deterministic and lint-clean."""
+"""The composed accelerator through its API, as ``hgpipe generate`` builds it (each
+distinct part converted once): a corrupted table inside the design is caught end to end,
+and the Verilog is deterministic and lint-clean."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hgpipe.graph.graph import IntGraph
 from hgpipe.plan.plan import make_plan
 from hgpipe.resources.board import load_board
-from hgpipe.rtl.generate import elaborate, verilog
+from hgpipe.rtl.generate import generate
 from sim import e2e
 from sim.lint import lint
 
@@ -39,15 +40,16 @@ def _corrupt(g: IntGraph, name: str) -> IntGraph:
 def test_a_corrupted_table_inside_the_design_is_caught(planned):
     g, plan = planned
     patches = g.encode_images(images_for(g.config, 3, seed=9))
-    good = e2e.simulate(g, elaborate(g, plan), patches, cycles_per_image=plan.ii)
+    acc, src, _ = generate(g, plan)
+    good = e2e.simulate(g, acc, patches, cycles_per_image=plan.ii, source=src)
     assert good.bit_exact
-    bad_design = elaborate(_corrupt(g, "blocks.0.mlp.gelu"), plan)
-    bad = e2e.simulate(g, bad_design, patches, cycles_per_image=plan.ii)
+    acc, src, _ = generate(_corrupt(g, "blocks.0.mlp.gelu"), plan)
+    bad = e2e.simulate(g, acc, patches, cycles_per_image=plan.ii, source=src)
     assert not bad.bit_exact and bad.mismatches > 0
 
 
 def test_top_verilog_is_deterministic_and_lints_clean(planned):
     g, plan = planned
-    a, b = verilog(elaborate(g, plan)), verilog(elaborate(g, plan))
+    a, b = generate(g, plan)[1], generate(g, plan)[1]
     assert a == b
     assert lint(a, "hgpipe_top") == []

@@ -65,3 +65,17 @@ def test_fork_fifo_merge(simulator, stall):
                   timeout=5_000)
     r = runner.run(ForkMerge(12), "fork_merge", vec, simulator)
     assert r.bit_exact, r.first_mismatch
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+@pytest.mark.parametrize("depth", [2, 7])
+def test_fifo_keeps_order_and_runs_at_full_rate(simulator, stall, depth):
+    """Every beat once, in order, under stalls; without them one beat a cycle."""
+    beats = np.random.default_rng(depth).integers(0, 1 << 9, (50, 1))
+    vec = Vectors(inputs={"i": Stream(beats, 9, False)}, output=Stream(beats, 9, False),
+                  stall=stall, seed=6, timeout=5_000)
+    r = runner.run(Fifo(9, depth), f"fifo_{depth}", vec, simulator)
+    assert r.bit_exact, r.first_mismatch
+    if stall == 0.0:
+        assert r.out_cycles[-1] - r.out_cycles[0] == len(beats) - 1

@@ -1,0 +1,173 @@
+"""On-chip memories as small hand-written Verilog modules behind Amaranth ``Instance``s.
+
+Amaranth writes every word of every memory's initial value into the netlist, zeros
+included: for DeiT-tiny that was ~1.9M of the 2.3M lines of Verilog and most of the
+conversion time. Here a RAM is one parameterised module, ``hgpipe_ram``, whose contents
+start at zero in a loop, and each ROM is a module of its own, named by a hash of its
+contents (identical tables share one), written by ``emit`` rather than by Amaranth.
+
+Both have the port behaviour of ``amaranth.lib.memory`` with a synchronous read port:
+``data`` is registered, updates only when ``en`` is high, and a read of the address being
+written returns the old word. A memory with several read ports is replicated, one copy a
+port, as Vivado would map it.
+
+ROM contents reach the Verilog through a collector that ``hgpipe.rtl.generate.verilog``
+opens around conversion: elaborating a ``Rom`` outside it is an error, never a design
+with a ROM missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from amaranth import ClockSignal, Elaboratable, Instance, Module, Shape, Signal
+
+RAM_MODULE = "hgpipe_ram"
+
+_RAM_VERILOG = f"""\
+// Simple dual-port RAM: one write port, one registered read port (read-first).
+module {RAM_MODULE} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter ABITS = 1) (
+  input wire clk,
+  input wire we,
+  input wire [ABITS-1:0] waddr,
+  input wire [WIDTH-1:0] wdata,
+  input wire re,
+  input wire [ABITS-1:0] raddr,
+  output reg [WIDTH-1:0] rdata
+);
+  reg [WIDTH-1:0] mem [0:DEPTH-1];
+  integer i;
+  initial begin
+    rdata = {{WIDTH{{1'b0}}}};
+    for (i = 0; i < DEPTH; i = i + 1) mem[i] = {{WIDTH{{1'b0}}}};
+  end
+  always @(posedge clk) begin
+    if (we) mem[waddr] <= wdata;
+    if (re) rdata <= mem[raddr];
+  end
+endmodule
+"""
+
+
+def _abits(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+@dataclass
+class ReadPort:
+    addr: Signal
+    data: Signal
+    en: Signal
+
+
+@dataclass
+class WritePort:
+    addr: Signal
+    data: Signal
+    en: Signal
+
+
+class _Memory(Elaboratable):
+    """``depth`` words of ``shape`` (an int is an unsigned width); read ports' ``data``
+    has that shape."""
+
+    def __init__(self, shape, depth: int):
+        self.shape = Shape.cast(shape)
+        self.width, self.depth = self.shape.width, depth
+        if self.width < 1 or depth < 1:
+            raise ValueError(f"memory: width {self.width}, depth {depth}: expected both >= 1")
+        self._reads: list[ReadPort] = []
+
+    def read_port(self) -> ReadPort:
+        p = ReadPort(Signal(_abits(self.depth), name=f"raddr{len(self._reads)}"),
+                     Signal(self.shape, name=f"rdata{len(self._reads)}"),
+                     Signal(init=1, name=f"re{len(self._reads)}"))
+        self._reads.append(p)
+        return p
+
+    def _instance(self, module: str, params: dict, port: ReadPort, extra: dict) -> Instance:
+        return Instance(module, **params, i_clk=ClockSignal(), i_re=port.en,
+                        i_raddr=port.addr, o_rdata=port.data, **extra)
+
+
+class Ram(_Memory):
+    """``depth`` words, zero at start; one write port."""
+
+    def __init__(self, shape, depth: int):
+        super().__init__(shape, depth)
+        self._write: WritePort | None = None
+
+    def write_port(self) -> WritePort:
+        if self._write is not None:
+            raise ValueError("Ram: one write port only")
+        self._write = WritePort(Signal(_abits(self.depth), name="waddr"),
+                                Signal(self.width, name="wdata"), Signal(name="we"))
+        return self._write
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self._write or WritePort(Signal(_abits(self.depth)), Signal(self.width), Signal())
+        params = {"p_WIDTH": self.width, "p_DEPTH": self.depth, "p_ABITS": _abits(self.depth)}
+        for k, port in enumerate(self._reads):
+            m.submodules[f"copy{k}"] = self._instance(
+                RAM_MODULE, params, port, {"i_we": w.en, "i_waddr": w.addr, "i_wdata": w.data})
+        return m
+
+
+_collector: ContextVar[dict | None] = ContextVar("hgpipe_roms", default=None)
+
+
+class Rom(_Memory):
+    """A read-only memory holding ``words`` (ints of ``shape``)."""
+
+    def __init__(self, shape, words: list[int]):
+        super().__init__(shape, max(len(words), 1))
+        width, signed = self.width, self.shape.signed
+        lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
+        words = [int(w) for w in words] or [0]
+        if any(not lo <= w < hi for w in words):
+            raise ValueError(f"Rom: a word does not fit in {self.shape}")
+        self.words = [w & ((1 << width) - 1) for w in words]  # two's complement bits
+        digest = hashlib.sha256(f"{width}:{','.join(map(str, self.words))}".encode())
+        self.module = f"hgpipe_rom_{digest.hexdigest()[:16]}"
+
+    def elaborate(self, platform):
+        roms = _collector.get()
+        if roms is None:
+            raise RuntimeError("Rom: elaborated outside hgpipe.rtl.generate.verilog, "
+                               "which writes the ROM modules")
+        roms.setdefault(self.module, (self.width, self.words))
+        m = Module()
+        for k, port in enumerate(self._reads):
+            m.submodules[f"copy{k}"] = self._instance(self.module, {}, port, {})
+        return m
+
+
+@contextlib.contextmanager
+def collecting():
+    """Collect the ROMs elaborated inside the block: ``{module: (width, words)}``."""
+    roms: dict = {}
+    token = _collector.set(roms)
+    try:
+        yield roms
+    finally:
+        _collector.reset(token)
+
+
+def rom_verilog(module: str, width: int, words: list[int]) -> str:
+    """One ROM module: the words in an ``initial`` block, a registered read port."""
+    depth, abits, digits = len(words), _abits(len(words)), (width + 3) // 4
+    body = "\n".join(f"    mem[{a}] = {width}'h{w:0{digits}x};" for a, w in enumerate(words))
+    return (f"module {module} (\n  input wire clk,\n  input wire re,\n"
+            f"  input wire [{abits - 1}:0] raddr,\n  output reg [{width - 1}:0] rdata\n);\n"
+            f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n  initial begin\n"
+            f"    rdata = {width}'h0;\n{body}\n  end\n"
+            f"  always @(posedge clk) if (re) rdata <= mem[raddr];\nendmodule\n")
+
+
+def library(roms: dict) -> str:
+    """The Verilog of the RAM module and of every collected ROM, in a stable order."""
+    return "\n".join([_RAM_VERILOG] + [rom_verilog(name, *roms[name]) for name in sorted(roms)])
