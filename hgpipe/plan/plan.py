@@ -225,10 +225,22 @@ def _tp_choices(graph: IntGraph) -> list[int]:
     return [tp for tp in TP_CHOICES if c.num_tokens % tp == 0 and c.num_patches % tp == 0]
 
 
+def _over(r: Resources, board: Board) -> str:
+    """The resources over the board's budget, as ``LUT 1,200 > 1,000``."""
+    b = board.budget()
+    return ", ".join(f"{k.upper()} {getattr(r, k):,.0f} > {b[k]:,}" for k in KINDS
+                     if getattr(r, k) > b[k])
+
+
 def _limit(plan: Plan) -> str:
-    r, b = plan.resources, plan.board.budget()
-    over = [f"{k.upper()} {getattr(r, k):,.0f} > {b[k]:,}" for k in KINDS if getattr(r, k) > b[k]]
-    return ", ".join(over)
+    return _over(plan.resources, plan.board)
+
+
+def _stages_total(chosen: dict[str, Option]) -> Resources:
+    total = Resources()
+    for o in chosen.values():
+        total = total + o.resources
+    return total
 
 
 def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
@@ -269,7 +281,8 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
         else:
             bound = _stage_fit_ii(folder, board)
             if bound is None:
-                why.append(f"at TP={t} even the smallest folding needs more than the budget")
+                why.append(f"at TP={t} the cheapest foldings alone need "
+                           f"{_over(_stages_total(folder.choose(max(folder.candidate_iis()))), board)}")
                 continue
         cands.append((bound, t, folder))
     best = None
@@ -291,8 +304,9 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
         if best is None or (plan.ii, plan.resources.lut) < (best.ii, best.resources.lut):
             best = plan
     if best is None:
-        what = f"target II {target_ii:,} cycles" if target_ii is not None else "any II"
-        raise PlanError(f"{what} cannot be met on {board.name}: " + "; ".join(why))
+        what = f"target II {target_ii:,} cycles cannot be met" if target_ii is not None \
+            else "no plan fits"
+        raise PlanError(f"{what} on {board.name}: " + "; ".join(why))
     return best
 
 
@@ -306,9 +320,7 @@ def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
         chosen = folder.choose(ii)
         if chosen is None:
             return False
-        total = Resources()
-        for o in chosen.values():
-            total = total + o.resources
+        total = _stages_total(chosen)
         return all(getattr(total, k) <= budget[k] for k in KINDS)
     lo, hi = 0, len(iis)
     while lo < hi:
