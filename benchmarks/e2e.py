@@ -5,8 +5,9 @@ per-stage bubbles, simulation rate and build time.
     python benchmarks/e2e.py --only micro --images 8
     python benchmarks/e2e.py --block-ii 57624      # the block at HG-PIPE's II
 
-Cases: ``vit-micro`` (16 tokens x 16 channels, w4a4, the CLI's fastest plan that fits
-VCK190) and ``deit-tiny block``: HG-PIPE's DeiT-tiny with one encoder block (196 tokens x
+Cases: ``vit-micro`` (16 tokens x 16 channels, w4a4, planned at ``--micro-ii`` cycles per
+image; 0 for the fastest plan that fits VCK190, whose C++ takes many minutes to compile)
+and ``deit-tiny block``: HG-PIPE's DeiT-tiny with one encoder block (196 tokens x
 192 channels, 3 heads, w3a3; patch embedding, final norm and head included) planned at
 ``--block-ii`` cycles per image. Target: every stage whose cycles are within 5% of the II
 busy >= 95% of the time.
@@ -28,7 +29,8 @@ from hgpipe.rtl.generate import TOP, generate
 from sim import e2e, runner
 
 
-def case(name: str, cfg, bits: str, target_ii: int | None, images: int) -> dict:
+def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
+         optimize: bool = True) -> dict:
     rng = np.random.default_rng(0)
     calib = rng.standard_normal((2, cfg.in_chans, cfg.image_size, cfg.image_size))
     graph = quantize_model(cfg, random_weights(cfg, seed=1), calib,
@@ -39,13 +41,13 @@ def case(name: str, cfg, bits: str, target_ii: int | None, images: int) -> dict:
     acc, source, _ = generate(graph, plan)
     t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
-    runner.build(source, TOP, "verilator", optimize=True)
+    runner.build(source, TOP, "verilator", optimize=optimize)
     t_build = time.perf_counter() - t0
     patches = graph.encode_images(rng.standard_normal((images, cfg.in_chans, cfg.image_size,
                                                        cfg.image_size)))
     t0 = time.perf_counter()
     r = e2e.simulate(graph, acc, patches, cycles_per_image=plan.ii, source=source,
-                     optimize=True)
+                     optimize=optimize)
     t_sim = time.perf_counter() - t0
     cycles = r.image_end_cycles[-1]
     at_ii = {s.name: r.stage_busy[s.name] for s in plan.stages if s.cycles >= 0.95 * plan.ii}
@@ -61,16 +63,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--block-ii", type=int, default=57_624)
+    ap.add_argument("--micro-ii", type=int, default=1024)
+    ap.add_argument("--no-opt", action="store_true", help="compile Verilator's C++ at -O0: "
+                    "slower to simulate, far faster to build (cocotb makes every signal "
+                    "public, and -O2 on that C++ takes tens of minutes for the block)")
     ap.add_argument("--only", default="", help="micro or block")
     ap.add_argument("--busy", action="store_true", help="print every stage's busy fraction")
     args = ap.parse_args()
     cases = []
     if args.only in ("", "micro"):
-        cases.append(("vit-micro", preset("vit-micro"), "w4a4", None))
+        cases.append(("vit-micro", preset("vit-micro"), "w4a4", args.micro_ii or None))
     if args.only in ("", "block"):
         cases.append(("deit-tiny block", preset("hgpipe-deit-tiny").replace(depth=1), "w3a3",
                       args.block_ii))
-    rows = [case(n, c, b, ii, args.images) for n, c, b, ii in cases]
+    rows = [case(n, c, b, ii, args.images, not args.no_opt) for n, c, b, ii in cases]
     print(f"{'case':16s} {'bits':5s} {'TP':>2s} {'exact':5s} {'II model':>9s} "
           f"{'II sim':>9s} {'lat model':>10s} {'lat sim':>9s} {'busy@II':>8s} "
           f"{'gen s':>6s} {'build s':>7s} {'sim s':>6s} {'cycles/s':>9s}")
