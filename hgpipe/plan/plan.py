@@ -198,9 +198,7 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         res, mems = stage_logic(st, chosen[st.name].folding, t, cin, heads, k)
         logic.append(res)
         stage_mems.append(mems)
-    used = Resources()
-    for r in logic:
-        used = used + r
+    used = sum(logic, Resources())
     flat = [m for mems in stage_mems for m in mems] + fifo_mems
     placement = iter(place_all(flat, budget, {"lut": used.lut}))
     stages = []
@@ -237,10 +235,7 @@ def _limit(plan: Plan) -> str:
 
 
 def _stages_total(chosen: dict[str, Option]) -> Resources:
-    total = Resources()
-    for o in chosen.values():
-        total = total + o.resources
-    return total
+    return sum((o.resources for o in chosen.values()), Resources())
 
 
 def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,

@@ -78,11 +78,7 @@ def choose_scale(samples: np.ndarray, bits: int, signed: bool, method: str,
                  percentile: float = 99.99) -> float:
     """Scale (real value of one LSB) for ``samples`` quantized to ``bits``."""
     x = subsample(np.asarray(samples, dtype=np.float64))
-    if method == "mse":
-        top = float(np.abs(x).max(initial=0.0) if signed else np.maximum(x, 0).max(initial=0.0))
-        clip = float(_clip_mse(x[None], np.array([top]), bits, signed)[0]) if top > 0 else 0.0
-    else:
-        clip = float(_clips(x[None], bits, signed, method, percentile)[0])
+    clip = float(_clips(x[None], bits, signed, method, percentile)[0])
     return clip / qrange(bits, signed)[1] if clip > 0 else 1.0
 
 

@@ -109,7 +109,9 @@ class Ram(_Memory):
 
     def elaborate(self, platform):
         m = Module()
-        w = self._write or WritePort(Signal(_abits(self.depth)), Signal(self.width), Signal())
+        w = self._write
+        if w is None:
+            raise ValueError("Ram: no write port (a memory nothing writes is a Rom)")
         params = {"p_WIDTH": self.width, "p_DEPTH": self.depth, "p_ABITS": _abits(self.depth)}
         for k, port in enumerate(self._reads):
             m.submodules[f"copy{k}"] = self._instance(

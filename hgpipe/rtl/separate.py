@@ -201,9 +201,12 @@ class Parts:
         pool = ProcessPoolExecutor(workers) if workers > 1 else None
         top_text, modules, roms = None, [], {}
         try:
-            futures = [pool.submit(fn, *args) if pool else _Done(fn(*args)) for fn, args in jobs]
-            for k, fut in enumerate(futures, 1):
-                result = fut.result()
+            if pool:
+                futures = [pool.submit(fn, *args) for fn, args in jobs]
+                results = (f.result() for f in futures)
+            else:
+                results = (fn(*args) for fn, args in jobs)
+            for k, result in enumerate(results, 1):
                 if top and k == 1:
                     top_text, top_roms = result
                     roms.update(top_roms)
@@ -228,11 +231,3 @@ def _call(fn, args):
     """Run ``fn(*args)`` collecting its ROMs (a worker job)."""
     with collecting() as roms:
         return fn(*args), roms
-
-
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
