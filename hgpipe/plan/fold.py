@@ -15,7 +15,8 @@ from ..graph.contract import Folding, cycles, legal_foldings
 from ..graph.graph import IntGraph
 from ..graph.stages import Stage
 from ..resources.board import KINDS, Board
-from ..resources.model import Resources, estimate
+from ..resources.memory import Memory
+from ..resources.model import Resources, memory_resources, stage_logic
 
 
 def stage_dims(graph: IntGraph, st: Stage) -> tuple[int, int]:
@@ -39,8 +40,10 @@ def cost(r: Resources, budget: dict[str, int]) -> float:
 class Option:
     folding: Folding
     cycles: int
-    resources: Resources
+    resources: Resources          # logic plus memories each placed alone (for ranking)
     cost: float
+    logic: Resources = Resources()
+    memories: tuple[Memory, ...] = ()
 
 
 @dataclass
@@ -60,8 +63,9 @@ class Folder:
             t, cin = stage_dims(self.graph, st)
             opts = []
             for f in legal_foldings(st, t, cin, self.tp):
-                r = estimate(st, f, t, cin, budget, heads=heads)
-                opts.append(Option(f, cycles(st, f, t, cin), r, cost(r, budget)))
+                lg, mems = stage_logic(st, f, t, cin, heads)
+                r = lg + memory_resources(mems, budget)
+                opts.append(Option(f, cycles(st, f, t, cin), r, cost(r, budget), lg, mems))
             out[st.name] = sorted(opts, key=lambda o: (o.cost, o.cycles, str(o.folding)))
         return out
 

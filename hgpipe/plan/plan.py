@@ -234,8 +234,12 @@ def _limit(plan: Plan) -> str:
     return _over(plan.resources, plan.board)
 
 
-def _stages_total(chosen: dict[str, Option]) -> Resources:
-    return sum((o.resources for o in chosen.values()), Resources())
+def _stages_total(chosen: dict[str, Option], board: Board) -> Resources:
+    """The stages' logic plus all their memories placed together (as ``build`` places
+    them, FIFOs aside): a memory that cannot have a BRAM goes to LUTRAM while LUTs last."""
+    used = sum((o.logic for o in chosen.values()), Resources())
+    mems = [m for o in chosen.values() for m in o.memories]
+    return sum((placed(*p) for p in place_all(mems, board.budget(), {"lut": used.lut})), used)
 
 
 def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
@@ -277,27 +281,36 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
             bound = _stage_fit_ii(folder, board)
             if bound is None:
                 why.append(f"at TP={t} the cheapest foldings alone need "
-                           f"{_over(_stages_total(folder.choose(max(folder.candidate_iis()))), board)}")
+                           f"{_over(_stages_total(folder.choose(max(folder.candidate_iis())), board), board)}")
                 continue
         cands.append((bound, t, folder))
     best = None
-    for bound, t, folder in sorted(cands, key=lambda c: c[:2]):
-        if best is not None and bound > best.ii:
-            break
-        if progress:
-            progress(f"sizing buffers at TP={t}")
-        if target_ii is not None:
-            plan = build(graph, board, t, folder.choose(target_ii), target_ii, model, clock)
-            if not plan.fits:
-                why.append(f"at TP={t} it needs {_limit(plan)}")
-                continue
-        else:
-            plan = _fastest_fit(graph, board, folder, bound, model, clock)
-            if plan is None:
-                why.append(f"at TP={t} no II whose FIFOs also fit the budget")
-                continue
-        if best is None or (plan.ii, plan.resources.lut) < (best.ii, best.resources.lut):
-            best = plan
+    cands.sort(key=lambda c: c[:2])
+    # Two passes: each TP's plan at its own bound first (usually the answer), then a search
+    # above the bound only for TPs whose bound is still below the best plan found.
+    for search in (False, True) if target_ii is None else (False,):
+        for bound, t, folder in cands:
+            if best is not None and bound >= best.ii:
+                break
+            if progress:
+                progress(f"sizing buffers at TP={t}")
+            if target_ii is not None:
+                plan = build(graph, board, t, folder.choose(target_ii), target_ii, model, clock)
+                if not plan.fits:
+                    why.append(f"at TP={t} it needs {_limit(plan)}")
+                    continue
+            elif not search:
+                plan = build(graph, board, t, folder.choose(bound), None, model, clock)
+                if not plan.fits:
+                    continue
+            else:
+                plan = _fastest_fit(graph, board, folder, bound, model, clock,
+                                    below=None if best is None else best.ii)
+                if plan is None:
+                    why.append(f"at TP={t} no II whose FIFOs also fit the budget")
+                    continue
+            if best is None or (plan.ii, plan.resources.lut) < (best.ii, best.resources.lut):
+                best = plan
     if best is None:
         what = f"target II {target_ii:,} cycles cannot be met" if target_ii is not None \
             else "no plan fits"
@@ -315,7 +328,7 @@ def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
         chosen = folder.choose(ii)
         if chosen is None:
             return False
-        total = _stages_total(chosen)
+        total = _stages_total(chosen, board)
         return all(getattr(total, k) <= budget[k] for k in KINDS)
     lo, hi = 0, len(iis)
     while lo < hi:
@@ -328,10 +341,12 @@ def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
 
 
 def _fastest_fit(graph, board, folder: Folder, bound: int, model: str,
-                 clock: float) -> Plan | None:
-    """The first II from the stage-only bound on whose whole plan, FIFOs included, fits."""
-    iis = [ii for ii in folder.candidate_iis() if ii >= bound]
-    for ii in iis[:16]:
+                 clock: float, below: int | None = None) -> Plan | None:
+    """The first of the 16 IIs above the stage-only bound (and under ``below``) whose whole
+    plan, FIFOs included, fits. A scan, not a search: where BRAM binds, a slower II's
+    narrower, deeper memories can pack worse, so fitting is not monotonic in the II."""
+    for ii in [ii for ii in folder.candidate_iis()
+               if bound < ii and (below is None or ii < below)][:16]:
         plan = build(graph, board, folder.tp, folder.choose(ii), None, model, clock)
         if plan.fits:
             return plan

@@ -91,11 +91,11 @@ def roofline(path: Path, graph: IntGraph, plan: Plan, perf: Performance) -> None
     LUT budget spent on low-bit MACs plus every DSP, at the clock) and on-chip memory
     bandwidth (every BRAM and URAM port, 72 bits a cycle, two ports)."""
     import numpy as np
-    from ..resources.model import coefficients
+    from ..graph.intrange import IntRange
+    from ..resources.model import lut_per_mac
     b, clock = plan.board, plan.clock_mhz * 1e6
-    lin = coefficients()["kinds"]["linear"]["lut"][0]
-    lut_per_mac = max(lin * (3 * 3 + 16), 1.0)  # a 3x3-bit MAC with a 16-bit accumulator
-    peak = 2 * (b.budget()["lut"] / lut_per_mac + b.budget()["dsp"]) * clock / 1e9
+    s3 = IntRange.of_bits(3, True)   # the ceiling of w3a3 MACs
+    peak = 2 * (b.budget()["lut"] / lut_per_mac(s3, s3) + b.budget()["dsp"]) * clock / 1e9
     bw = (b.budget()["bram"] + b.budget()["uram"]) * 2 * 72 / 8 * clock / 1e9  # GB/s
     plt, fig = _figure(6.5, 4.5)
     ax = fig.add_subplot(111)

@@ -5,7 +5,10 @@ stage's datapath (partial-product bits, adder bits, register bits) derived from 
 folding and its derived widths, and ``a, b`` are calibrated against Yosys
 ``synth_xilinx -family xcup`` (``benchmarks/calibrate_resources.py`` writes
 ``coefficients.json``). Memories are placed analytically (``memory.place``). Products of
-operands wider than 4 bits use one DSP each; narrower ones are LUT fabric.
+operands wider than 4 bits use one DSP each; narrower ones are LUT fabric, counted at the
+LUTs Yosys maps one product of those operand formats to (the calibrated ``products``
+table): a 3 x 3-bit product is one LUT6 per output bit, a 4 x 4-bit one is a multiplier
+array twice that size, so bits x bits would misjudge one or the other.
 """
 
 from __future__ import annotations
@@ -58,11 +61,43 @@ def _bits(r: IntRange) -> int:
     return r.bits
 
 
-def _products(tp_lanes_out: int, xb: int, wb: int, acc: int, cip: int) -> tuple[int, int, int]:
-    """(lut size, dsp, ff size) of ``tp_lanes_out`` dot-product lanes of ``cip`` terms."""
-    dsp = tp_lanes_out * cip if max(xb, wb) >= DSP_MIN_BITS else 0
-    pp = 0 if dsp else xb * wb
-    return tp_lanes_out * cip * (pp + acc), dsp, tp_lanes_out * acc
+def tree_bits(terms: int, r: IntRange) -> int:
+    """Adder bits of ``hgpipe.rtl.stream.tree_sum`` over ``terms`` values in ``r``."""
+    return _tree_bits(terms, r.lo, r.hi)
+
+
+@cache
+def _tree_bits(terms: int, lo: int, hi: int) -> int:
+    level, bits = [IntRange(lo, hi)] * terms, 0
+    while len(level) > 1:
+        nxt = [a + b for a, b in zip(level[0::2], level[1::2])]
+        bits += sum(x.bits for x in nxt)
+        level = nxt + ([level[-1]] if len(level) % 2 else [])
+    return bits
+
+
+def operand_format(r: IntRange) -> str:
+    """``s3``, ``u4``: the key of an operand in the calibrated products table."""
+    return f"{'s' if r.signed else 'u'}{r.bits}"
+
+
+def product_luts(x: IntRange, w: IntRange) -> int:
+    """LUTs of one fabric product of operands in ``x`` and ``w`` (calibrated)."""
+    key = f"{operand_format(x)}*{operand_format(w)}"
+    try:
+        return coefficients()["products"][key]
+    except KeyError:
+        raise KeyError(f"no calibrated product {key}: re-run benchmarks/calibrate_resources.py"
+                       ) from None
+
+
+def _products(outputs: int, x: IntRange, w: IntRange, acc: int, cip: int
+              ) -> tuple[int, int, int]:
+    """(lut size, dsp, ff size) of ``outputs`` dot-product lanes of ``cip`` terms: the
+    products (in LUTs, or DSPs for wide operands), their adder tree and the accumulator."""
+    dsp = outputs * cip if max(x.bits, w.bits) >= DSP_MIN_BITS else 0
+    pp = 0 if dsp else product_luts(x, w)
+    return outputs * (cip * pp + tree_bits(cip, x * w) + acc), dsp, outputs * acc
 
 
 def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 1,
@@ -73,7 +108,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
     if isinstance(st, Linear):
         xb, wb, ab = _bits(st.in_ranges[0]), _bits(d["weight"]), _bits(d["acc"])
         ni, no = st.in_features // f.cip, st.out_features // f.cop
-        lut, dsp, ff = _products(f.tp * f.cop, xb, wb, ab, f.cip)
+        lut, dsp, ff = _products(f.tp * f.cop, st.in_ranges[0], d["weight"], ab, f.cip)
         mems = (Memory("weights", f.cop * f.cip * wb, no * ni, rom=True),
                 Memory("row", f.tp * f.cip * xb, 2 * ni),
                 Memory("bias", f.cop * ab, no, rom=True))
@@ -83,7 +118,8 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         xb = _bits(st.in_ranges[0])
         wb = _bits(st.in_ranges[-1])
         ab = _bits(d["out"])
-        lut, dsp, ff = _products(h * f.tp * f.cop, xb, wb, ab, f.cip)
+        lut, dsp, ff = _products(h * f.tp * f.cop, st.in_ranges[0], st.in_ranges[-1], ab,
+                                 f.cip)
         if isinstance(st, AttentionScores):  # K read cop tokens x cip channels; Q waits
             mems = (Memory("k", f.cop * f.cip * wb, coarse_banks * (tokens // f.cop) * (hd // f.cip),
                            ports=h),
@@ -132,6 +168,12 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
 @cache
 def coefficients() -> dict:
     return json.loads(COEFFICIENTS.read_text())
+
+
+def lut_per_mac(x: IntRange, w: IntRange) -> float:
+    """Marginal LUTs of one more fabric MAC in a wide dot product: its product and one
+    adder-tree node (for the roofline's compute ceiling)."""
+    return coefficients()["kinds"]["linear"]["lut"][0] * (product_luts(x, w) + (x * w).bits + 1)
 
 
 def logic(kind: str, lut_size: float, ff_size: float) -> tuple[float, float]:

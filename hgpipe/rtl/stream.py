@@ -59,16 +59,35 @@ def count(m: Module, en, *counters: tuple[Signal, int]):
     return carry
 
 
+def fit(v: Value, r: IntRange) -> Value:
+    """``v``, known to lie in ``r``, cut to the width ``r`` needs."""
+    x = v[:r.bits]
+    return x.as_signed() if r.signed else x
+
+
+def tree_sum(terms: list[tuple[Value, IntRange]]) -> tuple[Value, IntRange]:
+    """A balanced adder tree whose every node is only as wide as its exact range: a chain
+    (``sum()``) grows a bit per term and Amaranth a bit per addition, and synthesis cannot
+    know that the high bits only repeat the sign."""
+    while len(terms) > 1:
+        pairs = zip(terms[0::2], terms[1::2])
+        nxt = [(fit(a + b, ra + rb), ra + rb) for (a, ra), (b, rb) in pairs]
+        terms = nxt + ([terms[-1]] if len(terms) % 2 else [])
+    return terms[0]
+
+
 def mac(m, en, valid, first, last, a_words, b_words, a_range: IntRange, b_range: IntRange,
         tp: int, cop: int, cip: int, out_range: IntRange, o, start=None) -> None:
     """Accumulate ``acc[t][co] += sum_ci a[t][ci] * b[co][ci]`` while ``en & valid``;
     ``a_words[t]`` and ``b_words[co]`` are packed ``cip``-element words. A new sum starts
     on ``first`` from ``start[co]`` (or 0); the sums leave through ``o`` on ``last``."""
     results = []
+    pr = a_range * b_range
     for t in range(tp):
         for co in range(cop):
-            partial = sum(lane(a_words[t], ci, a_range) * lane(b_words[co], ci, b_range)
-                          for ci in range(cip))
+            partial, _ = tree_sum([(lane(a_words[t], ci, a_range)
+                                    * lane(b_words[co], ci, b_range), pr)
+                                   for ci in range(cip)])
             acc = Signal(shape_of(out_range), name=f"acc_t{t}_c{co}")
             new = Signal(shape_of(out_range), name=f"new_t{t}_c{co}")
             m.d.comb += new.eq(Mux(first, 0 if start is None else start[co], acc) + partial)

@@ -49,3 +49,30 @@ def test_stored_sizes_match_the_current_datapath_model(micro_graph_w3a3):
         assert (dp.lut_size, dp.ff_size) == (p["lut_size"], p["ff_size"])
         checked += 1
     assert checked >= 2
+
+
+def test_adder_tree_bits_by_hand():
+    from hgpipe.graph.intrange import IntRange
+    from hgpipe.resources.model import tree_bits
+    bit = IntRange(0, 1)
+    assert tree_bits(1, bit) == 0
+    assert tree_bits(4, bit) == 2 + 2 + 3          # [0,2] [0,2] -> [0,4]
+    assert tree_bits(3, bit) == 2 + 2              # [0,2], carried [0,1] -> [0,3]
+    assert tree_bits(2, IntRange(-12, 16)) == 7    # [-24, 32]
+
+
+def test_every_fabric_product_is_calibrated():
+    """The stored product table covers every operand format below the DSP width, and a
+    wider operand never costs fewer LUTs than a narrower one of the same signedness."""
+    from hgpipe.graph.intrange import IntRange
+    from hgpipe.resources.model import DSP_MIN_BITS, product_luts
+    fmts = [IntRange.of_bits(b, s) for b in range(1, DSP_MIN_BITS) for s in (True, False)]
+    for x in fmts:
+        for w in fmts:
+            n = product_luts(x, w)
+            assert n >= 1
+            if x.bits > 1:
+                assert n >= product_luts(IntRange.of_bits(x.bits - 1, x.signed), w)
+    s3 = IntRange.of_bits(3, True)
+    # one LUT6 per output bit at most: 3 x 3 bits is a 6-input function
+    assert product_luts(s3, s3) <= (s3 * s3).bits + 2
