@@ -121,4 +121,25 @@ def place_all(mems: list[Memory], budget: dict[str, int],
         total[BUDGET_KEY[kind]] -= n
         total[BUDGET_KEY[alt]] = total.get(BUDGET_KEY[alt], 0) + m
         choice[i] = (alt, m)
+    _relieve_luts(choice, opts, budget, total)
     return choice
+
+
+def _relieve_luts(choice, opts, budget, total) -> None:
+    """While LUTs are the most used resource, move LUTRAM memories into spare BRAM or URAM,
+    most LUTs freed per block first, as long as the block resource stays within budget and
+    below the LUTs' utilization (small designs keep small memories in LUTs)."""
+    def frac(k):
+        return total.get(k, 0) / budget[k] if budget.get(k) else float("inf")
+    moves = sorted((-n / m, i, alt, m) for i, (kind, n) in enumerate(choice) if kind == "lutram"
+                   for alt, m in opts[i].items() if alt != "lutram" and m > 0)
+    for _, i, alt, m in moves:
+        kind, n = choice[i]
+        k = BUDGET_KEY[alt]
+        if kind != "lutram" or not budget.get(k) or total.get(k, 0) + m > budget[k]:
+            continue
+        if (total.get(k, 0) + m) / budget[k] > frac("lut") - n / budget["lut"]:
+            continue
+        total["lut"] -= n
+        total[k] = total.get(k, 0) + m
+        choice[i] = (alt, m)

@@ -76,3 +76,13 @@ def test_every_fabric_product_is_calibrated():
     s3 = IntRange.of_bits(3, True)
     # one LUT6 per output bit at most: 3 x 3 bits is a 6-input function
     assert product_luts(s3, s3) <= (s3 * s3).bits + 2
+
+
+def test_placement_moves_luts_into_spare_blocks_only_while_luts_bind():
+    from hgpipe.resources.memory import Memory, place_all
+    rom = Memory("w", 4, 64, rom=True)             # 4 LUTs as a ROM, or a BRAM block
+    budget = {"lut": 1000, "bram": 100, "uram": 0}
+    # LUTs 90% used by logic: the ROM goes to a BRAM
+    assert place_all([rom], budget, {"lut": 900})[0][0] == "bram"
+    # LUTs barely used: it stays in LUTs rather than take a block
+    assert place_all([rom], budget, {"lut": 0})[0][0] == "lutram"
