@@ -21,17 +21,22 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from hgpipe.graph.contract import Folding
-from hgpipe.model import preset, random_weights
-from hgpipe.quant import BitSpec, QuantConfig, quantize_model
-from hgpipe.resources.memory import lut_cost
-from hgpipe.resources.model import COEFFICIENTS, DSP_MIN_BITS, MODEL_KIND, coefficients, datapath
+# this checkout's hgpipe, whatever is installed: the fit must describe this RTL and be
+# written beside this model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hgpipe.graph.contract import Folding  # noqa: E402
+from hgpipe.model import preset, random_weights  # noqa: E402
+from hgpipe.quant import BitSpec, QuantConfig, quantize_model  # noqa: E402
+from hgpipe.resources.memory import lut_cost  # noqa: E402
+from hgpipe.resources.model import (COEFFICIENTS, DSP_MIN_BITS, MODEL_KIND,  # noqa: E402
+                                    coefficients, datapath)
 
 LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
                "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,

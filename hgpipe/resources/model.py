@@ -200,11 +200,3 @@ def stage_logic(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int
     dp = datapath(st, f, tokens, in_channels, heads, coarse_banks)
     lut, ff = logic(st.kind, dp.lut_size, dp.ff_size)
     return Resources(lut=lut, ff=ff, dsp=dp.dsp), dp.memories
-
-
-def estimate(st: Stage, f: Folding, tokens: int, in_channels: int, budget: dict[str, int],
-             heads: int = 1, coarse_banks: int = 2) -> Resources:
-    """Resources of one stage alone: calibrated logic plus its memories, each placed where
-    it takes the smallest fraction of the budget."""
-    res, mems = stage_logic(st, f, tokens, in_channels, heads, coarse_banks)
-    return res + memory_resources(mems, budget)
