@@ -118,6 +118,14 @@ def synthesize(verilog: str, top: str) -> dict:
 PRODUCT_BITS = range(1, DSP_MIN_BITS)
 
 
+def _operand(name: str, signed: bool, other_signed: bool) -> str:
+    """An operand of a product as Verilog multiplies it: unsigned beside a signed one is
+    zero-extended into a signed value."""
+    if signed:
+        return f"$signed({name})"
+    return f"$signed({{1'b0, {name}}})" if other_signed else name
+
+
 def product_table() -> dict[str, int]:
     """LUTs of one ``x * w`` for every operand format below the DSP width, in one Yosys run
     (each product its own top, synthesised alone)."""
@@ -125,15 +133,15 @@ def product_table() -> dict[str, int]:
     mods, names = [], {}
     for xs, xb in formats:
         for ws, wb in formats:
-            key = (f"{'s' if xs else 'u'}{xb}*{'s' if ws else 'u'}{wb}")
+            key = f"{'s' if xs else 'u'}{xb}*{'s' if ws else 'u'}{wb}"
             top = f"p_{key.replace('*', '_')}"
-            sig = (lambda signed: "signed " if signed else "")
-            mods.append(f"module {top}(input {sig(xs)}[{xb - 1}:0] a, input {sig(ws)}[{wb - 1}:0] b,"
-                        f" output {sig(xs or ws)}[{xb + wb - 1}:0] y);\n"
-                        f"  assign y = {'$signed(a)' if xs else ('$signed({1b0, a})' if ws else 'a')}"
-                        f" * {'$signed(b)' if ws else ('$signed({1b0, b})' if xs else 'b')};\nendmodule\n")
+            sx, sw, sy = ("signed " if s else "" for s in (xs, ws, xs or ws))
+            mods.append(f"module {top}(input {sx}[{xb - 1}:0] a, input {sw}[{wb - 1}:0] b,"
+                        f" output {sy}[{xb + wb - 1}:0] y);\n"
+                        f"  assign y = {_operand('a', xs, ws)} * {_operand('b', ws, xs)};\n"
+                        "endmodule\n")
             names[top] = key
-    verilog = "".join(mods).replace("1b0", "1'b0")
+    verilog = "".join(mods)
     key = hashlib.sha256(verilog.encode()).hexdigest()[:24]
     cached = CACHE / f"products-{key}.json"
     if cached.is_file():

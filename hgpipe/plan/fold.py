@@ -42,8 +42,8 @@ class Option:
     cycles: int
     resources: Resources          # logic plus memories each placed alone (for ranking)
     cost: float
-    logic: Resources = Resources()
-    memories: tuple[Memory, ...] = ()
+    logic: Resources              # for placing all stages' memories together
+    memories: tuple[Memory, ...]
 
 
 @dataclass
