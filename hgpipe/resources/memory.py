@@ -11,7 +11,8 @@ from functools import cache
 from math import ceil
 
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
-LUTRAM_MAX_DEPTH = 256   # deeper LUT memories would need wide read multiplexers
+LUTRAM_MAX_DEPTH = 256   # deeper RAMs stay in blocks; deeper ROMs go to LUTs only when
+                         # block memory runs out (``place_all``)
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,15 @@ class Memory:
 
 def lut_cost(width: int, depth: int, rom: bool = True) -> int:
     """LUTs of a ROM (a LUT6 is 64 x 1) or of a simple dual-port RAM (RAM32M16: 32 x 14
-    in 8 LUTs; RAM64M8: 64 x 7 in 8 LUTs; deeper ones stack)."""
+    in 8 LUTs; RAM64M8: 64 x 7 in 8 LUTs; deeper ones stack). Past 256 words (what a
+    slice's MUXF7/MUXF8 combine) each bit's read multiplexer takes about one more LUT per
+    three leaves, as Yosys maps random ROMs (``rom_luts`` in the coefficients)."""
+    mux = width * ceil(depth / 192) if depth > 256 else 0
     if rom:
-        return width * ceil(depth / 64)
+        return width * ceil(depth / 64) + mux
     if depth <= 32:
         return 8 * ceil(width / 14)
-    return 8 * ceil(width / 7) * ceil(depth / 64)
+    return 8 * ceil(width / 7) * ceil(depth / 64) + mux
 
 
 def bram_cost(width: int, depth: int) -> float:
@@ -62,20 +66,23 @@ def options(mem: Memory) -> dict[str, float]:
 @cache  # the planner costs the same few geometries tens of thousands of times
 def _options(width: int, depth: int, rom: bool, ports: int) -> tuple[tuple[str, float], ...]:
     out = [("bram", bram_cost(width, depth) * ports)]
-    if depth <= LUTRAM_MAX_DEPTH:
+    if rom or depth <= LUTRAM_MAX_DEPTH:
         out.append(("lutram", float(lut_cost(width, depth, rom) * ports)))
     out.append(("uram", float(uram_cost(width, depth) * ports)))
     return tuple(out)
 
 
+BUDGET_KEY = {"lutram": "lut", "bram": "bram", "uram": "uram"}
+
+
 def place(mem: Memory, budget: dict[str, int]) -> tuple[str, float]:
     """(kind, count): the primitive that takes the smallest fraction of its budget
-    (``budget`` keys ``lut``, ``bram``, ``uram``)."""
-    key = {"lutram": "lut", "bram": "bram", "uram": "uram"}
+    (``budget`` keys ``lut``, ``bram``, ``uram``); a ROM deeper than ``LUTRAM_MAX_DEPTH``
+    only in a block."""
     best = None
     for kind, n in options(mem).items():
-        b = budget.get(key[kind], 0)
-        if not b:
+        b = budget.get(BUDGET_KEY[kind], 0)
+        if not b or (kind == "lutram" and mem.depth > LUTRAM_MAX_DEPTH):
             continue
         frac = n / b
         if best is None or frac < best[0]:
@@ -83,9 +90,6 @@ def place(mem: Memory, budget: dict[str, int]) -> tuple[str, float]:
     if best is None:
         return "bram", options(mem)["bram"]
     return best[1], best[2]
-
-
-BUDGET_KEY = {"lutram": "lut", "bram": "bram", "uram": "uram"}
 
 
 def place_all(mems: list[Memory], budget: dict[str, int],

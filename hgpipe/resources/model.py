@@ -4,11 +4,13 @@ Logic is ``a * size + b`` per stage kind, where ``size`` is a structural count o
 stage's datapath (partial-product bits, adder bits, register bits) derived from its
 folding and its derived widths, and ``a, b`` are calibrated against Yosys
 ``synth_xilinx -family xcup`` (``benchmarks/calibrate_resources.py`` writes
-``coefficients.json``). Memories are placed analytically (``memory.place``). Products of
-operands wider than 4 bits use one DSP each; narrower ones are LUT fabric, counted at the
-LUTs Yosys maps one product of those operand formats to (the calibrated ``products``
-table): a 3 x 3-bit product is one LUT6 per output bit, a 4 x 4-bit one is a multiplier
-array twice that size, so bits x bits would misjudge one or the other.
+``coefficients.json``). Memories are placed analytically (``memory.place``). In the
+dot products, operands wider than 4 bits use one DSP a product; narrower ones are LUT
+fabric, counted at the LUTs Yosys maps one product of those operand formats to (the
+calibrated ``products`` table): a 3 x 3-bit product is one LUT6 per output bit, a 4 x 4-bit
+one is a multiplier array twice that size, so bits x bits would misjudge one or the other.
+LayerNorm's and softmax's few wide products go to DSPs as Yosys splits them
+(``dsp_blocks``), their LUT size counting only the fabric around them.
 """
 
 from __future__ import annotations
@@ -91,6 +93,20 @@ def product_luts(x: IntRange, w: IntRange) -> int:
                        ) from None
 
 
+def dsp_blocks(a: IntRange, b: IntRange) -> int:
+    """DSP48E2 blocks of one product as Yosys ``synth_xilinx`` maps it: the multiplier is
+    signed 27 x 18 (an unsigned operand takes one more bit), products under 9 bits stay in
+    fabric, wider ones are split into 26 x 17-bit pieces. Checked against Yosys-measured
+    products (``dsp_products`` in the coefficients) by the tests."""
+    wa, wb = (r.bits + (not r.signed) for r in (a, b))
+    if min(wa, wb) < 2 or a.bits + b.bits < 9:
+        return 0
+    hi, lo = max(wa, wb), min(wa, wb)
+    if hi <= 27 and lo <= 18:
+        return 1
+    return max(ceil((p - 1) / 26) * ceil((q - 1) / 17) for p, q in ((hi, lo), (lo, hi)))
+
+
 def _products(outputs: int, x: IntRange, w: IntRange, acc: int, cip: int
               ) -> tuple[int, int, int]:
     """(lut size, dsp, ff size) of ``outputs`` dot-product lanes of ``cip`` terms: the
@@ -141,27 +157,34 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         return Datapath(n * sum(_bits(r) for r in st.in_ranges) + n * ob, n * _bits(st.out_range),
                         0, mems)
     if isinstance(st, LayerNorm):
-        db, rb, tb, gb = (_bits(d[k]) for k in ("d", "r", "t", "u"))
-        xb = _bits(st.in_ranges[0])
+        # per lane x*x, (C*x - s1)*r and t*gamma in DSPs; per token s1*s1
+        xr, gr = st.in_ranges[0], IntRange.of_array(st.gamma)
+        db, tb, ub, vb = (_bits(d[k]) for k in ("d", "t", "u", "v"))
+        xb = _bits(xr)
         s1b, s2b = _bits(d["s1"]), _bits(d["s2"])
         nb = in_channels // f.cip
         banks = 2 + ceil(2 / nb)
-        lut = n * (db * rb // 4 + tb + gb + xb * xb) + f.tp * (s1b * s1b // 4 + s2b)
-        mems = (Memory("row", n * xb, banks * nb), Memory("rsqrt", rb, st.rsqrt.size * st.rsqrt.segments,
+        dsp = (n * (dsp_blocks(xr, xr) + dsp_blocks(d["d"], d["r"]) + dsp_blocks(d["t"], gr))
+               + f.tp * dsp_blocks(d["s1"], d["s1"]))
+        lut = n * (xb + db + tb + ub) + f.tp * (s1b + s2b + vb)
+        mems = (Memory("row", n * xb, banks * nb), Memory("rsqrt", _bits(d["r"]),
+                                                           st.rsqrt.size * st.rsqrt.segments,
                                                            rom=True, ports=f.tp),
-                Memory("affine", 2 * f.cip * gb, nb, rom=True))
-        return Datapath(lut, n * (xb + _bits(st.out_range)) + 2 * f.tp * (s1b + s2b), 0, mems)
+                Memory("affine", f.cip * (gr.bits + _bits(IntRange.of_array(st.beta))), nb,
+                       rom=True))
+        return Datapath(lut, n * (xb + _bits(st.out_range)) + 2 * f.tp * (s1b + s2b), dsp, mems)
     if isinstance(st, Softmax):
-        h = heads  # one unit per head
+        h = heads  # one unit per head; per lane e * r in a DSP
         eb, rb, zb = (_bits(d[k]) for k in ("e", "r", "z"))
         xb = _bits(st.in_ranges[0])
         nb = st.row_len // f.cip
         banks = 2 + ceil(2 / nb)
-        lut = h * (n * (eb * rb // 4 + xb + eb) + f.tp * zb)
+        lut = h * (n * (xb + eb) + f.tp * (zb + rb))
         mems = (Memory("rows", h * n * (xb + eb), banks * nb),
                 Memory("exp", eb, st.exp.size, rom=True, ports=h * n),
                 Memory("recip", rb, st.recip.size * st.recip.segments, rom=True, ports=h * f.tp))
-        return Datapath(lut, h * (n * (xb + eb + _bits(st.out_range)) + 2 * f.tp * zb), 0, mems)
+        return Datapath(lut, h * (n * (xb + eb + _bits(st.out_range)) + 2 * f.tp * zb),
+                        h * n * dsp_blocks(d["e"], d["r"]), mems)
     raise TypeError(f"no resource model for stage kind {st.kind!r}")
 
 

@@ -120,3 +120,15 @@ def test_memories_move_out_of_an_overfull_resource():
     placed = place_all(mems, budget, {"lut": 0})
     assert sum(n for k, n in placed if k == "bram") <= 2
     assert sum(n for k, n in placed if k == "lutram") <= 10000
+
+
+def test_deep_roms_go_to_luts_only_when_blocks_run_out():
+    deep = Memory("weights", 9, 4096, rom=True)     # 1 BRAM36 (4Kx9) or 9 * (64 + 22) LUTs
+    assert lut_cost(9, 4096) == 774
+    assert place_all([deep], {"lut": 100000, "bram": 10, "uram": 0}, {"lut": 0}) == [("bram", 1)]
+    placed = place_all([deep] * 4, {"lut": 100000, "bram": 2, "uram": 0}, {"lut": 0})
+    assert sorted(placed) == [("bram", 1), ("bram", 1), ("lutram", 774), ("lutram", 774)]
+    # a deep RAM (written) has no LUT option: it stays over the budget, for the plan to report
+    ram = Memory("k", 9, 4096)
+    budget = {"lut": 100000, "bram": 2, "uram": 0}
+    assert place_all([ram] * 3, budget, {"lut": 0}) == [("bram", 1)] * 3
