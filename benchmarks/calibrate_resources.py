@@ -92,13 +92,14 @@ CACHE = Path.home() / ".cache" / "hgpipe" / "calibration"
 
 
 DSP_KINDS = ("layernorm", "softmax")   # synthesised with DSPs (the others -nodsp)
+NO_DSP = "-nodsp -nobram"
 
 
-def synthesize(verilog: str, top: str, dsp: bool = False) -> dict:
-    """Yosys cell counts, cached by the Verilog's and the options' hash (re-runs only
-    synthesise changes)."""
-    flags = "-nobram" if dsp else "-nodsp -nobram"
-    key = hashlib.sha256(verilog.encode() + (b"" if not dsp else flags.encode())).hexdigest()[:24]
+def synthesize(verilog: str, top: str, flags: str = NO_DSP) -> dict:
+    """Yosys cell counts, cached by the Verilog's and the ``synth_xilinx`` flags' hash
+    (re-runs only synthesise changes)."""
+    salt = b"" if flags == NO_DSP else flags.encode()   # the default keeps its older keys
+    key = hashlib.sha256(verilog.encode() + salt).hexdigest()[:24]
     cached = CACHE / f"{key}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
@@ -213,7 +214,7 @@ def rom_table() -> dict[str, int]:
         return json.loads(cached.read_text())
     out = {}
     for key, v in mods.items():
-        r = synthesize(v, f"rom{key}", dsp=True)     # -nobram only
+        r = synthesize(v, f"rom{key}", "-nobram")
         out[key] = r["lut"]
     CACHE.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(out, sort_keys=True))
@@ -221,8 +222,8 @@ def rom_table() -> dict[str, int]:
 
 
 def _job(args):
-    label, key, verilog, top, dsp = args
-    return label, key, synthesize(verilog, top, dsp)
+    label, key, verilog, top, flags = args
+    return label, key, synthesize(verilog, top, flags)
 
 
 def yosys_version() -> str:
@@ -274,7 +275,8 @@ def main() -> None:
                        "lut_size": dp.lut_size, "ff_size": dp.ff_size, "model_dsp": dp.dsp,
                        "memory_luts": sum(lut_cost(m.width, m.depth, m.rom) * m.ports
                                           for m in dp.memories)}
-        jobs.append((label, key, verilog(make(st), top), top, MODEL_KIND[st.kind] in DSP_KINDS))
+        flags = "-nobram" if MODEL_KIND[st.kind] in DSP_KINDS else NO_DSP
+        jobs.append((label, key, verilog(make(st), top), top, flags))
     print(f"synthesising {len(jobs)} instances with {args.jobs} jobs ...", flush=True)
     points = []
     with ProcessPoolExecutor(args.jobs) as ex:
