@@ -30,36 +30,44 @@ def _mse_step(x: torch.Tensor, lo: int, hi: int, with_error: bool = False):
 
 
 class FakeQuant(nn.Module):
-    """Fake quantization with a straight-through rounding; the step follows the MSE rule
-    (a running average over batches while training, frozen in eval).
+    """Fake quantization with a learned step (LSQ: Esser et al., 2020) and straight-through
+    rounding. The step starts at the MSE rule of hgpipe's ``mse`` observer on the first
+    batch; ``qat_scales`` hands the learned steps to hgpipe's quantizer.
 
     Disabled (identity) until ``bits`` is set, so one module serves float training and
     quantization-aware fine-tuning."""
 
     def __init__(self):
         super().__init__()
-        self.bits, self.signed = 0, True
-        self.register_buffer("step", torch.zeros(()), persistent=False)
+        self.bits, self.signed, self.auto = 0, True, False
+        self.step = nn.Parameter(torch.zeros(()))
 
     def set(self, bits: int, signed: bool | None) -> None:
         """``signed=None``: whichever quantizes better, as hgpipe decides for GELU."""
         self.bits, self.signed, self.auto = bits, bool(signed), signed is None
-        self.step.zero_()
+        with torch.no_grad():
+            self.step.zero_()
+
+    def bounds(self) -> tuple[int, int]:
+        b = self.bits
+        return (-(1 << (b - 1)), (1 << (b - 1)) - 1) if self.signed else (0, (1 << b) - 1)
 
     def forward(self, x):
         if not self.bits:
             return x
-        if self.auto and not float(self.step):
-            b = self.bits
-            self.signed = bool(_mse_step(x, -(1 << (b - 1)), (1 << (b - 1)) - 1, True)[1]
-                               < _mse_step(x, 0, (1 << b) - 1, True)[1])
-        lo, hi = (-(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1) if self.signed \
-            else (0, (1 << self.bits) - 1)
-        if self.training or not float(self.step):
-            s = _mse_step(x, lo, hi)
-            self.step.copy_(s if not float(self.step) else 0.9 * self.step + 0.1 * s)
-        v = torch.clamp(x / self.step, lo, hi)
-        return ((v.round() - v).detach() + v) * self.step
+        if not float(self.step.detach()):
+            if self.auto:
+                self.signed = True
+                err_s = _mse_step(x, *self.bounds(), True)[1]
+                self.signed = False
+                self.signed = bool(err_s < _mse_step(x, *self.bounds(), True)[1])
+            with torch.no_grad():
+                self.step.copy_(_mse_step(x, *self.bounds()))
+        lo, hi = self.bounds()
+        g = (x.numel() * hi) ** -0.5     # LSQ's gradient scale: steps learn as fast as weights
+        s = self.step * g + (self.step * (1 - g)).detach()
+        v = torch.clamp(x / s, lo, hi)
+        return ((v.round() - v).detach() + v) * s
 
 
 class QLinear(nn.Linear):
@@ -158,22 +166,34 @@ def enable_fake_quant(model: TimmViT, weight: int, act: int, prob: int) -> None:
         b.mlp.g_q.set(act, None)
 
 
-def _fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, seed: int
-         ) -> None:
-    """AdamW with one-cycle decay and light shift augmentation."""
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+def _fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float, seed: int,
+         teacher: nn.Module | None = None, distill: float = 0.0) -> None:
+    """AdamW with one-cycle decay and light shift augmentation; with a ``teacher``, the
+    loss mixes in ``distill`` of the KL divergence to its predictions."""
+    steps_ = [p for n, p in model.named_parameters() if n.endswith(".step")]
+    rest = [p for n, p in model.named_parameters() if not n.endswith(".step")]
+    opt = torch.optim.AdamW([{"params": rest}, {"params": steps_, "weight_decay": 0.0}],
+                            lr=lr, weight_decay=0.05)
     steps = epochs * ((len(x) + 63) // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
     gen = torch.Generator().manual_seed(seed)
     model.train()
+    if teacher is not None:
+        teacher.eval()
     for _ in range(epochs):
         perm = torch.randperm(len(xt), generator=gen)
         for i in range(0, len(xt), 64):
             xb, yb = xt[perm[i:i + 64]], yt[perm[i:i + 64]]
             shift = torch.randint(-1, 2, (2,), generator=gen).tolist()
             xb = torch.roll(xb, shifts=shift, dims=(2, 3))
-            loss = nn.functional.cross_entropy(model(xb), yb, label_smoothing=0.1)
+            out = model(xb)
+            loss = nn.functional.cross_entropy(out, yb, label_smoothing=0.1)
+            if teacher is not None and distill:
+                with torch.no_grad():
+                    target = teacher(xb).softmax(-1)
+                kd = nn.functional.kl_div(out.log_softmax(-1), target, reduction="batchmean")
+                loss = (1 - distill) * loss + distill * kd
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -182,8 +202,28 @@ def _fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float,
 
 def export(model: TimmViT):
     """hgpipe weights from the module's timm-named parameters (fake-quant steps dropped)."""
-    sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()
+          if not k.endswith(".step")}
     return from_state_dict(model.cfg, sd, source="trained")
+
+
+def qat_scales(model: TimmViT) -> tuple[dict[str, float], dict[str, bool]]:
+    """The learned steps, keyed as hgpipe's ``QuantConfig.scales`` (activation taps and timm
+    weight names), and the GELU outputs' signedness as ``QuantConfig.signs``."""
+    scales, signs = {}, {}
+    for i, b in enumerate(model.blocks):
+        p = f"blocks.{i}"
+        acts = {"norm1": b.n1_q, "norm2": b.n2_q, "attn.q": b.attn.q_q, "attn.k": b.attn.k_q,
+                "attn.v": b.attn.v_q, "attn.softmax": b.attn.p_q, "attn.av": b.attn.o_q,
+                "mlp.gelu": b.mlp.g_q}
+        lins = {"attn.qkv": b.attn.qkv, "attn.proj": b.attn.proj, "mlp.fc1": b.mlp.fc1,
+                "mlp.fc2": b.mlp.fc2}
+        for key, fq in [*acts.items(), *((f"{k}.weight", m.wq) for k, m in lins.items())]:
+            if fq.bits:
+                scales[f"{p}.{key}"] = float(fq.step.detach())
+        if b.mlp.g_q.bits:
+            signs[f"{p}.mlp.gelu"] = b.mlp.g_q.signed
+    return scales, signs
 
 
 def digits_split(seed: int = 0):
@@ -206,11 +246,16 @@ def train_vit(cfg: ViTConfig, x: np.ndarray, y: np.ndarray, epochs: int = 150, s
 
 
 def finetune_qat(model: TimmViT, x: np.ndarray, y: np.ndarray, weight: int, act: int,
-                 prob: int, epochs: int = 30, seed: int = 0) -> TimmViT:
-    """Quantization-aware fine-tuning of a copy of a float-trained module."""
+                 prob: int, epochs: int = 100, seed: int = 0, distill: float = 0.8,
+                 lr: float = 1e-3) -> TimmViT:
+    """Quantization-aware fine-tuning of a copy of a float-trained module, distilled from
+    the float one; the steps start from the MSE rule on 256 training images."""
     import copy
     torch.manual_seed(seed)
     q = copy.deepcopy(model)
     enable_fake_quant(q, weight, act, prob)
-    _fit(q, x, y, epochs, 5e-4, seed + 1)
+    q.train()
+    with torch.no_grad():
+        q(torch.tensor(x[:256], dtype=torch.float32))
+    _fit(q, x, y, epochs, lr, seed + 1, teacher=model, distill=distill)
     return q

@@ -62,12 +62,21 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observer", default="mse", choices=("minmax", "percentile", "mse"),
                    help="activation observer")
     p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    p.add_argument("--steps", help="learned steps .json ({\"scales\": {tap or weight: step}, "
+                   "\"signs\": {...}}, e.g. from QAT): fixed instead of observed, and no bias "
+                   "correction")
 
 
-def quant_config(args: argparse.Namespace):
-    from .quant import BitSpec, QuantConfig
-    return QuantConfig(bits=BitSpec.parse(args.bits), act_observer=args.observer,
-                       per_channel=args.per_channel)
+def quant_config(args: argparse.Namespace, cfg):
+    """The quantizer settings, checked against the model before any calibration runs."""
+    from .quant import BitSpec, QuantConfig, read_steps
+    from .quant.calibrate import check_steps
+    scales, signs = read_steps(args.steps) if args.steps else ({}, {})
+    q = QuantConfig(bits=BitSpec.parse(args.bits), act_observer=args.observer,
+                    per_channel=args.per_channel, scales=scales, signs=signs,
+                    bias_correction=not args.steps)
+    check_steps(cfg, q)
+    return q
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -92,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         from .golden import logits as int_logits
         from .quant import quantize_model
-        qcfg = quant_config(args)
+        qcfg = quant_config(args, cfg)
         calib = image_batch(cfg, _load_array(args.calib, "calib")) if args.calib else images
         print(f"calibrating {qcfg.bits.name} on {len(calib)} images ...", file=sys.stderr)
         graph = quantize_model(cfg, w, calib, qcfg)
@@ -112,7 +121,7 @@ def _graph(args: argparse.Namespace, progress):
     from .model.forward import image_batch
     from .quant import quantize_model
     cfg, w = _model(args)
-    qcfg = quant_config(args)
+    qcfg = quant_config(args, cfg)
     if args.calib:
         calib = image_batch(cfg, _load_array(args.calib, "calib"))
     else:

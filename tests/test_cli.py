@@ -64,11 +64,18 @@ def test_run_with_config_weights_and_calib(tmp_path):
     (["--model", "vit-micro", "--weights", "missing.npz"], "does not exist"),
     (["--config", "bad.json"], "config bad.json: unknown key 'dim'"),
     (["--model", "vit-micro", "--images", "wrong.npy"], "images: shape (2, 3, 8, 8): expected"),
+    (["--model", "vit-micro", "--steps", "s.json"], "steps s.json: scales['blocks.0.norm1']='x'"
+                                                    ": expected a number"),
+    (["--model", "vit-micro", "--steps", "bad.json"], "steps bad.json: expected an object with "
+                                                      "keys 'scales'"),
+    (["--model", "vit-micro", "--steps", "t.json"], "'blocks.3.norm1': no such tap or weight"),
 ])
 def test_errors_are_one_line_exit_2_and_write_nothing(tmp_path, args, message):
     np.save(tmp_path / "x.npy", np.zeros((2, 3, 16, 16), np.float32))
     np.save(tmp_path / "wrong.npy", np.zeros((2, 3, 8, 8), np.float32))
     (tmp_path / "bad.json").write_text('{"dim": 3}')
+    (tmp_path / "s.json").write_text('{"scales": {"blocks.0.norm1": "x"}}')
+    (tmp_path / "t.json").write_text('{"scales": {"blocks.3.norm1": 0.5}}')
     if "--images" not in args:
         args = args + ["--images", "x.npy"]
     r = hgpipe("run", *args, "--out", "out.npy", cwd=tmp_path)
@@ -78,3 +85,19 @@ def test_errors_are_one_line_exit_2_and_write_nothing(tmp_path, args, message):
     assert message in lines[0]
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "out.npy").exists()
+
+
+def test_run_with_learned_steps(tmp_path):
+    """``--steps`` fixes the named scales (the logits change with them) and the rest are
+    observed as before."""
+    from hgpipe.quant import write_steps
+    cfg = preset("vit-micro")
+    np.save(tmp_path / "x.npy", images_for(cfg, 4, seed=5))
+    base = ["run", "--model", "vit-micro", "--images", tmp_path / "x.npy", "--bits", "w4a4"]
+    write_steps(tmp_path / "s.json", {"blocks.0.norm1": 0.9, "blocks.0.attn.qkv.weight": 0.5},
+                {"blocks.0.mlp.gelu": True})
+    assert main([*map(str, base), "--out", str(tmp_path / "a.npy")]) == 0
+    assert main([*map(str, base), "--steps", str(tmp_path / "s.json"),
+                 "--out", str(tmp_path / "b.npy")]) == 0
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape == b.shape == (4, 10) and not np.array_equal(a, b)

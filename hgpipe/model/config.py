@@ -111,6 +111,8 @@ PRESETS: dict[str, ViTConfig] = {
     # Small models for tests, demos and simulation.
     "vit-digits": ViTConfig(image_size=8, patch_size=2, in_chans=1, embed_dim=32, depth=2,
                             num_heads=2, mlp_ratio=2.0, num_classes=10),
+    "vit-digits-48": ViTConfig(image_size=8, patch_size=2, in_chans=1, embed_dim=48, depth=3,
+                               num_heads=3, mlp_ratio=2.0, num_classes=10),
     "vit-micro": ViTConfig(image_size=16, patch_size=4, in_chans=3, embed_dim=16, depth=1,
                            num_heads=2, mlp_ratio=2.0, num_classes=10, class_token="replace"),
 }
@@ -121,6 +123,7 @@ PRESET_NOTES = {
     "deit-base": "DeiT-base, 224/16, 197 tokens",
     "hgpipe-deit-tiny": "DeiT-tiny with the class token replacing patch 0 (196 tokens), as HG-PIPE",
     "vit-digits": "8x8 grey images (scikit-learn digits), 17 tokens",
+    "vit-digits-48": "digits, 17 tokens, 48 channels x 3 blocks: the accuracy benchmark's model",
     "vit-micro": "16x16 RGB, 16 tokens, one block: for fast RTL simulation",
 }
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from math import isfinite
+from typing import Mapping
 
 from ..errors import QuantError
 
@@ -91,6 +93,12 @@ class QuantConfig:
     rsqrt_bits: int = 16
     gamma_bits: int = 10     # signed LayerNorm affine weights
     bias_correction: bool = True  # fold each linear's mean calibration error into its bias
+    # Steps fixed by quantization-aware training instead of observed: activation scales by
+    # tap name (``blocks.0.norm1``, ``blocks.0.attn.q``/``k``/``v``, ``blocks.0.attn.softmax``,
+    # ``blocks.0.attn.av``, ``blocks.0.mlp.gelu``, ...) and weight scales by timm parameter
+    # name (``blocks.0.attn.qkv.weight``); ``signs`` fixes GELU outputs signed or unsigned.
+    scales: Mapping[str, float] = field(default_factory=dict)
+    signs: Mapping[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in ("act_observer", "weight_observer"):
@@ -99,3 +107,39 @@ class QuantConfig:
                                  f"{', '.join(OBSERVERS)}")
         if not 50.0 < self.percentile <= 100.0:
             raise QuantError(f"quant: percentile={self.percentile}: expected (50, 100]")
+        for key, v in self.scales.items():
+            if not (isinstance(v, (int, float)) and isfinite(v) and v > 0):
+                raise QuantError(f"quant: scales[{key!r}]={v!r}: expected a positive number")
+
+
+def read_steps(path: str) -> tuple[dict[str, float], dict[str, bool]]:
+    """Learned steps from a JSON file ``{"scales": {name: step}, "signs": {name: bool}}``
+    (as ``QuantConfig.scales``/``signs``; ``signs`` optional), e.g. from QAT."""
+    import json
+    from pathlib import Path
+    p = Path(path)
+    if not p.is_file():
+        raise QuantError(f"steps: file {path!r} does not exist")
+    try:
+        data = json.loads(p.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise QuantError(f"steps: cannot read {path!r} as JSON: {exc}") from None
+    if not isinstance(data, dict) or set(data) - {"scales", "signs"} or "scales" not in data:
+        raise QuantError(f"steps {path}: expected an object with keys 'scales' and "
+                         "optionally 'signs'")
+    scales, signs = data["scales"], data.get("signs", {})
+    for key, table, kind in (("scales", scales, (int, float)), ("signs", signs, bool)):
+        if not isinstance(table, dict):
+            raise QuantError(f"steps {path}: {key}: expected an object of name -> value")
+        for name, v in table.items():
+            if not isinstance(v, kind) or (kind is not bool and isinstance(v, bool)):
+                raise QuantError(f"steps {path}: {key}[{name!r}]={v!r}: expected "
+                                 f"{'true or false' if kind is bool else 'a number'}")
+    return {k: float(v) for k, v in scales.items()}, dict(signs)
+
+
+def write_steps(path, scales: Mapping[str, float], signs: Mapping[str, bool]) -> None:
+    import json
+    from pathlib import Path
+    Path(path).write_text(json.dumps({"scales": dict(sorted(scales.items())),
+                                      "signs": dict(sorted(signs.items()))}, indent=1) + "\n")

@@ -33,6 +33,7 @@ class _Builder:
         self.env: dict[str, np.ndarray] = {}
         self.range: dict[str, IntRange] = {}
         self.scale: dict[str, np.ndarray | float] = {}
+        self.used: set[str] = set()   # the keys of q.scales / q.signs that were applied
 
     # Plumbing -----------------------------------------------------------------------------
     def emit(self, st: Stage) -> str:
@@ -46,16 +47,30 @@ class _Builder:
         """Free calibration tensors no later stage reads (bounded memory on deep models)."""
         self.env = {k: v for k, v in self.env.items() if k in names}
 
-    def act_scale(self, tap: str, bits: int, signed: bool) -> float:
-        return choose_scale(self.taps[tap], bits, signed, self.q.act_observer, self.q.percentile)
+    def fixed(self, table, key: str):
+        """A value the config fixes (``scales``/``signs``), or None: the observers decide."""
+        if key in table:
+            self.used.add(key)
+        return table.get(key)
+
+    def act_scale(self, tap: str, bits: int, signed: bool,
+                  samples: np.ndarray | None = None) -> float:
+        fixed = self.fixed(self.q.scales, tap)
+        if fixed is not None:
+            return float(fixed)
+        x = self.taps[tap] if samples is None else samples
+        return choose_scale(x, bits, signed, self.q.act_observer, self.q.percentile)
 
     def better_signed(self, tap: str, bits: int) -> bool:
         """Signed or unsigned output, whichever quantizes the float activation better
         (GELU: unsigned doubles the positive resolution but loses the negative dip)."""
+        fixed = self.fixed(self.q.signs, tap)
+        if fixed is not None:
+            return bool(fixed)
         x = self.taps[tap]
         err = {}
         for signed in (False, True):
-            s = self.act_scale(tap, bits, signed)
+            s = choose_scale(x, bits, signed, self.q.act_observer, self.q.percentile)
             err[signed] = float(np.mean((quantize(x, s, bits, signed) * s - x) ** 2))
         return err[True] < err[False]
 
@@ -67,7 +82,10 @@ class _Builder:
     def linear(self, name: str, src: str, a: Affine, bits: int, role: str,
                per_channel: bool) -> str:
         w = a.weight.reshape(a.weight.shape[0], -1)
-        s_w = weight_scales(w, bits, self.q.weight_observer, per_channel, self.q.percentile)
+        fixed = self.fixed(self.q.scales, "patch_embed.proj.weight" if role == "patch_embed"
+                           else f"{name}.weight")
+        s_w = np.full(w.shape[0], float(fixed)) if fixed is not None else \
+            weight_scales(w, bits, self.q.weight_observer, per_channel, self.q.percentile)
         lo, hi = qrange(bits, True)
         w_int = np.clip(np.rint(w / s_w[:, None]), lo, hi).astype(np.int64)
         s_acc = float(self.scale[src]) * s_w
@@ -173,11 +191,35 @@ class _Builder:
                                      skip_shift=k, out_format=IntRange.of_bits(r, True)))
 
 
+def step_names(cfg: ViTConfig) -> tuple[set[str], set[str]]:
+    """The names ``QuantConfig.scales`` and ``signs`` may fix in a model of ``cfg``."""
+    acts = {INPUT, "tokens", "norm"}
+    weights = {"patch_embed.proj.weight", "head.weight"}
+    for i in range(cfg.depth):
+        p = f"blocks.{i}"
+        acts |= {f"{p}.{t}" for t in ("norm1", "attn.q", "attn.k", "attn.v", "attn.softmax",
+                                       "attn.av", "add1", "norm2", "mlp.gelu", "add2")}
+        weights |= {f"{p}.{t}.weight" for t in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")}
+    return acts | weights, {f"blocks.{i}.mlp.gelu" for i in range(cfg.depth)}
+
+
+def check_steps(cfg: ViTConfig, q: QuantConfig) -> None:
+    """Every fixed name must exist in the model (a misspelt one would silently not apply)."""
+    scales, signs = step_names(cfg)
+    for field, table, known, eg in (
+            ("scales", q.scales, scales, "blocks.0.norm1, blocks.0.attn.q, blocks.0.mlp.fc1.weight"),
+            ("signs", q.signs, signs, "blocks.0.mlp.gelu")):
+        for key in sorted(set(table) - known):
+            raise QuantError(f"quant: {field}: {key!r}: no such tap or weight in this model; "
+                             f"expected e.g. {eg}")
+
+
 def quantize_model(cfg: ViTConfig, weights: ViTWeights, calib_images: np.ndarray,
                    qcfg: QuantConfig | None = None) -> IntGraph:
     """Calibrate on ``calib_images`` (float, as the float model takes them) and build the
     integer graph."""
     q = qcfg or QuantConfig()
+    check_steps(cfg, q)
     bits = q.bits
     if len(calib_images) == 0:
         raise QuantError("calib: no calibration images: expected at least 1")
@@ -204,8 +246,8 @@ def quantize_model(cfg: ViTConfig, weights: ViTWeights, calib_images: np.ndarray
         y = b.layernorm(f"{p}.norm1", x, bw.norm1, bits.act)
         y = b.linear(f"{p}.attn.qkv", y, bw.qkv, bits.weight, "qkv", q.per_channel)
         qkv_tap = taps[f"{p}.attn.qkv"]
-        s_qkv = [choose_scale(qkv_tap[..., j * d:(j + 1) * d], bits.act, True,
-                              q.act_observer, q.percentile) for j in range(3)]  # Q, K, V
+        s_qkv = [b.act_scale(f"{p}.attn.{part}", bits.act, True, qkv_tap[..., j * d:(j + 1) * d])
+                 for j, part in enumerate("qkv")]
         s_out = np.repeat(np.array(s_qkv), d)
         y = b.requant(f"{p}.attn.qkv.requant", y, s_out, bits.act, True, "identity",
                       f"{p}.attn.qkv")
@@ -233,5 +275,6 @@ def quantize_model(cfg: ViTConfig, weights: ViTWeights, calib_images: np.ndarray
 
     y = b.layernorm("norm", x, weights.norm, bits.head)
     b.linear("head", y, weights.head, bits.head, "head", per_channel=False)
+    assert b.used == {*q.scales, *q.signs}, "check_steps and the builder disagree"
     return IntGraph(config=cfg, bits=bits.name, input_scale=s_in, input_range=in_range,
                     stages=tuple(b.stages))
