@@ -48,19 +48,17 @@ class FakeQuant(nn.Module):
         with torch.no_grad():
             self.step.zero_()
 
-    def bounds(self) -> tuple[int, int]:
-        b = self.bits
-        return (-(1 << (b - 1)), (1 << (b - 1)) - 1) if self.signed else (0, (1 << b) - 1)
+    def bounds(self, signed: bool | None = None) -> tuple[int, int]:
+        b, signed = self.bits, self.signed if signed is None else signed
+        return (-(1 << (b - 1)), (1 << (b - 1)) - 1) if signed else (0, (1 << b) - 1)
 
     def forward(self, x):
         if not self.bits:
             return x
         if not float(self.step.detach()):
             if self.auto:
-                self.signed = True
-                err_s = _mse_step(x, *self.bounds(), True)[1]
-                self.signed = False
-                self.signed = bool(err_s < _mse_step(x, *self.bounds(), True)[1])
+                err = {sg: _mse_step(x, *self.bounds(sg), True)[1] for sg in (True, False)}
+                self.signed = bool(err[True] < err[False])
             with torch.no_grad():
                 self.step.copy_(_mse_step(x, *self.bounds()))
         lo, hi = self.bounds()
@@ -170,9 +168,9 @@ def _fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float,
          teacher: nn.Module | None = None, distill: float = 0.0) -> None:
     """AdamW with one-cycle decay and light shift augmentation; with a ``teacher``, the
     loss mixes in ``distill`` of the KL divergence to its predictions."""
-    steps_ = [p for n, p in model.named_parameters() if n.endswith(".step")]
+    step_params = [p for n, p in model.named_parameters() if n.endswith(".step")]
     rest = [p for n, p in model.named_parameters() if not n.endswith(".step")]
-    opt = torch.optim.AdamW([{"params": rest}, {"params": steps_, "weight_decay": 0.0}],
+    opt = torch.optim.AdamW([{"params": rest}, {"params": step_params, "weight_decay": 0.0}],
                             lr=lr, weight_decay=0.05)
     steps = epochs * ((len(x) + 63) // 64)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)

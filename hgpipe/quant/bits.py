@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from math import isfinite
+from pathlib import Path
 from typing import Mapping
 
 from ..errors import QuantError
@@ -115,8 +117,6 @@ class QuantConfig:
 def read_steps(path: str) -> tuple[dict[str, float], dict[str, bool]]:
     """Learned steps from a JSON file ``{"scales": {name: step}, "signs": {name: bool}}``
     (as ``QuantConfig.scales``/``signs``; ``signs`` optional), e.g. from QAT."""
-    import json
-    from pathlib import Path
     p = Path(path)
     if not p.is_file():
         raise QuantError(f"steps: file {path!r} does not exist")
@@ -139,7 +139,5 @@ def read_steps(path: str) -> tuple[dict[str, float], dict[str, bool]]:
 
 
 def write_steps(path, scales: Mapping[str, float], signs: Mapping[str, bool]) -> None:
-    import json
-    from pathlib import Path
     Path(path).write_text(json.dumps({"scales": dict(sorted(scales.items())),
                                       "signs": dict(sorted(signs.items()))}, indent=1) + "\n")
