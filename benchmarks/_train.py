@@ -6,6 +6,8 @@ hgpipe's weights loader.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -61,11 +63,59 @@ class FakeQuant(nn.Module):
                 self.signed = bool(err[True] < err[False])
             with torch.no_grad():
                 self.step.copy_(_mse_step(x, *self.bounds()))
+        return self.quant(x, self.scale(x))
+
+    def current(self):
+        return self.step
+
+    def scale(self, x):
+        """The step, its gradient scaled as LSQ's (steps learn as fast as weights)."""
+        g = (x.numel() * self.bounds()[1]) ** -0.5
+        return self.step * g + (self.step * (1 - g)).detach()
+
+    def quant(self, x, s):
         lo, hi = self.bounds()
-        g = (x.numel() * hi) ** -0.5     # LSQ's gradient scale: steps learn as fast as weights
-        s = self.step * g + (self.step * (1 - g)).detach()
         v = torch.clamp(x / s, lo, hi)
         return ((v.round() - v).detach() + v) * s
+
+    def add(self, a, b):
+        """``a + b`` on this step, each term quantized first (the class token and position
+        embedding add, as hgpipe quantizes both onto the residual stream)."""
+        if not self.bits:
+            return a + b
+        if not float(self.step.detach()):
+            with torch.no_grad():
+                self.step.copy_(_mse_step(a + b, *self.bounds()))
+        s = self.scale(a)
+        return self.quant(self.quant(a, s) + self.quant(b, s), s)
+
+
+class ResidualQuant(nn.Module):
+    """Fake quantization of a residual add's output on ``base``'s step times ``2^shift``:
+    hgpipe's residual adds keep each new step a power of two above the skip's, so the skip
+    is rescaled by a shift. ``shift`` is fixed on the first batch by the MSE rule, as
+    hgpipe's calibration rounds the observed step up; the base step keeps learning."""
+
+    def __init__(self, base: FakeQuant, prev: "FakeQuant | ResidualQuant"):
+        super().__init__()
+        self._base, self._prev = [base], [prev]   # lists: not registered twice
+        self.register_buffer("shift", torch.tensor(-1))
+
+    def current(self):
+        return self._base[0].step * 2.0 ** int(self.shift)
+
+    def add(self, skip, branch):
+        base, prev = self._base[0], self._prev[0]
+        if not base.bits:
+            return skip + branch
+        if int(self.shift) < 0:
+            with torch.no_grad():
+                s_prev = float(prev.current())
+                s_obs = float(_mse_step(skip + branch, *base.bounds()))
+                k = max(0, math.ceil(math.log2(s_obs / s_prev) - 1e-9))
+                self.shift.fill_(int(round(math.log2(s_prev / float(base.step)))) + k)
+        s = base.scale(skip) * 2.0 ** int(self.shift)
+        return base.quant(base.quant(skip, s) + base.quant(branch, s), s)
 
 
 class QLinear(nn.Linear):
@@ -114,10 +164,11 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.mlp = Mlp(d, cfg.mlp_hidden)
         self.n1_q, self.n2_q = FakeQuant(), FakeQuant()
+        self.a1_q = self.a2_q = None   # set by TimmViT: they share the token step
 
     def forward(self, x):
-        x = x + self.attn(self.n1_q(self.norm1(x)))
-        return x + self.mlp(self.n2_q(self.norm2(x)))
+        x = self.a1_q.add(x, self.attn(self.n1_q(self.norm1(x))))
+        return self.a2_q.add(x, self.mlp(self.n2_q(self.norm2(x))))
 
 
 class PatchEmbed(nn.Module):
@@ -138,6 +189,11 @@ class TimmViT(nn.Module):
         self.cls_token = nn.Parameter(0.02 * torch.randn(1, 1, d))
         self.pos_embed = nn.Parameter(0.02 * torch.randn(1, cfg.num_tokens, d))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.t_q = FakeQuant()      # the residual stream's step, from the token add on
+        prev = self.t_q
+        for b in self.blocks:
+            b.a1_q = ResidualQuant(self.t_q, prev)
+            b.a2_q = prev = ResidualQuant(self.t_q, b.a1_q)
         self.norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.head = nn.Linear(d, cfg.num_classes)
 
@@ -146,15 +202,19 @@ class TimmViT(nn.Module):
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], 1) if self.cfg.class_token == "extra" else \
             torch.cat([cls, x[:, 1:]], 1)
-        x = x + self.pos_embed
+        x = self.t_q.add(x, self.pos_embed.expand(x.shape[0], -1, -1))
         for b in self.blocks:
             x = b(x)
         return self.head(self.norm(x)[:, 0])
 
 
-def enable_fake_quant(model: TimmViT, weight: int, act: int, prob: int) -> None:
+def enable_fake_quant(model: TimmViT, weight: int, act: int, prob: int,
+                      residual: int = 8) -> None:
     """Fake-quantize where hgpipe's integer graph quantizes: encoder weights, LayerNorm
-    outputs, Q/K/V, attention probabilities, AV output and GELU output."""
+    outputs, Q/K/V, attention probabilities, AV output, GELU output and the residual
+    stream (``residual`` bits, 0 to leave it float)."""
+    if residual:
+        model.t_q.set(residual, True)
     for b in model.blocks:
         for lin in (b.attn.qkv, b.attn.proj, b.mlp.fc1, b.mlp.fc2):
             lin.wq.set(weight, True)
@@ -201,7 +261,7 @@ def _fit(model: nn.Module, x: np.ndarray, y: np.ndarray, epochs: int, lr: float,
 def export(model: TimmViT):
     """hgpipe weights from the module's timm-named parameters (fake-quant steps dropped)."""
     sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()
-          if not k.endswith(".step")}
+          if not k.endswith((".step", ".shift"))}
     return from_state_dict(model.cfg, sd, source="trained")
 
 
@@ -209,8 +269,13 @@ def qat_scales(model: TimmViT) -> tuple[dict[str, float], dict[str, bool]]:
     """The learned steps, keyed as hgpipe's ``QuantConfig.scales`` (activation taps and timm
     weight names), and the GELU outputs' signedness as ``QuantConfig.signs``."""
     scales, signs = {}, {}
+    if model.t_q.bits:
+        scales["tokens"] = float(model.t_q.step.detach())
     for i, b in enumerate(model.blocks):
         p = f"blocks.{i}"
+        if model.t_q.bits:
+            scales[f"{p}.add1"] = float(b.a1_q.current().detach())
+            scales[f"{p}.add2"] = float(b.a2_q.current().detach())
         acts = {"norm1": b.n1_q, "norm2": b.n2_q, "attn.q": b.attn.q_q, "attn.k": b.attn.k_q,
                 "attn.v": b.attn.v_q, "attn.softmax": b.attn.p_q, "attn.av": b.attn.o_q,
                 "mlp.gelu": b.mlp.g_q}
@@ -244,7 +309,7 @@ def train_vit(cfg: ViTConfig, x: np.ndarray, y: np.ndarray, epochs: int = 150, s
 
 
 def finetune_qat(model: TimmViT, x: np.ndarray, y: np.ndarray, weight: int, act: int,
-                 prob: int, epochs: int = 100, seed: int = 0, distill: float = 0.8,
+                 prob: int, epochs: int = 200, seed: int = 0, distill: float = 0.8,
                  lr: float = 1e-3) -> TimmViT:
     """Quantization-aware fine-tuning of a copy of a float-trained module, distilled from
     the float one; the steps start from the MSE rule on 256 training images."""

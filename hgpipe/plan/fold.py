@@ -64,7 +64,7 @@ class Folder:
             opts = []
             for f in legal_foldings(st, t, cin, self.tp):
                 lg, mems = stage_logic(st, f, t, cin, heads)
-                r = lg + memory_resources(mems, budget)
+                r = lg + memory_resources(mems, budget, self.board.rom_in_uram)
                 opts.append(Option(f, cycles(st, f, t, cin), r, cost(r, budget), lg, mems))
             out[st.name] = sorted(opts, key=lambda o: (o.cost, o.cycles, str(o.folding)))
         return out

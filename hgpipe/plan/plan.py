@@ -35,6 +35,8 @@ class StagePlan:
     tokens: int
     in_channels: int
     resources: Resources
+    memories: tuple[tuple[str, str], ...] = ()   # (memory, lutram / bram / uram): the RTL's
+                                                  # ram_style / rom_style
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class Plan:
                         "busy": round(s.cycles / self.ii, 4),
                         "folding": {"tp": s.folding.tp, "cip": s.folding.cip,
                                     "cop": s.folding.cop},
-                        "resources": s.resources.as_dict()} for s in self.stages],
+                        "resources": s.resources.as_dict(),
+                        "memories": dict(s.memories)} for s in self.stages],
         }
 
 
@@ -200,14 +203,17 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         stage_mems.append(mems)
     used = sum(logic, Resources())
     flat = [m for mems in stage_mems for m in mems] + fifo_mems
-    placement = iter(place_all(flat, budget, {"lut": used.lut}))
+    placement = iter(place_all(flat, budget, {"lut": used.lut}, board.rom_in_uram))
     stages = []
     for st, res, mems in zip(graph.stages, logic, stage_mems):
-        for _ in mems:
-            res = res + placed(*next(placement))
+        kinds = []
+        for mem in mems:
+            kind, count = next(placement)
+            res = res + placed(kind, count)
+            kinds.append((mem.name, kind))
         o = chosen[st.name]
         stages.append(StagePlan(st.name, st.kind, o.folding, o.cycles, *stage_dims(graph, st),
-                                res))
+                                res, tuple(kinds)))
     fifo = Resources()
     fifo_index = [i for i, b in enumerate(buffers) if b.memory != "stage"]
     for i, (kind, count) in zip(fifo_index, placement):
@@ -239,7 +245,8 @@ def _stages_total(chosen: dict[str, Option], board: Board) -> Resources:
     them, FIFOs aside): a memory that cannot have a BRAM goes to LUTRAM while LUTs last."""
     used = sum((o.logic for o in chosen.values()), Resources())
     mems = [m for o in chosen.values() for m in o.memories]
-    return sum((placed(*p) for p in place_all(mems, board.budget(), {"lut": used.lut})), used)
+    return sum((placed(*p) for p in place_all(mems, board.budget(), {"lut": used.lut},
+                                                      board.rom_in_uram)), used)
 
 
 def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,

@@ -28,6 +28,12 @@ class Board:
         return {k: int(self.resources[k] * self.usable_fraction) for k in KINDS}
 
     @property
+    def rom_in_uram(self) -> bool:
+        """Whether URAM can hold a ROM: Versal URAM takes initial contents from the
+        bitstream, UltraScale+ URAM powers up zeroed."""
+        return self.family == "versal"
+
+    @property
     def open_synthesis(self) -> bool:
         """Whether Yosys supports the family (the resource model was calibrated on it)."""
         return self.family == "xcup"

@@ -57,30 +57,33 @@ def uram_cost(width: int, depth: int) -> int:
     return ceil(width / 72) * ceil(depth / 4096)
 
 
-def options(mem: Memory) -> dict[str, float]:
+def options(mem: Memory, rom_in_uram: bool = True) -> dict[str, float]:
     """Cost of the memory in each primitive that can hold it: ``lutram`` in LUTs, ``bram``
-    in BRAM36 blocks, ``uram`` in URAM288 blocks."""
-    return dict(_options(mem.width, mem.depth, mem.rom, mem.ports))
+    in BRAM36 blocks, ``uram`` in URAM288 blocks. A ROM needs its contents loaded by the
+    bitstream, which UltraScale+ URAM cannot take (Versal's can): ``rom_in_uram``."""
+    return dict(_options(mem.width, mem.depth, mem.rom, mem.ports, rom_in_uram))
 
 
 @cache  # the planner costs the same few geometries tens of thousands of times
-def _options(width: int, depth: int, rom: bool, ports: int) -> tuple[tuple[str, float], ...]:
+def _options(width: int, depth: int, rom: bool, ports: int,
+             rom_in_uram: bool) -> tuple[tuple[str, float], ...]:
     out = [("bram", bram_cost(width, depth) * ports)]
     if rom or depth <= LUTRAM_MAX_DEPTH:
         out.append(("lutram", float(lut_cost(width, depth, rom) * ports)))
-    out.append(("uram", float(uram_cost(width, depth) * ports)))
+    if rom_in_uram or not rom:
+        out.append(("uram", float(uram_cost(width, depth) * ports)))
     return tuple(out)
 
 
 BUDGET_KEY = {"lutram": "lut", "bram": "bram", "uram": "uram"}
 
 
-def place(mem: Memory, budget: dict[str, int]) -> tuple[str, float]:
+def place(mem: Memory, budget: dict[str, int], rom_in_uram: bool = True) -> tuple[str, float]:
     """(kind, count): the primitive that takes the smallest fraction of its budget
     (``budget`` keys ``lut``, ``bram``, ``uram``); a ROM deeper than ``LUTRAM_MAX_DEPTH``
     only in a block."""
     best = None
-    for kind, n in options(mem).items():
+    for kind, n in options(mem, rom_in_uram).items():
         b = budget.get(BUDGET_KEY[kind], 0)
         if not b or (kind == "lutram" and mem.depth > LUTRAM_MAX_DEPTH):
             continue
@@ -92,13 +95,13 @@ def place(mem: Memory, budget: dict[str, int]) -> tuple[str, float]:
     return best[1], best[2]
 
 
-def place_all(mems: list[Memory], budget: dict[str, int],
-              used: dict[str, float]) -> list[tuple[str, float]]:
+def place_all(mems: list[Memory], budget: dict[str, int], used: dict[str, float],
+              rom_in_uram: bool = True) -> list[tuple[str, float]]:
     """Place every memory at once: each first where it takes the smallest budget fraction,
     then, while a resource is over budget (``used`` holds what logic already takes), move
     the memory that frees the most of it per fraction added elsewhere."""
-    choice = [place(m, budget) for m in mems]
-    opts = [options(m) for m in mems]
+    choice = [place(m, budget, rom_in_uram) for m in mems]
+    opts = [options(m, rom_in_uram) for m in mems]
     total = dict(used)
     for kind, n in choice:
         total[BUDGET_KEY[kind]] = total.get(BUDGET_KEY[kind], 0) + n

@@ -136,13 +136,18 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         ab = _bits(d["out"])
         lut, dsp, ff = _products(h * f.tp * f.cop, st.in_ranges[0], st.in_ranges[-1], ab,
                                  f.cip)
-        if isinstance(st, AttentionScores):  # K read cop tokens x cip channels; Q waits
-            mems = (Memory("k", f.cop * f.cip * wb, coarse_banks * (tokens // f.cop) * (hd // f.cip),
-                           ports=h),
-                    Memory("q_wait", f.tp * hd * xb, coarse_banks * (tokens // f.tp), ports=h))
-        else:                                # V written transposed: cop channels x cip tokens
-            mems = (Memory("v", f.cop * f.cip * wb, coarse_banks * (hd // f.cop) * (tokens // f.cip),
-                           ports=h),)
+        # as ``rtl.attention`` banks them: K in cop memories of one key's cip channels, V
+        # in cip memories of one key's cop channels, Q as its beats, AV's double-buffered
+        # softmax rows (a copy per head: ``ports``)
+        if isinstance(st, AttentionScores):
+            mems = (Memory("k", f.cip * wb, coarse_banks * (tokens // f.cop) * (hd // f.cip),
+                           ports=h * f.cop),
+                    Memory("q_wait", f.tp * f.cip * xb,
+                           coarse_banks * (tokens // f.tp) * (hd // f.cip), ports=h))
+        else:
+            mems = (Memory("v", f.cop * wb, coarse_banks * (hd // f.cop) * (tokens // f.cip),
+                           ports=h * f.cip),
+                    Memory("rows", f.tp * f.cip * xb, 2 * (tokens // f.cip), ports=h))
         return Datapath(lut, ff + h * f.tp * f.cip * xb, dsp, mems)
     if isinstance(st, Requant):
         ib, ob, t = _bits(st.in_ranges[0]), _bits(st.out_range), st.table
@@ -178,9 +183,11 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         eb, rb, zb = (_bits(d[k]) for k in ("e", "r", "z"))
         xb = _bits(st.in_ranges[0])
         nb = st.row_len // f.cip
-        banks = 2 + ceil(2 / nb)
         lut = h * (n * (xb + eb) + f.tp * (zb + rb))
-        mems = (Memory("rows", h * n * (xb + eb), banks * nb),
+        # two row passes a head (``rtl.softmax``), each with its own row memory of
+        # 2 + ceil((finish latency + 1) / nb) rows: scores, then exponentials
+        mems = (Memory("score_rows", n * xb, (2 + ceil(1 / nb)) * nb, ports=h),
+                Memory("exp_rows", n * eb, (2 + ceil(2 / nb)) * nb, ports=h),
                 Memory("exp", eb, st.exp.size, rom=True, ports=h * n),
                 Memory("recip", rb, st.recip.size * st.recip.segments, rom=True, ports=h * f.tp))
         return Datapath(lut, h * (n * (xb + eb + _bits(st.out_range)) + 2 * f.tp * zb),
@@ -209,10 +216,10 @@ def placed(kind: str, count: float) -> Resources:
     return Resources(**{BUDGET_KEY[kind]: int(count) if kind == "uram" else count})
 
 
-def memory_resources(mems, budget: dict[str, int]) -> Resources:
+def memory_resources(mems, budget: dict[str, int], rom_in_uram: bool = True) -> Resources:
     total = {"lutram": 0.0, "bram": 0.0, "uram": 0.0}
     for mem in mems:
-        kind, count = place(mem, budget)
+        kind, count = place(mem, budget, rom_in_uram)
         total[kind] += count
     return Resources(lut=total["lutram"], bram=total["bram"], uram=int(total["uram"]))
 

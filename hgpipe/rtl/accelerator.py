@@ -59,13 +59,17 @@ def safe(name: str) -> str:
 
 class Accelerator(wiring.Component):
     """The generated design; ``foldings`` per stage, ``depths`` in tokens per edge
-    ``"src->dst"`` (missing edges get two rows)."""
+    ``"src->dst"`` (missing edges get two rows); ``styles`` places memories as the plan did:
+    ``{stage: {memory: kind}}``, and the FIFO of an edge under ``{"src->dst": kind}``."""
 
     def __init__(self, graph: IntGraph, foldings: dict[str, Folding], depths: dict[str, int],
-                 banks: dict[str, int] | None = None, make=None):
+                 banks: dict[str, int] | None = None, make=None,
+                 styles: dict[str, dict[str, str]] | None = None,
+                 fifo_styles: dict[str, str] | None = None):
         self.graph, self.foldings, self.depths = graph, foldings, depths
         self.banks = banks or {}
-        self.make = make or (lambda cls, *args: cls(*args))
+        self.styles, self.fifo_styles = styles or {}, fifo_styles or {}
+        self.make = make or (lambda cls, *args, **kw: cls(*args, **kw))
         first, last = graph.stages[0], graph.output
         f0, fl = foldings[first.name], foldings[last.name]
         self.in_width = f0.tp * f0.cip * graph.input_range.bits
@@ -98,18 +102,21 @@ class Accelerator(wiring.Component):
         name = safe(st.name)
         if st.kind == "qk" or st.kind == "softmax" or st.kind == "av":
             return self._heads(m, st, f, tokens)
+        kw = {"styles": self.styles[st.name]} if self.styles.get(st.name) else {}
         if st.kind == "linear" and st.cls_only:
-            c = self.make(HeadStage, st, f, tokens)
+            c = self.make(HeadStage, st, f, tokens, **kw)
             out = End(c.o, 1, f.cop, bits)
         elif st.kind == "linear":
-            c = self.make(LinearStage, st, f)
+            c = self.make(LinearStage, st, f, **kw)
             out = End(c.o, f.tp, f.cop, bits)
+        elif st.kind == "add":
+            c = self.make(ResidualAddStage, st, f.tp * f.cip)
+            out = End(c.o, f.tp, f.cip, bits)
         else:
             c = self.make(*{
                 "requant": lambda: (LutStage, st.table, x, st.out_range, f.tp, f.cip, cin),
                 "tokens": lambda: (TokensStage, st, f, g.config.num_tokens),
-                "layernorm": lambda: (LayerNormStage, st, f, cin),
-                "add": lambda: (ResidualAddStage, st, f.tp * f.cip)}[st.kind]())
+                "layernorm": lambda: (LayerNormStage, st, f, cin)}[st.kind](), **kw)
             out = End(c.o, f.tp, f.cip, bits)
         m.submodules[name] = c
         self._busy[st.name] = [c.busy]
@@ -125,13 +132,14 @@ class Accelerator(wiring.Component):
         units = []
         # image banks of the K/Q (V) buffer: as many as the plan's schedule holds at once
         banks = max(2, self.banks.get(f"{st.inputs[-1]}->{st.name}", 2))
+        kw = {"styles": self.styles[st.name]} if self.styles.get(st.name) else {}
         for h in range(heads):
             if st.kind == "qk":
-                u = self.make(QkHead, st, f, h, tokens, banks)
+                u = self.make(QkHead, st, f, h, tokens, banks, **kw)
             elif st.kind == "softmax":
-                u = self.make(SoftmaxStage, st, f)
+                u = self.make(SoftmaxStage, st, f, **kw)
             else:
-                u = self.make(AvHead, st, f, h, tokens, banks)
+                u = self.make(AvHead, st, f, h, tokens, banks, **kw)
             m.submodules[f"{name}_h{h}"] = u
             units.append(u)
         self._busy[st.name] = [u.busy for u in units]
@@ -180,8 +188,10 @@ class Accelerator(wiring.Component):
                 s = End(gb.o, p.tp, lanes, p.bits)
             branch = self._fork(m, f"{tag}_fork{lanes}", s, len(items))
             for j, ((dst, c, tokens, channels), b) in enumerate(zip(items, branch)):
+                style = self.fifo_styles.get(f"{src}->{dst}")
                 q = self.make(Fifo, b.tp * b.lanes * b.bits,
-                              self._fifo_beats(src, dst, b, tokens, channels))
+                              self._fifo_beats(src, dst, b, tokens, channels),
+                              **({"style": style} if style else {}))
                 m.submodules[f"{tag}_to_{safe(dst)}_{j}"] = q
                 wiring.connect(m, b.stream, q.i)
                 wiring.connect(m, q.o, c.stream)

@@ -38,8 +38,10 @@ class QkvWriter:
     """
 
     def __init__(self, m: Module, s, tokens: int, tp: int, lanes: int, heads: int,
-                 head_dim: int, x: IntRange, name: str, banks: int = 2):
+                 head_dim: int, x: IntRange, name: str, banks: int = 2,
+                 styles: dict[str, str] | None = None):
         self.m, self.s, self.tp, self.lanes, self.x = m, s, tp, lanes, x
+        self.styles = styles or {}
         self.banks = banks
         self.groups, self.chunks = tokens // tp, head_dim // lanes
         self.tokens, self.name = tokens, name
@@ -65,17 +67,18 @@ class QkvWriter:
     def mine(self, part: int, head: int):
         return self.take & (self.part == part) & (self.head == head)
 
-    def direct(self, part: int, head: int) -> Ram:
+    def direct(self, part: int, head: int, style: str | None = None) -> Ram:
         """One word per beat at ``(image, group, chunk)``."""
         m, depth = self.m, self.groups * self.chunks
-        mem = Ram(len(self.s.payload), self.banks * depth)
+        mem = Ram(len(self.s.payload), self.banks * depth, style)
         m.submodules[f"{self.name}_mem"] = mem
         wp = mem.write_port()
         m.d.comb += [wp.addr.eq(self.wb * depth + self.group * self.chunks + self.chunk),
                      wp.data.eq(self.s.payload), wp.en.eq(self.mine(part, head))]
         return mem
 
-    def keyed(self, part: int, head: int, n: int) -> tuple[list[Ram], int]:
+    def keyed(self, part: int, head: int, n: int, style: str | None = None
+              ) -> tuple[list[Ram], int]:
         """``n`` banks of one key's ``lanes`` elements: key ``k`` in bank ``k mod n`` at
         ``(image, k // n, chunk)``; returns the banks and the words per image."""
         m, tp, bits = self.m, self.tp, self.lanes * self.x.bits
@@ -92,7 +95,7 @@ class QkvWriter:
         slots = Array(self.s.payload[t * bits:(t + 1) * bits] for t in range(tp))
         mems = []
         for b in range(n):
-            mem = Ram(bits, self.banks * depth)
+            mem = Ram(bits, self.banks * depth, style)
             m.submodules[f"{self.name}_bank{b}"] = mem
             wp = mem.write_port()
             t = Signal(range(n), name=f"{self.name}_slot{b}")   # the slot that writes bank b
@@ -112,13 +115,14 @@ class QkHead(wiring.Component):
     a beat, key chunks in order for each query group."""
 
     def __init__(self, st: AttentionScores, f: Folding, head: int, tokens: int,
-                 banks: int = 2):
+                 banks: int = 2, *, styles: dict[str, str] | None = None):
         if f.cop < f.tp or tokens % f.cop or st.head_dim % f.cip or tokens % f.tp:
             raise ValueError(f"QkHead {st.name}: folding {f} does not fit {tokens} tokens, "
                              f"head dim {st.head_dim} (cop >= tp)")
         if banks < 2:
             raise ValueError(f"QkHead {st.name}: banks={banks}: expected >= 2")
         self.stage, self.f, self.head, self.tokens, self.banks = st, f, head, tokens, banks
+        self.styles = styles or {}
         self.x = st.in_ranges[0]
         super().__init__({"i": In(stream_of(f.tp * f.cip, self.x)),
                           "o": Out(stream_of(f.tp * f.cop, st.out_range))})
@@ -129,8 +133,8 @@ class QkHead(wiring.Component):
         st, f, t = self.stage, self.f, self.tokens
         w = QkvWriter(m, self.i, t, f.tp, f.cip, st.heads, st.head_dim, self.x, "qk",
                       self.banks)
-        q_mem = w.direct(0, self.head)
-        k_mems, k_depth = w.keyed(1, self.head, f.cop)
+        q_mem = w.direct(0, self.head, self.styles.get("q_wait"))
+        k_mems, k_depth = w.keyed(1, self.head, f.cop, self.styles.get("k"))
         ng, nk, nd = t // f.tp, t // f.cop, st.head_dim // f.cip
         en = ~self.o.valid | self.o.ready
         rb = Signal(range(w.banks))
@@ -162,13 +166,14 @@ class AvHead(wiring.Component):
     beat."""
 
     def __init__(self, st: AttentionValue, f: Folding, head: int, tokens: int,
-                 banks: int = 2):
+                 banks: int = 2, *, styles: dict[str, str] | None = None):
         if f.cip < f.tp or tokens % f.cip or st.head_dim % f.cop or tokens % f.tp:
             raise ValueError(f"AvHead {st.name}: folding {f} does not fit {tokens} tokens, "
                              f"head dim {st.head_dim} (cip >= tp)")
         if banks < 2:
             raise ValueError(f"AvHead {st.name}: banks={banks}: expected >= 2")
         self.stage, self.f, self.head, self.tokens, self.banks = st, f, head, tokens, banks
+        self.styles = styles or {}
         self.p, self.v = st.in_ranges
         super().__init__({"i0": In(stream_of(f.tp * f.cip, self.p)),
                           "i1": In(stream_of(f.tp * f.cop, self.v)),
@@ -180,10 +185,10 @@ class AvHead(wiring.Component):
         st, f, t = self.stage, self.f, self.tokens
         w = QkvWriter(m, self.i1, t, f.tp, f.cop, st.heads, st.head_dim, self.v, "v",
                       self.banks)
-        v_mems, v_depth = w.keyed(2, self.head, f.cip)
+        v_mems, v_depth = w.keyed(2, self.head, f.cip, self.styles.get("v"))
         nk, nd, ng = t // f.cip, st.head_dim // f.cop, t // f.tp
         # softmax rows: a double-buffered row memory, as in the linear stage
-        m.submodules.row = row = Ram(len(self.i0.payload), 2 * nk)
+        m.submodules.row = row = Ram(len(self.i0.payload), 2 * nk, self.styles.get("rows"))
         wr, rd = row.write_port(), row.read_port()
         pfull, pclear, pset = Signal(2), Signal(2), Signal(2)
         pw, kw = Signal(), Signal(range(nk))

@@ -12,9 +12,12 @@ TOP = "hgpipe_top"
 
 
 def elaborate(graph: IntGraph, plan: Plan, make=None) -> Accelerator:
-    """The accelerator with the plan's foldings, FIFO depths and K/Q/V banks."""
+    """The accelerator with the plan's foldings, FIFO depths, K/Q/V banks and memory
+    placement."""
     return Accelerator(graph, {s.name: s.folding for s in plan.stages}, plan.depths,
-                       plan.banks, make)
+                       plan.banks, make, {s.name: dict(s.memories) for s in plan.stages},
+                       {f"{b.src}->{b.dst}": b.memory for b in plan.buffers
+                        if b.memory != "stage"})
 
 
 def verilog(component, name: str = TOP) -> str:

@@ -25,14 +25,17 @@ from .stream import lane, pack_word, shape_of
 class LayerNormStage(RowPass):
     finish_latency = 1
 
-    def __init__(self, st: LayerNorm, f: Folding, channels: int):
+    def __init__(self, st: LayerNorm, f: Folding, channels: int, *,
+                 styles: dict[str, str] | None = None):
         if f.cip != f.cop:
             raise ValueError(f"LayerNormStage {st.name}: folding {f} needs cip == cop")
         self.stage, self.d = st, st.derived
         self.stat_ranges = [self.d["s1"], self.d["s2"]]
         self.held_ranges = [self.d["s1"], self.d["r"]]
         self.gamma_range, self.beta_range = IntRange.of_array(st.gamma), IntRange.of_array(st.beta)
-        super().__init__(st.in_ranges[0], st.out_range, f.tp, f.cip, channels)
+        self.styles = styles or {}
+        super().__init__(st.in_ranges[0], st.out_range, f.tp, f.cip, channels,
+                         self.styles.get("row"))
 
     def accumulate(self, m, xs, stats, first):
         s1, s2 = stats
@@ -42,7 +45,8 @@ class LayerNormStage(RowPass):
         s1, s2 = stats
         st = self.stage
         if not hasattr(self, "_rsqrt"):
-            m.submodules.rsqrt = self._rsqrt = Rom(shape_of(st.rsqrt.out_range), rom_init(st.rsqrt))
+            m.submodules.rsqrt = self._rsqrt = Rom(shape_of(st.rsqrt.out_range), rom_init(st.rsqrt),
+                                                      self.styles.get("rsqrt"))
         v = Signal(shape_of(self.d["v"]), name=f"v_{t}")
         m.d.comb += v.eq(self.row_len * s2 - s1 * s1)
         port = self._rsqrt.read_port()
@@ -57,7 +61,7 @@ class LayerNormStage(RowPass):
         m.submodules.affine = aff = Rom(
             lanes * (gb + bb), [pack_word(st.gamma[j * lanes:(j + 1) * lanes], gb)
                   | (pack_word(st.beta[j * lanes:(j + 1) * lanes], bb) << (lanes * gb))
-                  for j in range(self.nb)])
+                  for j in range(self.nb)], self.styles.get("affine"))
         port = aff.read_port()
         m.d.comb += [port.addr.eq(chunk), port.en.eq(en)]
         return port.data

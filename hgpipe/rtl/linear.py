@@ -25,14 +25,15 @@ class LinearStage(wiring.Component):
     """Stream in: beats of ``tp x cip`` inputs. Stream out: beats of ``tp x cop``
     accumulators, output chunks in order for each token group."""
 
-    def __init__(self, st: Linear, f: Folding, *, class_row: bool = False):
+    def __init__(self, st: Linear, f: Folding, *, class_row: bool = False,
+                 styles: dict[str, str] | None = None):
         if st.cls_only and not class_row:
             raise ValueError("LinearStage: the head is a HeadStage")
         cin, cout = st.in_features, st.out_features
         if cin % f.cip or cout % f.cop:
             raise ValueError(f"LinearStage {st.name}: folding {f} does not divide "
                              f"{cin} -> {cout}")
-        self.stage, self.f = st, f
+        self.stage, self.f, self.styles = st, f, styles or {}
         self.ni, self.no = cin // f.cip, cout // f.cop
         self.x_range = st.in_ranges[0]
         self.w_range = st.derived["weight"]
@@ -56,9 +57,10 @@ class LinearStage(wiring.Component):
         m = Module()
         f, ni, no = self.f, self.ni, self.no
         xb, wb, ab = self.x_range.bits, self.w_range.bits, self.acc_range.bits
-        m.submodules.row = row = Ram(f.tp * f.cip * xb, 2 * ni)
-        m.submodules.wrom = wrom = Rom(f.cop * f.cip * wb, self.weight_words())
-        m.submodules.brom = brom = Rom(f.cop * ab, self.bias_words())
+        style = self.styles.get
+        m.submodules.row = row = Ram(f.tp * f.cip * xb, 2 * ni, style("row"))
+        m.submodules.wrom = wrom = Rom(f.cop * f.cip * wb, self.weight_words(), style("weights"))
+        m.submodules.brom = brom = Rom(f.cop * ab, self.bias_words(), style("bias"))
         wr, rd, wp, bp = row.write_port(), row.read_port(), wrom.read_port(), brom.read_port()
 
         # Input side: fill bank_w, one beat per cycle, while it is not full.
@@ -114,11 +116,12 @@ class HeadStage(wiring.Component):
     drains the others at one beat a cycle) and a ``tp = 1`` linear stage computes it.
     In: ``tp x cip`` beats of all rows. Out: the logits' accumulators, ``cop`` a beat."""
 
-    def __init__(self, st: Linear, f: Folding, tokens: int):
+    def __init__(self, st: Linear, f: Folding, tokens: int, *,
+                 styles: dict[str, str] | None = None):
         if tokens % f.tp:
             raise ValueError(f"HeadStage {st.name}: tp {f.tp} does not divide {tokens} tokens")
         self.stage, self.f, self.tokens = st, f, tokens
-        self.linear = LinearStage(st, Folding(1, f.cip, f.cop), class_row=True)
+        self.linear = LinearStage(st, Folding(1, f.cip, f.cop), class_row=True, styles=styles)
         x = st.in_ranges[0]
         super().__init__({"i": In(stream_of(f.tp * f.cip, x)),
                           "o": Out(stream_of(f.cop, st.derived["acc"]))})

@@ -65,8 +65,9 @@ class LutStage(wiring.Component):
     """
 
     def __init__(self, table: PotTable, in_range: IntRange, out_range: IntRange, tp: int,
-                 lanes: int, channels: int):
+                 lanes: int, channels: int, *, styles: dict[str, str] | None = None):
         self.table, self.in_range, self.out_range = table, in_range, out_range
+        self.styles = styles or {}
         self.tp, self.lanes, self.channels = tp, lanes, channels
         if table.groups > 1 and channels % lanes:
             raise ValueError("LutStage: lanes must divide channels")
@@ -77,7 +78,7 @@ class LutStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         t, lanes = self.table, self.lanes
-        m.submodules.rom = rom = Rom(shape_of(self.out_range), rom_init(t))
+        m.submodules.rom = rom = Rom(shape_of(self.out_range), rom_init(t), self.styles.get("table"))
         advance = ~self.o.valid | self.o.ready
         m.d.comb += [self.i.ready.eq(advance), self.busy.eq(advance & self.i.valid)]
         chunk = Signal(range(max(self.channels // lanes, 1)))

@@ -6,14 +6,18 @@ conversion time. Here a RAM is one parameterised module, ``hgpipe_ram``, whose c
 start at zero in a loop, and each ROM is a module of its own, named by a hash of its
 contents (identical tables share one), written by ``emit`` rather than by Amaranth.
 
+A memory may carry the plan's placement (``style``: ``lutram``, ``bram`` or ``uram``), emitted
+as the ``ram_style``/``rom_style`` attribute Vivado and Yosys both honour, so that synthesis
+maps it where the resource estimate put it; without one the tool chooses.
+
 Both have the port behaviour of ``amaranth.lib.memory`` with a synchronous read port:
 ``data`` is registered, updates only when ``en`` is high, and a read of the address being
 written returns the old word. A memory with several read ports is replicated, one copy a
 port, as Vivado would map it.
 
-ROM contents reach the Verilog through a collector that ``hgpipe.rtl.generate.verilog``
-opens around conversion: elaborating a ``Rom`` outside it is an error, never a design
-with a ROM missing.
+ROM contents (and placed RAM variants) reach the Verilog through a collector that
+``hgpipe.rtl.generate.verilog`` opens around conversion: elaborating a ``Rom`` outside it
+is an error, never a design with a ROM missing.
 """
 
 from __future__ import annotations
@@ -27,9 +31,23 @@ from amaranth import ClockSignal, Elaboratable, Instance, Module, Shape, Signal
 
 RAM_MODULE = "hgpipe_ram"
 
-_RAM_VERILOG = f"""\
+# the plan's memory kinds as synthesis attribute values
+STYLES = {"lutram": "distributed", "bram": "block", "uram": "ultra"}
+
+
+def _attribute(kind: str, style: str | None) -> str:
+    return f'(* {kind}_style = "{STYLES[style]}" *) ' if style else ""
+
+
+def ram_module(style: str | None) -> str:
+    return RAM_MODULE if style is None else f"{RAM_MODULE}_{style}"
+
+
+def ram_verilog(style: str | None = None) -> str:
+    """The simple dual-port RAM module, placed as ``style`` (or where the tool chooses)."""
+    return f"""\
 // Simple dual-port RAM: one write port, one registered read port (read-first).
-module {RAM_MODULE} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter ABITS = 1) (
+module {ram_module(style)} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter ABITS = 1) (
   input wire clk,
   input wire we,
   input wire [ABITS-1:0] waddr,
@@ -38,7 +56,7 @@ module {RAM_MODULE} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter ABITS 
   input wire [ABITS-1:0] raddr,
   output reg [WIDTH-1:0] rdata
 );
-  reg [WIDTH-1:0] mem [0:DEPTH-1];
+  {_attribute("ram", style)}reg [WIDTH-1:0] mem [0:DEPTH-1];
   integer i;
   initial begin
     rdata = {{WIDTH{{1'b0}}}};
@@ -74,11 +92,14 @@ class _Memory(Elaboratable):
     """``depth`` words of ``shape`` (an int is an unsigned width); read ports' ``data``
     has that shape."""
 
-    def __init__(self, shape, depth: int):
+    def __init__(self, shape, depth: int, style: str | None = None):
         self.shape = Shape.cast(shape)
         self.width, self.depth = self.shape.width, depth
         if self.width < 1 or depth < 1:
             raise ValueError(f"memory: width {self.width}, depth {depth}: expected both >= 1")
+        if style is not None and style not in STYLES:
+            raise ValueError(f"memory: style={style!r}: expected one of {', '.join(STYLES)}")
+        self.style = style
         self._reads: list[ReadPort] = []
 
     def read_port(self) -> ReadPort:
@@ -96,8 +117,8 @@ class _Memory(Elaboratable):
 class Ram(_Memory):
     """``depth`` words, zero at start; one write port."""
 
-    def __init__(self, shape, depth: int):
-        super().__init__(shape, depth)
+    def __init__(self, shape, depth: int, style: str | None = None):
+        super().__init__(shape, depth, style)
         self._write: WritePort | None = None
 
     def write_port(self) -> WritePort:
@@ -113,9 +134,12 @@ class Ram(_Memory):
         if w is None:
             raise ValueError("Ram: no write port (a memory nothing writes is a Rom)")
         params = {"p_WIDTH": self.width, "p_DEPTH": self.depth, "p_ABITS": _abits(self.depth)}
+        if self.style is not None:
+            _collected().setdefault(ram_module(self.style), self.style)
         for k, port in enumerate(self._reads):
             m.submodules[f"copy{k}"] = self._instance(
-                RAM_MODULE, params, port, {"i_we": w.en, "i_waddr": w.addr, "i_wdata": w.data})
+                ram_module(self.style), params, port,
+                {"i_we": w.en, "i_waddr": w.addr, "i_wdata": w.data})
         return m
 
 
@@ -125,8 +149,8 @@ _collector: ContextVar[dict | None] = ContextVar("hgpipe_roms", default=None)
 class Rom(_Memory):
     """A read-only memory holding ``words`` (ints of ``shape``)."""
 
-    def __init__(self, shape, words: list[int]):
-        super().__init__(shape, max(len(words), 1))
+    def __init__(self, shape, words: list[int], style: str | None = None):
+        super().__init__(shape, max(len(words), 1), style)
         width, signed = self.width, self.shape.signed
         lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
         words = [int(w) for w in words] or [0]
@@ -134,23 +158,28 @@ class Rom(_Memory):
             raise ValueError(f"Rom: a word does not fit in {self.shape}")
         self.words = [w & ((1 << width) - 1) for w in words]  # two's complement bits
         digest = hashlib.sha256(f"{width}:{','.join(map(str, self.words))}".encode())
-        self.module = f"hgpipe_rom_{digest.hexdigest()[:16]}"
+        self.module = f"hgpipe_rom_{digest.hexdigest()[:16]}" + (f"_{style}" if style else "")
 
     def elaborate(self, platform):
-        roms = _collector.get()
-        if roms is None:
-            raise RuntimeError("Rom: elaborated outside hgpipe.rtl.generate.verilog, "
-                               "which writes the ROM modules")
-        roms.setdefault(self.module, (self.width, self.words))
+        _collected().setdefault(self.module, (self.width, self.words, self.style))
         m = Module()
         for k, port in enumerate(self._reads):
             m.submodules[f"copy{k}"] = self._instance(self.module, {}, port, {})
         return m
 
 
+def _collected() -> dict:
+    mems = _collector.get()
+    if mems is None:
+        raise RuntimeError("memory: elaborated outside hgpipe.rtl.generate.verilog, which "
+                           "writes the ROM and placed RAM modules")
+    return mems
+
+
 @contextlib.contextmanager
 def collecting():
-    """Collect the ROMs elaborated inside the block: ``{module: (width, words)}``."""
+    """Collect the memory modules elaborated inside the block: ROMs as ``{module: (width,
+    words, style)}``, placed RAM variants as ``{module: style}``."""
     roms: dict = {}
     token = _collector.set(roms)
     try:
@@ -159,17 +188,20 @@ def collecting():
         _collector.reset(token)
 
 
-def rom_verilog(module: str, width: int, words: list[int]) -> str:
+def rom_verilog(module: str, width: int, words: list[int], style: str | None = None) -> str:
     """One ROM module: the words in an ``initial`` block, a registered read port."""
     depth, abits, digits = len(words), _abits(len(words)), (width + 3) // 4
     body = "\n".join(f"    mem[{a}] = {width}'h{w:0{digits}x};" for a, w in enumerate(words))
     return (f"module {module} (\n  input wire clk,\n  input wire re,\n"
             f"  input wire [{abits - 1}:0] raddr,\n  output reg [{width - 1}:0] rdata\n);\n"
-            f"  reg [{width - 1}:0] mem [0:{depth - 1}];\n  initial begin\n"
+            f"  {_attribute('rom', style)}reg [{width - 1}:0] mem [0:{depth - 1}];\n"
+            f"  initial begin\n"
             f"    rdata = {width}'h0;\n{body}\n  end\n"
             f"  always @(posedge clk) if (re) rdata <= mem[raddr];\nendmodule\n")
 
 
-def library(roms: dict) -> str:
-    """The Verilog of the RAM module and of every collected ROM, in a stable order."""
-    return "\n".join([_RAM_VERILOG] + [rom_verilog(name, *roms[name]) for name in sorted(roms)])
+def library(mems: dict) -> str:
+    """The Verilog of the RAM module, of each placed RAM variant and of every collected
+    ROM, in a stable order."""
+    return "\n".join([ram_verilog()] + [ram_verilog(mems[n]) if n.startswith(RAM_MODULE)
+                                         else rom_verilog(n, *mems[n]) for n in sorted(mems)])

@@ -24,14 +24,14 @@ class Fifo(wiring.Component):
     and ``o.valid`` are both registered (it cuts combinational paths both ways).
     """
 
-    def __init__(self, width: int, depth: int):
-        self.width, self.depth = width, max(depth, 2)
+    def __init__(self, width: int, depth: int, *, style: str | None = None):
+        self.width, self.depth, self.style = width, max(depth, 2), style
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width))})
 
     def elaborate(self, platform):
         m = Module()
         d = self.depth
-        m.submodules.ram = ram = Ram(self.width, d)
+        m.submodules.ram = ram = Ram(self.width, d, self.style)
         wp, rp = ram.write_port(), ram.read_port()
         wptr, rptr, level = Signal(range(d)), Signal(range(d)), Signal(range(d + 1))
         push, pop = Signal(), Signal()

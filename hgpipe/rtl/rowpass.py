@@ -36,12 +36,13 @@ class RowPass(wiring.Component):
     emit_latency: int = 0
 
     def __init__(self, in_range: IntRange, out_range: IntRange, tp: int, lanes: int,
-                 row_len: int):
+                 row_len: int, row_style: str | None = None):
         if row_len % lanes:
             raise ValueError(f"{type(self).__name__}: {lanes} lanes do not divide rows of "
                              f"{row_len}")
         self.in_range, self.out_range = in_range, out_range
         self.tp, self.lanes, self.row_len = tp, lanes, row_len
+        self.row_style = row_style   # the plan's placement of the row memory
         self.nb = row_len // lanes
         # a bank frees when its replay ends; the next row may need it finish_latency + 1
         # cycles after the previous one's last beat
@@ -75,7 +76,7 @@ class RowPass(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         tp, lanes, nb, nbank, xr = self.tp, self.lanes, self.nb, self.banks, self.in_range
-        m.submodules.row = row = Ram(tp * lanes * xr.bits, nbank * nb)
+        m.submodules.row = row = Ram(tp * lanes * xr.bits, nbank * nb, self.row_style)
         wr, rd = row.write_port(), row.read_port()
 
         # Writer: store the row, accumulate its statistics.

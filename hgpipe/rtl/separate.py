@@ -96,7 +96,7 @@ class Blackbox(wiring.Component):
         return Instance(self.module, **conns)
 
 
-def convert_batch(jobs: list[tuple[str, type, tuple]]) -> tuple[list[str], dict]:
+def convert_batch(jobs: list[tuple[str, type, tuple, dict]]) -> tuple[list[str], dict]:
     """Verilog modules and ROMs of a batch of parts (runs in a worker process). The parts
     go through one Yosys call: the bundled Yosys is WebAssembly and takes most of a
     second just to start."""
@@ -104,8 +104,8 @@ def convert_batch(jobs: list[tuple[str, type, tuple]]) -> tuple[list[str], dict]
     from amaranth.back.verilog import _convert_rtlil_text
     texts = []
     with collecting() as roms:
-        for module, cls, args in jobs:
-            comp = cls(*args)
+        for module, cls, args, kw in jobs:
+            comp = cls(*args, **kw)
             texts.append(rtlil.convert(comp, name=module, ports=_ports(comp), emit_src=False))
     return split_modules(_convert_rtlil_text("\n".join(texts), strip_internal_attrs=True)), roms
 
@@ -158,18 +158,18 @@ class Parts:
     """The ``make`` hook: records each distinct part and hands out its ``Blackbox``."""
 
     def __init__(self):
-        self.parts: dict[str, tuple[type, tuple]] = {}
+        self.parts: dict[str, tuple[type, tuple, dict]] = {}
         self.instances = 0
         self.collecting = False
         self._signatures: dict[str, object] = {}
 
-    def __call__(self, cls: type, *args):
-        name = module_name(cls, args)
-        self.parts.setdefault(name, (cls, args))
+    def __call__(self, cls: type, *args, **kw):
+        name = module_name(cls, (*args, kw) if kw else args)
+        self.parts.setdefault(name, (cls, args, kw))
         self.instances += 1
         part = self._signatures.get(name)
         if part is None:   # one construction per distinct part: only its signature is used
-            part = self._signatures[name] = cls(*args)
+            part = self._signatures[name] = cls(*args, **kw)
             _silence(part)
         return Blackbox(part, name, self)
 

@@ -28,11 +28,11 @@ from .stream import shape_of, stream_of
 class _MaxExp(RowPass):
     emit_latency = 1
 
-    def __init__(self, st: Softmax, f: Folding):
-        self.stage = st
+    def __init__(self, st: Softmax, f: Folding, styles: dict[str, str]):
+        self.stage, self.styles = st, styles
         x = st.in_ranges[0]
         self.stat_ranges = self.held_ranges = [x]
-        super().__init__(x, st.exp.out_range, f.tp, f.cip, st.row_len)
+        super().__init__(x, st.exp.out_range, f.tp, f.cip, st.row_len, styles.get("score_rows"))
 
     def accumulate(self, m, xs, stats, first):
         best = stats[0]
@@ -48,7 +48,8 @@ class _MaxExp(RowPass):
     def emit(self, m, x, held, constants, t, p, en):
         st = self.stage
         if not hasattr(self, "_exp"):
-            m.submodules.exp = self._exp = Rom(shape_of(st.exp.out_range), rom_init(st.exp))
+            m.submodules.exp = self._exp = Rom(shape_of(st.exp.out_range), rom_init(st.exp),
+                                                  self.styles.get("exp"))
         diff = Signal(shape_of(st.derived["diff"]), name=f"diff_{t}_{p}")
         m.d.comb += diff.eq(held[0] - x)
         port = self._exp.read_port()
@@ -61,11 +62,12 @@ class _MaxExp(RowPass):
 class _SumNormalise(RowPass):
     finish_latency = 1
 
-    def __init__(self, st: Softmax, f: Folding):
-        self.stage = st
+    def __init__(self, st: Softmax, f: Folding, styles: dict[str, str]):
+        self.stage, self.styles = st, styles
         self.stat_ranges = [IntRange(0, st.derived["z"].hi)]  # partial sums start at 0
         self.held_ranges = [st.derived["r"]]
-        super().__init__(st.exp.out_range, st.out_range, f.tp, f.cip, st.row_len)
+        super().__init__(st.exp.out_range, st.out_range, f.tp, f.cip, st.row_len,
+                         styles.get("exp_rows"))
 
     def accumulate(self, m, xs, stats, first):
         return [Mux(first, 0, stats[0]) + sum(xs)]
@@ -73,7 +75,8 @@ class _SumNormalise(RowPass):
     def finish(self, m, stats, t, valid):
         st = self.stage
         if not hasattr(self, "_recip"):
-            m.submodules.recip = self._recip = Rom(shape_of(st.recip.out_range), rom_init(st.recip))
+            m.submodules.recip = self._recip = Rom(shape_of(st.recip.out_range), rom_init(st.recip),
+                                                      self.styles.get("recip"))
         port = self._recip.read_port()
         m.d.comb += [port.addr.eq(table_index(m, stats[0], st.recip, 0, self.stat_ranges[0],
                                               f"rc{t}")),
@@ -90,11 +93,12 @@ class _SumNormalise(RowPass):
 class SoftmaxStage(wiring.Component):
     """One softmax unit: rows of ``row_len`` scores, ``tp`` rows x ``cip`` scores a beat."""
 
-    def __init__(self, st: Softmax, f: Folding):
+    def __init__(self, st: Softmax, f: Folding, *, styles: dict[str, str] | None = None):
         if f.cip != f.cop:
             raise ValueError(f"SoftmaxStage {st.name}: folding {f} needs cip == cop")
         self.stage, self.f = st, f
-        self.max_exp, self.normalise = _MaxExp(st, f), _SumNormalise(st, f)
+        self.max_exp = _MaxExp(st, f, styles or {})
+        self.normalise = _SumNormalise(st, f, styles or {})
         super().__init__({"i": In(stream_of(f.tp * f.cip, st.in_ranges[0])),
                           "o": Out(stream_of(f.tp * f.cop, st.out_range))})
         self.busy = self.normalise.busy

@@ -24,13 +24,15 @@ from .stream import count, lane, pack, pack_word, shape_of, stream_of
 class TokensStage(wiring.Component):
     """In: patch tokens, ``tp x cip`` a beat. Out: tokens with the class token, same shape."""
 
-    def __init__(self, st: Tokens, f: Folding, tokens: int):
+    def __init__(self, st: Tokens, f: Folding, tokens: int, *,
+                 styles: dict[str, str] | None = None):
         channels = st.cls.shape[0]
         if tokens % f.tp or channels % f.cip or (st.mode == "extra" and f.tp != 1):
             raise ValueError(f"TokensStage {st.name}: folding {f} does not fit {tokens} "
                              f"tokens x {channels} channels (mode {st.mode!r} needs "
                              f"{'tp = 1' if st.mode == 'extra' else 'tp | tokens'})")
         self.stage, self.f, self.tokens, self.channels = st, f, tokens, channels
+        self.styles = styles or {}
         pos = st.pos.astype(np.int64).copy()
         pos[0] += st.cls
         self.pos = pos
@@ -50,7 +52,8 @@ class TokensStage(wiring.Component):
         m = Module()
         st, f = self.stage, self.f
         ng, nc, x = self.tokens // f.tp, self.channels // f.cip, st.in_ranges[0]
-        m.submodules.pos = rom = Rom(f.tp * f.cip * self.pos_range.bits, self.pos_words())
+        m.submodules.pos = rom = Rom(f.tp * f.cip * self.pos_range.bits, self.pos_words(),
+                                     self.styles.get("pos"))
         rp = rom.read_port()
         g, c = Signal(range(ng)), Signal(range(nc))
         first = g == 0

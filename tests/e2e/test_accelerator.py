@@ -4,6 +4,7 @@ and the Verilog is deterministic and lint-clean."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -53,3 +54,18 @@ def test_top_verilog_is_deterministic_and_lints_clean(planned):
     a, b = generate(g, plan)[1], generate(g, plan)[1]
     assert a == b
     assert lint(a, "hgpipe_top") == []
+
+
+def test_the_plans_memory_placement_reaches_the_verilog(planned):
+    g, plan = planned
+    src = generate(g, plan)[1]
+    kinds = {k for s in plan.stages for _, k in s.memories}
+    kinds |= {b.memory for b in plan.buffers if b.memory != "stage"}
+    attribute = {"lutram": "distributed", "bram": "block", "uram": "ultra"}
+    assert set(re.findall(r'\(\* (?:ram|rom)_style = "(\w+)" \*\)', src)) == \
+        {attribute[k] for k in kinds}
+    # every stage's memories are in plan.json, as placed
+    stages = {s["name"]: s for s in plan.to_dict()["stages"]}
+    fc1 = plan.stage("blocks.0.mlp.fc1")
+    assert stages[fc1.name]["memories"] == dict(fc1.memories)
+    assert set(dict(fc1.memories)) == {"weights", "row", "bias"}

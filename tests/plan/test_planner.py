@@ -132,3 +132,14 @@ def test_deep_roms_go_to_luts_only_when_blocks_run_out():
     ram = Memory("k", 9, 4096)
     budget = {"lut": 100000, "bram": 2, "uram": 0}
     assert place_all([ram] * 3, budget, {"lut": 0}) == [("bram", 1)] * 3
+
+
+def test_roms_stay_out_of_uram_that_cannot_be_initialised():
+    # 72 x 4096: one URAM288, or 8 BRAM36; with URAM plentiful and BRAM scarce a RAM takes
+    # URAM, a ROM takes URAM on Versal only (UltraScale+ URAM powers up zeroed)
+    budget = {"lut": 1000, "bram": 100, "uram": 100}
+    ram, rom = Memory("k", 72, 4096), Memory("w", 72, 4096, rom=True)
+    assert place_all([ram], budget, {"lut": 0}, rom_in_uram=False) == [("uram", 1)]
+    assert place_all([rom], budget, {"lut": 0}, rom_in_uram=True) == [("uram", 1)]
+    assert place_all([rom], budget, {"lut": 0}, rom_in_uram=False) == [("bram", 8)]
+    assert load_board("vck190").rom_in_uram and not load_board("zcu102").rom_in_uram

@@ -56,3 +56,31 @@ def test_a_rom_converted_without_the_collector_is_an_error():
     from amaranth.back import verilog as back
     with pytest.raises(RuntimeError, match="outside hgpipe.rtl.generate.verilog"):
         back.convert(TwoRoms([0], [0]), name="x")
+
+
+def test_placed_memories_carry_the_synthesis_attribute():
+    from hgpipe.rtl.plumbing import Fifo
+    src = verilog(Fifo(8, 16, style="lutram"), "fifo_lutram")
+    assert re.search(r'^module hgpipe_ram_lutram\b', src, re.M)
+    assert '(* ram_style = "distributed" *) reg [WIDTH-1:0] mem' in src
+    assert "hgpipe_ram_lutram" in src.split("module hgpipe_ram ")[0]   # the FIFO uses it
+    assert lint(src, "fifo_lutram") == []
+    # unplaced: the tool chooses, and no placed variant is written
+    src = verilog(Fifo(8, 16), "fifo_auto")
+    assert "ram_style" not in src and "hgpipe_ram_lutram" not in src
+
+
+def test_a_linear_stage_places_its_memories_as_told(micro_graphs):
+    from hgpipe.graph.contract import Folding
+    from hgpipe.rtl.linear import LinearStage
+    st, f = micro_graphs[0]["w3a3"]["blocks.0.mlp.fc1"], Folding(1, 4, 2)
+    src = verilog(LinearStage(st, f, styles={"weights": "bram", "bias": "lutram",
+                                             "row": "lutram"}), "lin")
+    styles = re.findall(r'\(\* rom_style = "(\w+)" \*\) reg \[(\d+):0\]', src)
+    wb, ab = st.derived["weight"].bits, st.derived["acc"].bits
+    assert sorted(styles) == sorted([("block", str(f.cop * f.cip * wb - 1)),
+                                     ("distributed", str(f.cop * ab - 1))])
+    assert re.search(r"hgpipe_ram_lutram #\(", src)
+    assert lint(src, "lin") == []
+    with pytest.raises(ValueError, match="style='flash'"):
+        Rom(4, [1], "flash")
