@@ -124,11 +124,12 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
     if isinstance(st, Linear):
         xb, wb, ab = _bits(st.in_ranges[0]), _bits(d["weight"]), _bits(d["acc"])
         ni, no = st.in_features // f.cip, st.out_features // f.cop
-        lut, dsp, ff = _products(f.tp * f.cop, st.in_ranges[0], d["weight"], ab, f.cip)
+        tp = 1 if st.cls_only else f.tp    # the head computes the class token's row alone
+        lut, dsp, ff = _products(tp * f.cop, st.in_ranges[0], d["weight"], ab, f.cip)
         mems = (Memory("weights", f.cop * f.cip * wb, no * ni, rom=True),
-                Memory("row", f.tp * f.cip * xb, 2 * ni),
+                Memory("row", tp * f.cip * xb, 2 * ni),
                 Memory("bias", f.cop * ab, no, rom=True))
-        return Datapath(lut, ff + f.tp * f.cip * xb, dsp, mems)
+        return Datapath(lut, ff + tp * f.cip * xb, dsp, mems)
     if isinstance(st, (AttentionScores, AttentionValue)):
         h, hd = st.heads, st.head_dim
         xb = _bits(st.in_ranges[0])

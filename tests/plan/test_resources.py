@@ -57,6 +57,20 @@ def test_stored_sizes_match_the_current_datapath_model(micro_graph_w3a3):
         assert p["model_dsp"] == p["yosys_dsp"], p["label"]
 
 
+def test_the_head_is_costed_at_one_token_as_it_computes(micro_graph_w3a3):
+    """``rtl.linear.HeadStage`` multiplies the class token's row alone, at any TP; every
+    other linear stage has TP rows of products."""
+    from hgpipe.graph.contract import Folding
+    from hgpipe.plan.fold import stage_dims
+    from hgpipe.resources.model import datapath
+    g = micro_graph_w3a3
+    for name, same in (("head", True), ("blocks.0.mlp.fc1", False)):
+        st = g[name]
+        one, two = (datapath(st, Folding(tp, 2, 2), *stage_dims(g, st)) for tp in (1, 2))
+        assert ((one.lut_size, one.dsp, one.memories) == (two.lut_size, two.dsp,
+                                                          two.memories)) == same, name
+
+
 def test_dsp_split_matches_yosys():
     """``dsp_blocks`` against the DSP48E2 counts Yosys gave for stored signed products,
     from one block (<= 27 x 18) to splits in either operand."""
