@@ -57,13 +57,18 @@ class FakeQuant(nn.Module):
     def forward(self, x):
         if not self.bits:
             return x
-        if not float(self.step.detach()):
-            if self.auto:
-                err = {sg: _mse_step(x, *self.bounds(sg), True)[1] for sg in (True, False)}
-                self.signed = bool(err[True] < err[False])
-            with torch.no_grad():
-                self.step.copy_(_mse_step(x, *self.bounds()))
+        self._start(x)
         return self.quant(x, self.scale(x))
+
+    def _start(self, x) -> None:
+        """On the first batch: the step (and, if automatic, the sign) by the MSE rule."""
+        if float(self.step.detach()):
+            return
+        if self.auto:
+            err = {sg: _mse_step(x, *self.bounds(sg), True)[1] for sg in (True, False)}
+            self.signed = bool(err[True] < err[False])
+        with torch.no_grad():
+            self.step.copy_(_mse_step(x, *self.bounds()))
 
     def current(self):
         return self.step
@@ -83,9 +88,7 @@ class FakeQuant(nn.Module):
         embedding add, as hgpipe quantizes both onto the residual stream)."""
         if not self.bits:
             return a + b
-        if not float(self.step.detach()):
-            with torch.no_grad():
-                self.step.copy_(_mse_step(a + b, *self.bounds()))
+        self._start(a + b)
         s = self.scale(a)
         return self.quant(self.quant(a, s) + self.quant(b, s), s)
 

@@ -93,6 +93,11 @@ class Accelerator(wiring.Component):
         d = self.depths.get(f"{src}->{dst}", 2 * end.tp)
         return ceil(d / end.tp) * ceil(channels / end.lanes) + MARGIN_BEATS
 
+    def _styles(self, stage: str) -> dict:
+        """The ``styles`` keyword for a stage whose memories the plan placed (none given
+        otherwise: a part's digest, and so its module, stays as without a plan)."""
+        return {"styles": self.styles[stage]} if self.styles.get(stage) else {}
+
     def _stage(self, m: Module, st: Stage):
         """Instantiate one stage: returns (consumer ends per input, producer end(s))."""
         g, f = self.graph, self.foldings[st.name]
@@ -102,21 +107,19 @@ class Accelerator(wiring.Component):
         name = safe(st.name)
         if st.kind == "qk" or st.kind == "softmax" or st.kind == "av":
             return self._heads(m, st, f, tokens)
-        kw = {"styles": self.styles[st.name]} if self.styles.get(st.name) else {}
+        kw = self._styles(st.name)
         if st.kind == "linear" and st.cls_only:
             c = self.make(HeadStage, st, f, tokens, **kw)
             out = End(c.o, 1, f.cop, bits)
         elif st.kind == "linear":
             c = self.make(LinearStage, st, f, **kw)
             out = End(c.o, f.tp, f.cop, bits)
-        elif st.kind == "add":
-            c = self.make(ResidualAddStage, st, f.tp * f.cip)
-            out = End(c.o, f.tp, f.cip, bits)
         else:
             c = self.make(*{
                 "requant": lambda: (LutStage, st.table, x, st.out_range, f.tp, f.cip, cin),
                 "tokens": lambda: (TokensStage, st, f, g.config.num_tokens),
-                "layernorm": lambda: (LayerNormStage, st, f, cin)}[st.kind](), **kw)
+                "layernorm": lambda: (LayerNormStage, st, f, cin),
+                "add": lambda: (ResidualAddStage, st, f.tp * f.cip)}[st.kind](), **kw)
             out = End(c.o, f.tp, f.cip, bits)
         m.submodules[name] = c
         self._busy[st.name] = [c.busy]
@@ -132,7 +135,7 @@ class Accelerator(wiring.Component):
         units = []
         # image banks of the K/Q (V) buffer: as many as the plan's schedule holds at once
         banks = max(2, self.banks.get(f"{st.inputs[-1]}->{st.name}", 2))
-        kw = {"styles": self.styles[st.name]} if self.styles.get(st.name) else {}
+        kw = self._styles(st.name)
         for h in range(heads):
             if st.kind == "qk":
                 u = self.make(QkHead, st, f, h, tokens, banks, **kw)
