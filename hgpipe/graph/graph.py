@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -40,11 +41,12 @@ class IntGraph:
             seen.add(st.name)
             ranges[st.name] = st.out_range
 
+    @cached_property
+    def _by_name(self) -> dict[str, Stage]:
+        return {st.name: st for st in self.stages}
+
     def __getitem__(self, name: str) -> Stage:
-        for st in self.stages:
-            if st.name == name:
-                return st
-        raise KeyError(name)
+        return self._by_name[name]
 
     @property
     def output(self) -> Stage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable
 
 import numpy as np
@@ -25,7 +26,7 @@ class IntRange:
     def signed(self) -> bool:
         return self.lo < 0
 
-    @property
+    @cached_property   # read tens of thousands of times by the planner's costing
     def bits(self) -> int:
         """Two's-complement width when signed, plain binary otherwise (at least 1)."""
         if self.signed:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import inf
 
+import numpy as np
+
 from ..graph.contract import Folding, input_grains, lag, row_cycles, rows
 from ..graph.graph import INPUT, IntGraph
 
@@ -121,6 +123,14 @@ def simulate(nodes: list[Node], images: int, depths: dict[str, float],
     images a tensor edge's buffer holds (missing: unbounded). With ``pace``, image ``n``
     enters no earlier than ``n * pace`` (the steady state at that II); without, images
     enter back to back as fast as the pipeline takes them."""
+    if not depths and not banks:
+        return _free(nodes, images, pace)
+    return _bounded(nodes, images, depths, banks, pace)
+
+
+def _bounded(nodes: list[Node], images: int, depths: dict[str, float],
+             banks: dict[str, int], pace: float | None) -> Schedule:
+    """The row-by-row resolution (any bounds)."""
     by = {n.name: n for n in nodes}
     consumers: dict[str, list[Edge]] = {n.name: [] for n in nodes}
     for e in edges_of(nodes):
@@ -211,11 +221,45 @@ def simulate(nodes: list[Node], images: int, depths: dict[str, float],
     return sch
 
 
+def _free(nodes: list[Node], images: int, pace: float | None) -> Schedule:
+    """``simulate`` with no bound but the source's: no stage past the source's consumers
+    feels back-pressure, so each follows from its producers in one vectorised pass,
+    ``F[g] = max(F[g-1] + p, A[g] + lag)``, that is ``g*p + cummax(A[g] + lag - g*p)``."""
+    head = [n for n in nodes if n.name == INPUT or all(s == INPUT for s, _ in n.inputs)]
+    sch = _bounded(head, images, {}, {}, pace)
+    by = {n.name: n for n in nodes}
+    fin = {k: np.asarray(v, dtype=float) for k, v in sch.finish.items()}
+    taken = dict(sch.taken)
+    for n in nodes:
+        if n.name in fin:
+            continue
+        g = np.arange(n.rows * images)
+        image, r = np.divmod(g, n.rows)
+        a = np.zeros(len(g))
+        for src, grain in n.inputs:
+            prod = by[src]
+            if grain == "tensor":
+                need = (image + 1) * prod.rows - 1
+            else:
+                last = np.minimum((r + 1) * n.tp - 1 - n.token_shift, prod.tokens - 1)
+                need = image * prod.rows + np.maximum(last, 0) // prod.tp
+            a = np.maximum(a, fin[src][need])
+        gp = g * n.p
+        c = a + (n.p if n.first_row_out else n.lag) - gp
+        c[0] = max(c[0], 0.0)
+        f = gp + np.maximum.accumulate(c)
+        fin[n.name] = f
+        taken[n.name] = np.maximum(f - n.p, a).tolist()
+    out = Schedule(by, images)
+    out.finish = {k: v.tolist() for k, v in fin.items()}
+    out.taken = taken
+    return out
+
+
 def required_depths(nodes: list[Node], sch: Schedule) -> tuple[dict[str, int], dict[str, int]]:
     """From an unbounded schedule: each row edge's peak occupancy in tokens (rounded up to
     whole rows of both sides, at least two rows) and each tensor edge's peak number of
     images held; with these, ``simulate`` reproduces the unbounded schedule."""
-    from bisect import bisect_right
     by = {n.name: n for n in nodes}
     depths, banks = {}, {}
     for e in edges_of(nodes):
@@ -232,27 +276,20 @@ def required_depths(nodes: list[Node], sch: Schedule) -> tuple[dict[str, int], d
                                      > start))
             banks[e.key] = max(held, 1)
             continue
-        # tokens taken by the consumer by time t, as a step function
-        times, counts = [], []
-        for g, t in enumerate(sch.taken[e.dst]):
-            image, r = divmod(g, cons.rows)
-            last = min((r + 1) * cons.tp - cons.token_shift, prod.tokens)
-            times.append(t)
-            counts.append(image * prod.tokens + max(last, 0))
-        order = sorted(range(len(times)), key=times.__getitem__)
-        st = [times[i] for i in order]
-        cm = []
-        m = 0
-        for i in order:
-            m = max(m, counts[i])
-            cm.append(m)
-        peak = 0
-        for g, t in enumerate(sch.finish[e.src]):
-            image, r = divmod(g, prod.rows)
-            produced = image * prod.tokens + min((r + 1) * prod.tp, prod.tokens)
-            k = bisect_right(st, t)   # rows taken at or before this row is emitted
-            consumed = cm[k - 1] if k else 0
-            peak = max(peak, produced - consumed)
+        # tokens the consumer has taken by time t: a step function, sorted by time
+        taken = np.asarray(sch.taken[e.dst])
+        image, r = np.divmod(np.arange(len(taken)), cons.rows)
+        counts = image * prod.tokens + np.maximum(
+            np.minimum((r + 1) * cons.tp - cons.token_shift, prod.tokens), 0)
+        order = np.argsort(taken, kind="stable")
+        times, consumed = taken[order], np.maximum.accumulate(counts[order])
+        # against the tokens produced when each producer row is emitted
+        emitted = np.asarray(sch.finish[e.src])
+        image, r = np.divmod(np.arange(len(emitted)), prod.rows)
+        produced = image * prod.tokens + np.minimum((r + 1) * prod.tp, prod.tokens)
+        k = np.searchsorted(times, emitted, side="right")   # rows taken by then
+        held = produced - np.where(k > 0, consumed[np.maximum(k - 1, 0)], 0)
+        peak = int(held.max())
         unit = max(prod.tp, cons.tp)
         depths[e.key] = max(-(-peak // unit) * unit, 2 * unit)
     return depths, banks

@@ -11,8 +11,9 @@ from functools import cache
 from math import ceil
 
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
-LUTRAM_MAX_DEPTH = 256   # deeper RAMs stay in blocks; deeper ROMs go to LUTs only when
+LUTRAM_MAX_DEPTH = 256   # deeper memories start in blocks, and go to LUTs only when
                          # block memory runs out (``place_all``)
+RAM_LUTRAM_MAX_DEPTH = 1024   # a deeper RAM never goes to LUTs (past a 16:1 read mux)
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,18 @@ class Memory:
 
 def lut_cost(width: int, depth: int, rom: bool = True) -> int:
     """LUTs of a ROM (a LUT6 is 64 x 1) or of a simple dual-port RAM (RAM32M16: 32 x 14
-    in 8 LUTs; RAM64M8: 64 x 7 in 8 LUTs; deeper ones stack). Past 256 words (what a
-    slice's MUXF7/MUXF8 combine) each bit's read multiplexer takes about one more LUT per
-    three leaves, as Yosys maps random ROMs (``rom_luts`` in the coefficients)."""
-    mux = width * ceil(depth / 192) if depth > 256 else 0
+    in 8 LUTs; RAM64M8: 64 x 7 in 8 LUTs; deeper ones stack ``n`` rows), as Yosys maps
+    them. Past 256 words (what a slice's MUXF7/MUXF8 combine) each ROM bit's read
+    multiplexer takes about one more LUT per three leaves (``rom_luts`` in the
+    coefficients); a RAM past 64 words adds about a LUT a row for the write decode and
+    ``n / 3`` a bit for the read multiplexer (``ram_luts``)."""
     if rom:
+        mux = width * ceil(depth / 192) if depth > 256 else 0
         return width * ceil(depth / 64) + mux
     if depth <= 32:
         return 8 * ceil(width / 14)
-    return 8 * ceil(width / 7) * ceil(depth / 64) + mux
+    n = ceil(depth / 64)
+    return 8 * ceil(width / 7) * n + (ceil(width * n / 3) + n if n > 1 else 0)
 
 
 def bram_cost(width: int, depth: int) -> float:
@@ -68,7 +72,7 @@ def options(mem: Memory, rom_in_uram: bool = True) -> dict[str, float]:
 def _options(width: int, depth: int, rom: bool, ports: int,
              rom_in_uram: bool) -> tuple[tuple[str, float], ...]:
     out = [("bram", bram_cost(width, depth) * ports)]
-    if rom or depth <= LUTRAM_MAX_DEPTH:
+    if rom or depth <= RAM_LUTRAM_MAX_DEPTH:
         out.append(("lutram", float(lut_cost(width, depth, rom) * ports)))
     if rom_in_uram or not rom:
         out.append(("uram", float(uram_cost(width, depth) * ports)))
@@ -80,8 +84,20 @@ BUDGET_KEY = {"lutram": "lut", "bram": "bram", "uram": "uram"}
 
 def place(mem: Memory, budget: dict[str, int], rom_in_uram: bool = True) -> tuple[str, float]:
     """(kind, count): the primitive that takes the smallest fraction of its budget
-    (``budget`` keys ``lut``, ``bram``, ``uram``); a ROM deeper than ``LUTRAM_MAX_DEPTH``
+    (``budget`` keys ``lut``, ``bram``, ``uram``); a memory deeper than ``LUTRAM_MAX_DEPTH``
     only in a block."""
+    return place_in(mem, budget_key(budget), rom_in_uram)
+
+
+def budget_key(budget: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(budget.items()))
+
+
+@cache  # the planner places the same few geometries tens of thousands of times
+def place_in(mem: Memory, budget: tuple[tuple[str, int], ...], rom_in_uram: bool
+             ) -> tuple[str, float]:
+    """``place`` against a ``budget_key``."""
+    budget = dict(budget)
     best = None
     for kind, n in options(mem, rom_in_uram).items():
         b = budget.get(BUDGET_KEY[kind], 0)

@@ -5,8 +5,8 @@ stage's datapath (partial-product bits, adder bits, register bits) derived from 
 folding and its derived widths, and ``a, b`` are calibrated against Yosys
 ``synth_xilinx -family xcup`` (``benchmarks/calibrate_resources.py`` writes
 ``coefficients.json``). Memories are placed analytically (``memory.place``). In the
-dot products, operands wider than 4 bits use one DSP a product; narrower ones are LUT
-fabric, counted at the LUTs Yosys maps one product of those operand formats to (the
+dot products, a product goes to DSPs where Yosys puts it (``dsp_blocks``: nine bits of
+operands or more); narrower ones are LUT fabric, counted at the LUTs Yosys maps one product of those operand formats to (the
 calibrated ``products`` table): a 3 x 3-bit product is one LUT6 per output bit, a 4 x 4-bit
 one is a multiplier array twice that size, so bits x bits would misjudge one or the other.
 LayerNorm's and softmax's few wide products go to DSPs as Yosys splits them
@@ -25,10 +25,10 @@ from ..graph.contract import Folding
 from ..graph.intrange import IntRange
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
-from .memory import BUDGET_KEY, Memory, place
+from .memory import BUDGET_KEY, Memory, budget_key, place_in
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
-DSP_MIN_BITS = 5            # a product with an operand this wide goes to a DSP
+FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to this wide
 MODEL_KIND = {"linear": "linear", "qk": "linear", "av": "linear", "requant": "requant",
               "add": "add", "tokens": "add", "layernorm": "layernorm", "softmax": "softmax"}
 
@@ -107,11 +107,19 @@ def dsp_blocks(a: IntRange, b: IntRange) -> int:
     return max(ceil((p - 1) / 26) * ceil((q - 1) / 17) for p, q in ((hi, lo), (lo, hi)))
 
 
+@cache  # the planner costs the same operand formats tens of thousands of times
+def fabric_formats() -> list[tuple[IntRange, IntRange]]:
+    """Every pair of operand formats up to ``FABRIC_MAX_BITS`` wide whose product Yosys
+    keeps in LUT fabric (``dsp_blocks`` is 0): the calibrated product table's keys."""
+    fmts = [IntRange.of_bits(b, s) for b in range(1, FABRIC_MAX_BITS + 1) for s in (True, False)]
+    return [(x, w) for x in fmts for w in fmts if not dsp_blocks(x, w)]
+
+
 def _products(outputs: int, x: IntRange, w: IntRange, acc: int, cip: int
               ) -> tuple[int, int, int]:
     """(lut size, dsp, ff size) of ``outputs`` dot-product lanes of ``cip`` terms: the
     products (in LUTs, or DSPs for wide operands), their adder tree and the accumulator."""
-    dsp = outputs * cip if max(x.bits, w.bits) >= DSP_MIN_BITS else 0
+    dsp = outputs * cip * dsp_blocks(x, w)
     pp = 0 if dsp else product_luts(x, w)
     return outputs * (cip * pp + tree_bits(cip, x * w) + acc), dsp, outputs * acc
 
@@ -146,9 +154,12 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
                     Memory("q_wait", f.tp * f.cip * xb,
                            coarse_banks * (tokens // f.tp) * (hd // f.cip), ports=h))
         else:
+            # and each head's output row FIFO in front of the merge (``rtl.accelerator``)
             mems = (Memory("v", f.cop * wb, coarse_banks * (hd // f.cop) * (tokens // f.cip),
                            ports=h * f.cip),
-                    Memory("rows", f.tp * f.cip * xb, 2 * (tokens // f.cip), ports=h))
+                    Memory("rows", f.tp * f.cip * xb, 2 * (tokens // f.cip), ports=h),
+                    Memory("out", f.tp * f.cop * _bits(st.out_range), hd // f.cop + 2,
+                           ports=h))
         return Datapath(lut, ff + h * f.tp * f.cip * xb, dsp, mems)
     if isinstance(st, Requant):
         ib, ob, t = _bits(st.in_ranges[0]), _bits(st.out_range), st.table
@@ -219,8 +230,9 @@ def placed(kind: str, count: float) -> Resources:
 
 def memory_resources(mems, budget: dict[str, int], rom_in_uram: bool = True) -> Resources:
     total = {"lutram": 0.0, "bram": 0.0, "uram": 0.0}
+    key = budget_key(budget)
     for mem in mems:
-        kind, count = place(mem, budget, rom_in_uram)
+        kind, count = place_in(mem, key, rom_in_uram)
         total[kind] += count
     return Resources(lut=total["lutram"], bram=total["bram"], uram=int(total["uram"]))
 

@@ -152,8 +152,10 @@ class Accelerator(wiring.Component):
             row = st.head_dim // f.cop
             merge = self.make(Merge, f.tp * f.cop * bits, heads, row)
             m.submodules[f"{name}_merge"] = merge
+            style = self.styles.get(st.name, {}).get("out")
             for h, u in enumerate(units):
-                q = self.make(Fifo, f.tp * f.cop * bits, row + 2)
+                q = self.make(Fifo, f.tp * f.cop * bits, row + 2,
+                              **({"style": style} if style else {}))
                 m.submodules[f"{name}_h{h}_out"] = q
                 wiring.connect(m, u.o, q.i)
                 wiring.connect(m, q.o, getattr(merge, f"i{h}"))

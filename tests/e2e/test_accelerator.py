@@ -69,3 +69,21 @@ def test_the_plans_memory_placement_reaches_the_verilog(planned):
     fc1 = plan.stage("blocks.0.mlp.fc1")
     assert stages[fc1.name]["memories"] == dict(fc1.memories)
     assert set(dict(fc1.memories)) == {"weights", "row", "bias"}
+
+
+def test_each_attention_output_row_fifo_takes_its_placement(planned):
+    """The heads' output row FIFOs in front of the merge are a memory of the AV stage in
+    the plan, and the RTL builds them where the plan puts them."""
+    g, plan = planned
+    av = next(s for s in plan.stages if s.kind == "av")
+    st, f = g[av.name], av.folding
+    assert "out" in dict(av.memories)
+    # the FIFO's RAM: tp x cop outputs a word, a row of them plus two
+    ram = (rf"hgpipe_ram_(\w+) #\(\s*\.ABITS\(32'd\d+\),\s*\.DEPTH\(32'd{st.head_dim // f.cop + 2}\),"
+           rf"\s*\.WIDTH\(32'd{f.tp * f.cop * st.out_range.bits}\)")
+    for kind in ("uram", "bram"):
+        moved = replace(av, memories=tuple((n, kind if n == "out" else k)
+                                           for n, k in av.memories))
+        src = generate(g, replace(plan, stages=tuple(moved if s is av else s
+                                                     for s in plan.stages)))[1]
+        assert kind in re.findall(ram, src)

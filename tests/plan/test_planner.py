@@ -115,7 +115,7 @@ def test_memory_geometry_by_hand():
 
 
 def test_memories_move_out_of_an_overfull_resource():
-    mems = [Memory(f"m{i}", 72, 256) for i in range(10)]  # 0.5 BRAM36 or 8*11 LUTs each
+    mems = [Memory(f"m{i}", 72, 256) for i in range(10)]  # 0.5 BRAM36 or 452 LUTs each
     budget = {"lut": 10000, "bram": 2, "uram": 0}
     placed = place_all(mems, budget, {"lut": 0})
     assert sum(n for k, n in placed if k == "bram") <= 2

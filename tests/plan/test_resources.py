@@ -93,6 +93,17 @@ def test_deep_lut_roms_cost_what_yosys_maps_them_to():
         assert abs(lut_cost(w, d) / luts - 1) < 0.1, (key, lut_cost(w, d), luts)
 
 
+def test_deep_lutrams_cost_what_yosys_maps_them_to():
+    """Distributed RAMs past 64 words pay for the write decode and the read multiplexer
+    (a 14 x 256 RAM: 82 LUTs measured, where its 32 RAM64M8 LUTs alone are 64)."""
+    from hgpipe.resources.memory import lut_cost
+    rams = coefficients()["ram_luts"]
+    assert len(rams) >= 5 and max(int(k.split("x")[1]) for k in rams) >= 1024
+    for key, luts in rams.items():
+        w, d = map(int, key.split("x"))
+        assert abs(lut_cost(w, d, rom=False) / luts - 1) < 0.1, (key, lut_cost(w, d, False), luts)
+
+
 def test_adder_tree_bits_by_hand():
     from hgpipe.graph.intrange import IntRange
     from hgpipe.resources.model import tree_bits
@@ -104,20 +115,33 @@ def test_adder_tree_bits_by_hand():
 
 
 def test_every_fabric_product_is_calibrated():
-    """The stored product table covers every operand format below the DSP width, and a
-    wider operand never costs fewer LUTs than a narrower one of the same signedness."""
+    """The stored product table covers every pair of operand formats Yosys keeps in fabric
+    (5 x 3 bits as well as 4 x 4), and a wider operand never costs fewer LUTs than a
+    narrower one of the same signedness."""
     from hgpipe.graph.intrange import IntRange
-    from hgpipe.resources.model import DSP_MIN_BITS, product_luts
-    fmts = [IntRange.of_bits(b, s) for b in range(1, DSP_MIN_BITS) for s in (True, False)]
-    for x in fmts:
-        for w in fmts:
-            n = product_luts(x, w)
-            assert n >= 1
-            if x.bits > 1:
-                assert n >= product_luts(IntRange.of_bits(x.bits - 1, x.signed), w)
-    s3 = IntRange.of_bits(3, True)
+    from hgpipe.resources.model import dsp_blocks, fabric_formats, product_luts
+    pairs = fabric_formats()
+    s3, s5 = IntRange.of_bits(3, True), IntRange.of_bits(5, True)
+    assert (s5, s3) in pairs and (s5, IntRange.of_bits(4, True)) not in pairs
+    for x, w in pairs:
+        assert dsp_blocks(x, w) == 0
+        n = product_luts(x, w)
+        assert n >= 1
+        if x.bits > 1:
+            assert n >= product_luts(IntRange.of_bits(x.bits - 1, x.signed), w)
     # one LUT6 per output bit at most: 3 x 3 bits is a 6-input function
     assert product_luts(s3, s3) <= (s3 * s3).bits + 2
+
+
+def test_a_product_costs_dsps_or_luts_as_yosys_maps_it():
+    """A 5 x 3-bit product stays in fabric (8 bits of operands), a 5 x 4-bit one takes a
+    DSP, as ``dsp_products`` measured."""
+    from hgpipe.graph.intrange import IntRange
+    from hgpipe.resources.model import _products, product_luts
+    s3, s4, s5 = (IntRange.of_bits(b, True) for b in (3, 4, 5))
+    lut, dsp, _ = _products(2, s5, s3, 12, 4)
+    assert dsp == 0 and lut >= 2 * 4 * product_luts(s5, s3)
+    assert _products(2, s5, s4, 12, 4)[1] == 2 * 4 * coefficients()["dsp_products"]["s5*s4"]
 
 
 def test_placement_moves_luts_into_spare_blocks_only_while_luts_bind():

@@ -55,3 +55,18 @@ def test_a_short_skip_fifo_deadlocks():
     depths["x->add"] = 4
     with pytest.raises(Deadlock, match="pipeline deadlock"):
         simulate(nodes, 2, depths, banks)
+
+
+def test_the_vectorised_free_schedule_equals_the_row_by_row_one(graphs):
+    """With no bound but the source's, ``simulate`` takes a vectorised pass; it must give
+    the row-by-row resolution's times on a planned vit-digits pipeline, images paced or
+    back to back."""
+    from hgpipe.plan.plan import make_plan
+    from hgpipe.plan.schedule import _bounded
+    from hgpipe.resources.board import load_board
+    nodes = list(make_plan(graphs["w3a3"], load_board("zcu102"), target_ii=1500).nodes)
+    for pace in (1500, None):
+        fast, slow = simulate(nodes, 4, {}, {}, pace), _bounded(nodes, 4, {}, {}, pace)
+        for k in slow.finish:
+            assert fast.finish[k] == pytest.approx(slow.finish[k], abs=1e-6), k
+            assert fast.taken[k] == pytest.approx(slow.taken[k], abs=1e-6), k
