@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -141,6 +142,8 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--target-ii", type=int, help="cycles per image every stage must meet")
     t.add_argument("--target-fps", type=float, help="images/s at the board clock")
     p.add_argument("--clock-mhz", type=float, help="clock (default: the board's)")
+    p.add_argument("--usable-fraction", type=float, help="share of every resource the plan "
+                   "may use, in (0, 1] (default: the board's)")
     p.add_argument("--tp", type=int, help="token parallelism (default: the planner's choice)")
     p.add_argument("--calib-images", type=int, default=2,
                    help="random calibration images when --calib is not given (default 2)")
@@ -153,6 +156,11 @@ def make_plan_from_args(args: argparse.Namespace, progress):
     board = load_board(args.board)  # before the slow steps: a bad board fails at once
     if args.clock_mhz is not None and not 0 < args.clock_mhz <= 2000:
         raise HgpipeError(f"clock-mhz: {args.clock_mhz}: expected a number in (0, 2000]")
+    if args.usable_fraction is not None:
+        if not 0 < args.usable_fraction <= 1:
+            raise HgpipeError(f"usable-fraction: {args.usable_fraction}: expected a number "
+                              "in (0, 1]")
+        board = dataclasses.replace(board, usable_fraction=args.usable_fraction)
     graph = _graph(args, progress)
     progress(f"planning for {board.name}")
     plan = make_plan(graph, board, target_ii=args.target_ii, target_fps=args.target_fps,

@@ -42,12 +42,23 @@ def test_vck190_report_says_the_mapping_is_ultrascale(tmp_path):
     assert "no open synthesis supports Versal" in (tmp_path / "report.md").read_text()
 
 
+def test_usable_fraction_sets_the_budget(tmp_path):
+    """--usable-fraction overrides the board file's share of every resource: the report and
+    plan.json state the budget it gives."""
+    assert main(["plan", "--model", "vit-micro", "--board", "zcu102", "--target-ii", "64",
+                 "--usable-fraction", "0.5", "--out", str(tmp_path), "--quiet"]) == 0
+    d = json.loads((tmp_path / "plan.json").read_text())
+    assert d["budget"]["lut"] == int(d["device"]["lut"] * 0.5)
+    assert "50% of the device" in (tmp_path / "report.md").read_text()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--board", "nope"], "board: 'nope'"),
     (["--target-ii", "1"], "target II 1 cycles cannot be met"),
     (["--target-ii", "0"], "target_ii=0"),
     (["--tp", "3"], "tp=3"),
     (["--bits", "w9"], "bits"),
+    (["--usable-fraction", "1.5"], "usable-fraction: 1.5: expected a number in (0, 1]"),
 ])
 def test_errors_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "out"
