@@ -233,6 +233,8 @@ def _free(nodes: list[Node], images: int, pace: float | None) -> Schedule:
     for n in nodes:
         if n.name in fin:
             continue
+        if any(src not in fin for src, _ in n.inputs):   # not in topological order
+            return _bounded(nodes, images, {}, {}, pace)
         g = np.arange(n.rows * images)
         image, r = np.divmod(g, n.rows)
         a = np.zeros(len(g))

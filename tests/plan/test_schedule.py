@@ -70,3 +70,11 @@ def test_the_vectorised_free_schedule_equals_the_row_by_row_one(graphs):
         for k in slow.finish:
             assert fast.finish[k] == pytest.approx(slow.finish[k], abs=1e-6), k
             assert fast.taken[k] == pytest.approx(slow.taken[k], abs=1e-6), k
+
+
+def test_the_free_schedule_does_not_depend_on_the_node_order():
+    """Listed consumer first, the stages still get the times of the topological order."""
+    nodes = fork_join()
+    shuffled = [nodes[0], nodes[3], nodes[2], nodes[1]]
+    assert simulate(shuffled, 3, {}, {}, pace=8).finish == simulate(nodes, 3, {}, {},
+                                                                     pace=8).finish
