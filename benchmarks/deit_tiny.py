@@ -5,8 +5,8 @@
 HG-PIPE's 196-token DeiT-tiny on VCK190 at its own II, at the target II of 50,176 cycles,
 and the fastest plan that fits; on ZCU102 the fastest plan that fits, and (as none does
 within its usable fraction) the fastest one the whole device would hold, to show the gap;
-with --small, deit-small on VCK190. Random weights by seed (the plan depends on shapes and bit widths, not on
-accuracy). Prints a Markdown table and the planning time.
+with --small, deit-small on VCK190. Random weights by seed (the plan depends on shapes and
+bit widths, not on accuracy). Prints a Markdown table and the planning time.
 """
 
 from __future__ import annotations

@@ -98,6 +98,10 @@ class Accelerator(wiring.Component):
         otherwise: a part's digest, and so its module, stays as without a plan)."""
         return {"styles": self.styles[stage]} if self.styles.get(stage) else {}
 
+    def _fifo(self, width: int, depth: int, style: str | None) -> Fifo:
+        """A FIFO placed as the plan said (unplaced: the same part as without a plan)."""
+        return self.make(Fifo, width, depth, **({"style": style} if style else {}))
+
     def _stage(self, m: Module, st: Stage):
         """Instantiate one stage: returns (consumer ends per input, producer end(s))."""
         g, f = self.graph, self.foldings[st.name]
@@ -154,8 +158,7 @@ class Accelerator(wiring.Component):
             m.submodules[f"{name}_merge"] = merge
             style = self.styles.get(st.name, {}).get("out")
             for h, u in enumerate(units):
-                q = self.make(Fifo, f.tp * f.cop * bits, row + 2,
-                              **({"style": style} if style else {}))
+                q = self._fifo(f.tp * f.cop * bits, row + 2, style)
                 m.submodules[f"{name}_h{h}_out"] = q
                 wiring.connect(m, u.o, q.i)
                 wiring.connect(m, q.o, getattr(merge, f"i{h}"))
@@ -193,10 +196,9 @@ class Accelerator(wiring.Component):
                 s = End(gb.o, p.tp, lanes, p.bits)
             branch = self._fork(m, f"{tag}_fork{lanes}", s, len(items))
             for j, ((dst, c, tokens, channels), b) in enumerate(zip(items, branch)):
-                style = self.fifo_styles.get(f"{src}->{dst}")
-                q = self.make(Fifo, b.tp * b.lanes * b.bits,
-                              self._fifo_beats(src, dst, b, tokens, channels),
-                              **({"style": style} if style else {}))
+                q = self._fifo(b.tp * b.lanes * b.bits,
+                               self._fifo_beats(src, dst, b, tokens, channels),
+                               self.fifo_styles.get(f"{src}->{dst}"))
                 m.submodules[f"{tag}_to_{safe(dst)}_{j}"] = q
                 wiring.connect(m, b.stream, q.i)
                 wiring.connect(m, q.o, c.stream)
