@@ -38,7 +38,9 @@ from hgpipe.model import preset, random_weights  # noqa: E402
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model  # noqa: E402
 from hgpipe.resources.memory import lut_cost  # noqa: E402
 from hgpipe.resources.model import (COEFFICIENTS, MODEL_KIND,  # noqa: E402
-                                    coefficients, datapath, fabric_formats, operand_format)
+                                    arbiter_size, coefficients, datapath, ddr_sizes,
+                                    fabric_formats, operand_format)
+from hgpipe.rtl.axi import AxiParams  # noqa: E402
 
 LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
                "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
@@ -86,6 +88,31 @@ def instances(gs):
         for f in (Folding(1, 1, 1), Folding(tp2, tp2, tp2)):
             yield (f"{b}.attn.softmax", key, f"{b}.attn.softmax", f, t, t, 1,
                    lambda st, f=f: SoftmaxStage(st, f))
+
+
+# off-chip FIFOs: (beat width, beats per image, depth) at the 128-bit port
+DDR_LAYOUTS = ((8, 192, 400), (24, 96, 200), (48, 196, 1000), (128, 50, 100), (384, 98, 300),
+               (3, 588, 1200))
+
+
+def ddr_instances():
+    """(label, layout, component factory) of one off-chip FIFO on its own port."""
+    from hgpipe.graph.ddr import DdrLayout
+    from hgpipe.rtl.axi import AxiParams
+    from hgpipe.rtl.ddr import DdrFifoPort
+    for w, beats, depth in DDR_LAYOUTS:
+        lay = DdrLayout(w, beats, depth)
+        yield f"ddr/w{w}-b{beats}-d{depth}", lay, lambda lay=lay: DdrFifoPort(lay, 0, AxiParams())
+
+
+ARBITER_MANAGERS = (2, 4, 8, 16)
+
+
+def arbiter_instances():
+    """(label, managers, component factory) of the AXI arbiter of the off-chip FIFOs."""
+    from hgpipe.rtl.axi import AxiArbiter, AxiParams
+    for n in ARBITER_MANAGERS:
+        yield f"axi_arbiter/n{n}", n, lambda n=n: AxiArbiter(n, AxiParams())
 
 
 CACHE = Path.home() / ".cache" / "hgpipe" / "calibration"
@@ -275,7 +302,12 @@ def main() -> None:
                     "the stored points and coefficients of the others")
     args = ap.parse_args()
     only = set(args.kinds.split(",")) if args.kinds else None
-    products, dsps, roms, rams = product_table(), dsp_table(), rom_table(), ram_table()
+    if only is None:
+        products, dsps, roms, rams = product_table(), dsp_table(), rom_table(), ram_table()
+    else:   # refitting some kinds: the stored tables stand
+        stored = json.loads(Path(args.out).read_text())
+        products, dsps, roms, rams = (stored[k] for k in ("products", "dsp_products",
+                                                          "rom_luts", "ram_luts"))
     # the sizes below count products at these LUTs: the model reads them from the cached
     # coefficients, which this run then rewrites
     coefficients()["products"] = products
@@ -296,6 +328,23 @@ def main() -> None:
                                           for m in dp.memories)}
         flags = "-nobram" if MODEL_KIND[st.kind] in DSP_KINDS else NO_DSP
         jobs.append((label, key, verilog(make(st), top), top, flags))
+    for i, (label, lay, make) in enumerate(ddr_instances()):
+        if only is not None and "ddr" not in only:
+            continue
+        top = f"ddr{i}"
+        meta[label] = {"label": label, "kind": "ddr", "stage_kind": "ddr",
+                       "lut_size": ddr_sizes(lay)[0], "ff_size": ddr_sizes(lay)[1],
+                       "model_dsp": 0,
+                       "memory_luts": 2 * lut_cost(lay.data_bits, lay.buffer_words, rom=False)}
+        jobs.append((label, None, verilog(make(), top), top, NO_DSP))
+    for i, (label, n, make) in enumerate(arbiter_instances()):
+        if only is not None and "axi_arbiter" not in only:
+            continue
+        top = f"arb{i}"
+        size = arbiter_size(n, AxiParams().data_bits, AxiParams().addr_bits)
+        meta[label] = {"label": label, "kind": "axi_arbiter", "stage_kind": "axi_arbiter",
+                       "lut_size": size, "ff_size": n, "model_dsp": 0, "memory_luts": 0}
+        jobs.append((label, None, verilog(make(), top), top, NO_DSP))
     print(f"synthesising {len(jobs)} instances with {args.jobs} jobs ...", flush=True)
     points = []
     with ProcessPoolExecutor(args.jobs) as ex:

@@ -145,6 +145,9 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--usable-fraction", type=float, help="share of every resource the plan "
                    "may use, in (0, 1] (default: the board's)")
     p.add_argument("--tp", type=int, help="token parallelism (default: the planner's choice)")
+    p.add_argument("--offchip", default="auto", choices=("auto", "none", "coarse"),
+                   help="coarse FIFOs (the residuals around attention) in the board's DDR: "
+                   "when the chip is full (auto, default), never, or always")
     p.add_argument("--calib-images", type=int, default=2,
                    help="random calibration images when --calib is not given (default 2)")
 
@@ -165,7 +168,7 @@ def make_plan_from_args(args: argparse.Namespace, progress):
     progress(f"planning for {board.name}")
     plan = make_plan(graph, board, target_ii=args.target_ii, target_fps=args.target_fps,
                      clock_mhz=args.clock_mhz, model=args.model or Path(args.config).stem,
-                     tp=args.tp, progress=progress)
+                     tp=args.tp, offchip=args.offchip, progress=progress)
     progress("scheduling 5 images")
     return graph, plan, evaluate(graph, plan)
 
@@ -185,7 +188,10 @@ def summary(plan, perf) -> str:
             ("FPS", f"{perf.fps:,.1f}"), ("GOP/s", f"{perf.gops:,.1f}"),
             ("LUT", f"{r.lut:,.0f} / {b['lut']:,}"), ("FF", f"{r.ff:,.0f} / {b['ff']:,}"),
             ("DSP", f"{r.dsp:,} / {b['dsp']:,}"), ("BRAM36", f"{r.bram:,.1f} / {b['bram']:,}"),
-            ("URAM", f"{r.uram:,} / {b['uram']:,}"), ("fits", "yes" if plan.fits else "NO"),
+            ("URAM", f"{r.uram:,} / {b['uram']:,}"),
+            *([("DDR (bytes/image)", f"{plan.ddr_bytes:,} / {plan.ddr_budget:,.0f} "
+                f"({len(plan.ddr_buffers)} FIFOs)")] if plan.ddr_buffers else []),
+            ("fits", "yes" if plan.fits else "NO"),
             ("buffers (bits)", f"{plan.buffer_bits:,} "
              f"({1 - plan.buffer_bits / plan.all_coarse_bits:.1%} below all-coarse)")]
     w = max(len(k) for k, _ in rows)

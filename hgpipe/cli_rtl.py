@@ -60,12 +60,23 @@ def _rtl_files(source: str, vec, patches: np.ndarray, acc):
             "m_axis_tdata_bits": acc.out_lanes * acc.out_bits,
             "beats_per_image_in": acc.beats_per_image_in,
             "beats_per_image_out": acc.beats_per_image_out,
-            "out_lanes": acc.out_lanes, "out_bits": acc.out_bits}, indent=1) + "\n")
+            "out_lanes": acc.out_lanes, "out_bits": acc.out_bits,
+            **({"m_axi": _axi_port(acc)} if acc.ddr else {})}, indent=1) + "\n")
         v = tmp / "vectors"
         v.mkdir()
         vec.save(v / "top.npz")
         np.save(v / "patches.npy", patches)
     return write
+
+
+def _axi_port(acc) -> dict:
+    """The AXI4 manager port of the off-chip FIFOs: its widths and the address range each
+    ring uses (reserve them for the accelerator)."""
+    from .rtl.axi import arbiter_params
+    p = arbiter_params(len(acc.ddr), acc.axi)
+    return {"addr_bits": p.addr_bits, "data_bits": p.data_bits, "id_bits": p.id_bits,
+            "regions": [{"edge": edge, "base": base, "bytes": lay.region_bytes}
+                        for edge, (lay, base) in acc.ddr.items()]}
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -41,7 +41,8 @@ def top_vectors(graph: IntGraph, acc: Accelerator, patches: np.ndarray, stall: f
         images=images, stall=stall, seed=seed, timeout=timeout,
         meta={"beats_per_image_in": acc.beats_per_image_in,
               "beats_per_image_out": acc.beats_per_image_out,
-              "stages": sorted({safe(st.name) for st in graph.stages})})
+              "stages": sorted({safe(st.name) for st in graph.stages}),
+              "ddr_regions": [[base, lay.ring_bytes] for lay, base in acc.ddr.values()]})
 
 
 @dataclass
@@ -74,7 +75,8 @@ def measure(graph: IntGraph, r: runner.SimResult) -> E2EResult:
         for st in graph.stages:
             s = safe(st.name)
             stage_busy[st.name] = round((busy[k][s] - busy[k - 1][s]) / span, 4)
-    return E2EResult(bit_exact=r.bit_exact and not r.extra.get("bad_tlast"),
+    return E2EResult(bit_exact=r.bit_exact and not r.extra.get("bad_tlast")
+                     and not r.extra.get("ddr_strays"),
                      images=len(ends), mismatches=r.mismatches,
                      first_mismatch=r.first_mismatch, measured_ii_cycles=ii,
                      measured_latency_cycles=ends[0] - start, image_end_cycles=ends,

@@ -1,5 +1,7 @@
 """The cocotb testbench every single-stage test runs: stream the vectors in (random valid
-stalls), take the output (random ready stalls), score it and record transfer cycles."""
+stalls), take the output (random ready stalls), score it and record transfer cycles. A
+design with an AXI4 manager port ``m_axi`` gets an off-chip memory model on it, stalled
+with the same probability."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Combine, with_timeout
 
+from sim import ddr_model
 from sim.streams import Clocked, Scoreboard, drive, monitor
 from sim.vectors import Vectors
 
@@ -26,6 +29,8 @@ async def stream_stage(dut):
     for port in vec.inputs:
         getattr(dut, f"{port}__valid").value = 0
     dut.o__ready.value = 0
+    ddr = ddr_model.attach(dut, "m_axi", vec.stall, random.Random(rng.random()),
+                           vec.meta.get("ddr_regions"))
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
@@ -38,5 +43,8 @@ async def stream_stage(dut):
     await with_timeout(Combine(mon, *drivers), vec.timeout * 10, "ns")
     result = Scoreboard(vec.output.beats, vec.output.unpack).check(words)
     result.update(out_cycles=cycles, in_cycles=taken)
+    if ddr is not None:
+        result["ddr_strays"] = ddr.strays[:10]
     Path(os.environ["HGPIPE_RESULT"]).write_text(json.dumps(result))
     assert result["mismatches"] == 0, result["first_mismatch"]
+    assert not result.get("ddr_strays"), f"accesses outside the regions: {ddr.strays[:10]}"

@@ -1,7 +1,9 @@
 """The cocotb testbench of a whole generated accelerator: images streamed back to back
 into ``s_axis`` (random valid stalls), logits out of ``m_axis`` (random ready stalls),
 scored against the golden model; at each image's last output beat it records the cycle
-and every stage's ``busy`` counter, from which the II, latency and bubbles follow."""
+and every stage's ``busy`` counter, from which the II, latency and bubbles follow. An
+accelerator with FIFOs in DDR gets a memory model on ``m_axi`` (random stalls on every
+channel) that fails the run on any access outside their rings."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Combine, with_timeout
 
+from sim import ddr_model
 from sim.streams import Clocked, Scoreboard, drive, monitor
 from sim.vectors import Vectors
 
@@ -29,6 +32,8 @@ async def accelerator(dut):
     dut.s_axis_tvalid.value = 0
     dut.s_axis_tlast.value = 0
     dut.m_axis_tready.value = 0
+    ddr = ddr_model.attach(dut, "m_axi", vec.stall, random.Random(rng.random()),
+                           meta.get("ddr_regions"))
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
@@ -52,7 +57,8 @@ async def accelerator(dut):
     await with_timeout(Combine(mon, driver), vec.timeout * 10, "ns")
     result = Scoreboard(vec.output.beats, vec.output.unpack).check(words)
     result.update(out_cycles=cycles, in_cycles={"s_axis": taken}, image_ends=ends, busy=busy,
-                  bad_tlast=bad_last[:10])
+                  bad_tlast=bad_last[:10], ddr_strays=ddr.strays[:10] if ddr else [])
     Path(os.environ["HGPIPE_RESULT"]).write_text(json.dumps(result))
     assert result["mismatches"] == 0, result["first_mismatch"]
+    assert not result["ddr_strays"], f"DDR accesses outside the rings: {result['ddr_strays']}"
     assert not bad_last, f"m_axis_tlast wrong at beats {bad_last[:10]}"

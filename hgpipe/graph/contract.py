@@ -156,6 +156,28 @@ def legal_foldings(st: Stage, tokens: int, in_channels: int, tp: int) -> list[Fo
     return [Folding(tp, a, a) for a in divisors(n)]
 
 
+FIFO_MARGIN_BEATS = 4   # registers of gearboxes and forks that the plan's row model ignores
+Q_RING_SLACK = 2        # token groups of the Q wait ring beyond one image
+
+
+def q_ring_groups(tokens: int, tp: int) -> int:
+    """Token groups the QK^T unit's Q wait ring holds: every query of the image waits for
+    the last key, and the next image's first groups arrive while the first are computed
+    (each group is freed when its scores are done)."""
+    return tokens // tp + Q_RING_SLACK
+
+
+def fifo_beats(depth_tokens: int, tp: int, channels: int, lanes: int) -> int:
+    """Beats of the FIFO on an edge whose plan holds ``depth_tokens`` tokens: beats of
+    ``tp`` tokens x ``lanes`` channels (the consumer's), plus the margin."""
+    return -(-depth_tokens // tp) * -(-channels // lanes) + FIFO_MARGIN_BEATS
+
+
+def input_lanes(st: Stage, f: Folding, k: int) -> int:
+    """Channels a beat of stage input ``k`` carries: AV's V at ``cop``, all others ``cip``."""
+    return f.cop if isinstance(st, AttentionValue) and k == 1 else f.cip
+
+
 def to_beats(x, tp: int, lanes: int):
     """(images, tokens, channels) -> (beats, tp*lanes) in stream order; element ``t*lanes+e``
     of a beat is token ``t`` of the group, channel ``e`` of the chunk."""

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from math import ceil
 
 from ..errors import PlanError
-from ..graph.contract import Folding
+from ..graph.contract import Folding, fifo_beats, input_lanes, q_ring_groups
+from ..graph.ddr import DdrLayout
 from ..graph.graph import INPUT, IntGraph
 from ..resources.board import KINDS, Board
 from ..resources.memory import Memory, place_all
-from ..resources.model import Resources, placed, stage_logic
+from ..resources.model import Resources, ddr_arbiter, ddr_fifo, placed, stage_logic
 from .fold import Folder, Option, stage_dims
-from .schedule import Node, edges_of, nodes_of, required_depths, simulate
+from .schedule import Node, edges_of, nodes_of, required_depths, simulate, slack
 
 SCHEDULE_IMAGES = 5
 TP_CHOICES = (1, 2, 4, 7, 8)
+OFFCHIP = ("auto", "none", "coarse")   # DDR: when the chip is full, never, every coarse FIFO
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,21 @@ class BufferPlan:
     tokens: int
     channels: int
     element_bits: int
-    memory: str         # lutram / bram / uram, or "stage" when the stage owns it (K, V, Q)
+    memory: str         # lutram / bram / uram / ddr, or "stage" when the stage owns it (K, V, Q)
+    ddr: DdrLayout | None = None   # in DDR: the ring's layout and byte address
+    base: int = 0
+    ring_channels: int = 0   # of ``channels``, those a stage keeps in a ring of
+    ring_tokens: int = 0     # ``ring_tokens`` rather than in banks (QK^T's Q wait)
 
     @property
     def bits(self) -> int:
-        per_token = self.channels * self.element_bits
-        return self.depth * per_token * (self.tokens if self.memory == "stage" else 1)
+        """Bits held on chip."""
+        if self.memory == "ddr":
+            return 0
+        if self.memory != "stage":
+            return self.depth * self.channels * self.element_bits
+        banked = self.depth * self.tokens * (self.channels - self.ring_channels)
+        return (banked + self.ring_tokens * self.ring_channels) * self.element_bits
 
     @property
     def all_coarse_bits(self) -> int:
@@ -78,6 +89,26 @@ class Plan:
     buffers: tuple[BufferPlan, ...]
     fifo_resources: Resources
     nodes: tuple[Node, ...]
+    offchip: str = "auto"
+
+    @property
+    def ddr_buffers(self) -> tuple[BufferPlan, ...]:
+        return tuple(b for b in self.buffers if b.memory == "ddr")
+
+    @property
+    def ddr_bytes(self) -> int:
+        """Bytes written to and read from DDR per image."""
+        return sum(2 * b.ddr.bytes_per_image for b in self.ddr_buffers)
+
+    @property
+    def ddr_budget(self) -> float:
+        """Bytes per image the board's DDR allows at this plan's II."""
+        d = self.board.ddr
+        return d.bytes_per_image(self.ii, self.clock_mhz) if d else 0.0
+
+    @property
+    def ddr_region_bytes(self) -> int:
+        return sum(b.ddr.region_bytes for b in self.ddr_buffers)
 
     @property
     def resources(self) -> Resources:
@@ -95,7 +126,8 @@ class Plan:
     @property
     def fits(self) -> bool:
         r, b = self.resources, self.board.budget()
-        return all(getattr(r, k) <= b[k] for k in KINDS)
+        return all(getattr(r, k) <= b[k] for k in KINDS) and self.ddr_bytes <= self.ddr_budget \
+            and (not self.ddr_buffers or self.ddr_region_bytes <= self.board.ddr.bytes)
 
     @property
     def depths(self) -> dict[str, int]:
@@ -135,6 +167,7 @@ class Plan:
                                    "depth": b.depth, "unit": "tensors" if b.memory == "stage"
                                    else "tokens", "bits": b.bits, "memory": b.memory}
                                   for b in self.buffers]},
+            "ddr": self._ddr_dict(),
             "stages": [{"name": s.name, "kind": s.kind, "cycles": s.cycles,
                         "busy": round(s.cycles / self.ii, 4),
                         "folding": {"tp": s.folding.tp, "cip": s.folding.cip,
@@ -142,6 +175,20 @@ class Plan:
                         "resources": s.resources.as_dict(),
                         "memories": dict(s.memories)} for s in self.stages],
         }
+
+
+    def _ddr_dict(self) -> dict:
+        d = self.board.ddr
+        fps = self.clock_mhz * 1e6 / self.ii
+        return {"offchip": self.offchip, "memory": d.memory if d else None,
+                "bytes_per_image": self.ddr_bytes,
+                "budget_bytes_per_image": round(self.ddr_budget),
+                "gbytes_per_s": round(self.ddr_bytes * fps / 1e9, 4),
+                "data_bits": d.data_bits if d else None,
+                "regions": [{"src": b.src, "dst": b.dst, "base": b.base,
+                             "bytes": b.ddr.region_bytes, "beat_bits": b.ddr.width,
+                             "beats_per_image": b.ddr.beats, "depth_beats": b.ddr.depth}
+                            for b in self.ddr_buffers]}
 
 
 def _element_bits(graph: IntGraph, name: str) -> int:
@@ -160,17 +207,23 @@ def _edge_channels(graph: IntGraph, src: str, dst: str) -> int:
     return c
 
 
-def _fifo_memory(b: BufferPlan, nodes: dict[str, Node]) -> Memory:
-    """A FIFO of the producer's beats (``tp`` tokens x ``lanes`` elements)."""
-    n = nodes[b.src]
-    lanes = min(n.lanes, b.channels)
-    return Memory(f"{b.src}->{b.dst}", n.tp * lanes * b.element_bits,
-                  ceil(b.depth / n.tp) * ceil(b.channels / lanes))
+def _fifo_geometry(graph: IntGraph, foldings: dict[str, Folding], b: BufferPlan,
+                   nodes: dict[str, Node]) -> tuple[int, int, int]:
+    """(beat bits, beats per image, depth in beats) of an edge's FIFO as the RTL builds it:
+    the producer's token slots of the consumer's lanes (after any gearbox)."""
+    st = graph[b.dst]
+    tp = nodes[b.src].tp
+    lanes = min(input_lanes(st, foldings[b.dst], st.inputs.index(b.src)), b.channels)
+    return (tp * lanes * b.element_bits, (b.tokens // tp) * ceil(b.channels / lanes),
+            fifo_beats(b.depth, tp, b.channels, lanes))
 
 
 def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
-          target_ii: int | None, model: str, clock_mhz: float) -> Plan:
-    """Size buffers for the chosen foldings and total the resources."""
+          target_ii: int | None, model: str, clock_mhz: float, offchip: str = "auto") -> Plan:
+    """Size buffers for the chosen foldings, place every memory and total the resources.
+    A coarse FIFO whose rows wait longer than a DDR round trip (the residual around
+    attention) may go to DDR: with ``offchip="auto"`` when the chip is over budget,
+    ``"coarse"`` always, ``"none"`` never."""
     foldings = {k: o.folding for k, o in chosen.items()}
     first = graph.stages[0]
     nodes = nodes_of(graph, foldings, graph.config.patch_dim // foldings[first.name].cip)
@@ -180,19 +233,36 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     depths, banks = required_depths(nodes, sch)
     by = {n.name: n for n in nodes}
     budget = board.budget()
+    ddr = board.ddr if offchip != "none" else None
+    if ddr is not None and offchip == "auto":
+        budget = {**budget, "ddr": ddr.bytes_per_image(ii, clock_mhz)}
+    latency = ddr.latency_cycles(clock_mhz) if ddr is not None else 0
     heads = graph.config.num_heads
     edges = edges_of(nodes)
-    buffers, fifo_mems = [], []
+    buffers, fifo_mems, layouts = [], [], {}
     for e in edges:
         ch, eb = _edge_channels(graph, e.src, e.dst), _element_bits(graph, e.src)
         tokens = by[e.src].tokens
         if e.grain == "tensor":
-            buffers.append(BufferPlan(e.src, e.dst, "coarse", banks[e.key], tokens, ch, eb, "stage"))
+            q = graph[e.dst].kind == "qk"   # Q (half the channels) waits in a ring
+            buffers.append(BufferPlan(e.src, e.dst, "coarse", banks[e.key], tokens, ch, eb,
+                                      "stage", ring_channels=ch // 2 if q else 0,
+                                      ring_tokens=q_ring_groups(tokens, by[e.dst].tp)
+                                      * by[e.dst].tp if q else 0))
             continue
         d = depths[e.key]
         b = BufferPlan(e.src, e.dst, "coarse" if d >= tokens // 2 else "fine", d, tokens, ch, eb, "")
         buffers.append(b)
-        fifo_mems.append(_fifo_memory(b, by))
+        width, beats, depth = _fifo_geometry(graph, foldings, b, by)
+        offchip_bytes = 0
+        if ddr is not None and b.grain == "coarse":
+            # off chip only where rows wait longer than the round trip (the residuals): there
+            # the schedule, and so every other FIFO, stays as it is
+            lay = DdrLayout(width, beats, depth, ddr.data_bits)
+            if slack(nodes, sch, e.src, e.dst) >= _ddr_delay(lay, by[e.src], latency):
+                layouts[e.key] = lay
+                offchip_bytes = 2 * lay.bytes_per_image
+        fifo_mems.append(Memory(e.key, width, depth, offchip_bytes=offchip_bytes))
     logic, stage_mems = [], []
     for st in graph.stages:
         t, cin = stage_dims(graph, st)
@@ -202,8 +272,11 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         logic.append(res)
         stage_mems.append(mems)
     used = sum(logic, Resources())
-    flat = [m for mems in stage_mems for m in mems] + fifo_mems
-    placement = iter(place_all(flat, budget, {"lut": used.lut}, board.rom_in_uram))
+    forced = {m.name for m in fifo_mems if m.offchip_bytes} if offchip == "coarse" else set()
+    flat = [m for mems in stage_mems for m in mems] + [m for m in fifo_mems
+                                                        if m.name not in forced]
+    placement = iter(place_all(flat, budget, {"lut": used.lut}, board.rom_in_uram,
+                               ddr_luts=lambda m: ddr_fifo(layouts[m.name]).lut))
     stages = []
     for st, res, mems in zip(graph.stages, logic, stage_mems):
         kinds = []
@@ -216,12 +289,42 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
                                 res, tuple(kinds)))
     fifo = Resources()
     fifo_index = [i for i, b in enumerate(buffers) if b.memory != "stage"]
-    for i, (kind, count) in zip(fifo_index, placement):
-        buffers[i] = dataclasses.replace(buffers[i], memory=kind)
+    base = ddr.base_address if ddr is not None else 0
+    for i, mem in zip(fifo_index, fifo_mems):
+        kind, count = ("ddr", mem.offchip_bytes) if mem.name in forced else next(placement)
+        b = dataclasses.replace(buffers[i], memory=kind)
+        if kind == "ddr":
+            b = dataclasses.replace(b, ddr=layouts[mem.name], base=base)
+            base += b.ddr.region_bytes
+            fifo = fifo + ddr_fifo(b.ddr)
+        buffers[i] = b
         fifo = fifo + placed(kind, count)
+    n_ddr = sum(1 for b in buffers if b.memory == "ddr")
+    if n_ddr:
+        fifo = fifo + ddr_arbiter(n_ddr, ddr.data_bits, ddr.addr_bits)
+        nodes = _with_ddr_delays(nodes, buffers, latency)
     ii = max(s.cycles for s in stages)
     return Plan(model, graph.bits, board, clock_mhz, tp, target_ii, ii, tuple(stages),
-                tuple(buffers), fifo, tuple(nodes))
+                tuple(buffers), fifo, tuple(nodes), offchip)
+
+
+def _ddr_delay(layout: DdrLayout, prod: Node, latency: int) -> float:
+    """Cycles an off-chip FIFO adds to a row at most: its burst filled at the producer's
+    rate, written, acknowledged and read back (two memory latencies, two bursts on the
+    port)."""
+    beats_per_row = layout.beats / prod.rows
+    fill = -(-layout.burst * layout.pack // layout.split // beats_per_row) * prod.p
+    return fill + 2 * latency + 2 * layout.burst
+
+
+def _with_ddr_delays(nodes: list[Node], buffers: list[BufferPlan], latency: int) -> list[Node]:
+    """The nodes with each DDR edge's delay on its consumer's input (``_ddr_delay``)."""
+    by = {n.name: n for n in nodes}
+    slow = {(b.src, b.dst): _ddr_delay(b.ddr, by[b.src], latency)
+            for b in buffers if b.memory == "ddr"}
+    return [dataclasses.replace(n, delays=tuple(slow.get((src, n.name), 0.0)
+                                                for src, _ in n.inputs))
+            if any((src, n.name) in slow for src, _ in n.inputs) else n for n in nodes]
 
 
 def _tp_choices(graph: IntGraph) -> list[int]:
@@ -237,7 +340,11 @@ def _over(r: Resources, board: Board) -> str:
 
 
 def _limit(plan: Plan) -> str:
-    return _over(plan.resources, plan.board)
+    over = _over(plan.resources, plan.board)
+    if plan.ddr_bytes > plan.ddr_budget:
+        over += (", " if over else "") + (f"DDR {plan.ddr_bytes:,} bytes an image > "
+                                          f"{plan.ddr_budget:,.0f}")
+    return over
 
 
 def _stages_total(chosen: dict[str, Option], board: Board) -> Resources:
@@ -251,10 +358,16 @@ def _stages_total(chosen: dict[str, Option], board: Board) -> Resources:
 
 def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
               target_fps: float | None = None, clock_mhz: float | None = None,
-              model: str = "", tp: int | None = None, progress=None) -> Plan:
+              model: str = "", tp: int | None = None, offchip: str = "auto",
+              progress=None) -> Plan:
     """The cheapest plan meeting the target II (or FPS at the clock), or by default the
-    fastest plan that fits the board. Raises ``PlanError`` naming what limits it."""
+    fastest plan that fits the board; coarse FIFOs in DDR per ``offchip`` (``build``).
+    Raises ``PlanError`` naming what limits it."""
     clock = clock_mhz or board.clock_mhz
+    if offchip not in OFFCHIP:
+        raise PlanError(f"offchip={offchip!r}: expected one of {', '.join(OFFCHIP)}")
+    if offchip == "coarse" and board.ddr is None:
+        raise PlanError(f"offchip=coarse: board {board.name} has no ddr section")
     if target_ii is not None and target_fps is not None:
         raise PlanError("target: give --target-ii or --target-fps, not both")
     if target_fps is not None:
@@ -309,17 +422,18 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
             if progress:
                 progress(f"{'searching IIs' if search else 'sizing buffers'} at TP={t}")
             if target_ii is not None:
-                plan = build(graph, board, t, folder.choose(target_ii), target_ii, model, clock)
+                plan = build(graph, board, t, folder.choose(target_ii), target_ii, model, clock,
+                             offchip)
                 if not plan.fits:
                     why[t] = f"it needs {_limit(plan)}"
                     continue
             elif not search:
-                plan = build(graph, board, t, folder.choose(bound), None, model, clock)
+                plan = build(graph, board, t, folder.choose(bound), None, model, clock, offchip)
                 if not plan.fits:
                     why[t] = f"the plan at II {bound:,} needs {_limit(plan)}"
                     continue
             else:
-                plan = _fastest_fit(graph, board, folder, bound, model, clock,
+                plan = _fastest_fit(graph, board, folder, bound, model, clock, offchip,
                                     below=None if best is None else best.ii)
                 if plan is None:
                     why[t] += ", as do the next 16 IIs"
@@ -357,13 +471,13 @@ def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
 
 
 def _fastest_fit(graph, board, folder: Folder, bound: int, model: str,
-                 clock: float, below: int | None = None) -> Plan | None:
+                 clock: float, offchip: str, below: int | None = None) -> Plan | None:
     """The first of the 16 IIs above the stage-only bound (and under ``below``) whose whole
     plan, FIFOs included, fits. A scan, not a search: where BRAM binds, a slower II's
     narrower, deeper memories can pack worse, so fitting is not monotonic in the II."""
     for ii in [ii for ii in folder.candidate_iis()
                if bound < ii and (below is None or ii < below)][:16]:
-        plan = build(graph, board, folder.tp, folder.choose(ii), None, model, clock)
+        plan = build(graph, board, folder.tp, folder.choose(ii), None, model, clock, offchip)
         if plan.fits:
             return plan
     return None

@@ -44,6 +44,10 @@ class Node:
     inputs: tuple[tuple[str, str], ...] = ()   # (producer, grain)
     token_shift: int = 0    # output token t reads input token t - shift (class token prepended)
     first_row_out: bool = False  # the head: the image's output is its class-token row
+    delays: tuple[float, ...] = ()   # per input, cycles its edge adds (an off-chip FIFO)
+
+    def delay(self, k: int) -> float:
+        return self.delays[k] if self.delays else 0.0
 
 
 @dataclass(frozen=True)
@@ -153,12 +157,12 @@ def _bounded(nodes: list[Node], images: int, depths: dict[str, float],
     def ready(n: Node, g: int) -> float | None:
         image, r = divmod(g, n.rows)
         a = 0.0
-        for src, grain in n.inputs:
+        for k, (src, grain) in enumerate(n.inputs):
             prod = by[src]
             need = (image + 1) * prod.rows - 1 if grain == "tensor" else need_row(prod, n, image, r)
             if need >= len(fin[src]):
                 return None
-            a = max(a, fin[src][need])
+            a = max(a, fin[src][need] + n.delay(k))
         return a
 
     def pressure(n: Node, g: int) -> float | None:
@@ -238,14 +242,14 @@ def _free(nodes: list[Node], images: int, pace: float | None) -> Schedule:
         g = np.arange(n.rows * images)
         image, r = np.divmod(g, n.rows)
         a = np.zeros(len(g))
-        for src, grain in n.inputs:
+        for k, (src, grain) in enumerate(n.inputs):
             prod = by[src]
             if grain == "tensor":
                 need = (image + 1) * prod.rows - 1
             else:
                 last = np.minimum((r + 1) * n.tp - 1 - n.token_shift, prod.tokens - 1)
                 need = image * prod.rows + np.maximum(last, 0) // prod.tp
-            a = np.maximum(a, fin[src][need])
+            a = np.maximum(a, fin[src][need] + n.delay(k))
         gp = g * n.p
         c = a + (n.p if n.first_row_out else n.lag) - gp
         c[0] = max(c[0], 0.0)
@@ -256,6 +260,25 @@ def _free(nodes: list[Node], images: int, pace: float | None) -> Schedule:
     out.finish = {k: v.tolist() for k, v in fin.items()}
     out.taken = taken
     return out
+
+
+def _needed_rows(prod: Node, cons: Node, rows_total: int) -> np.ndarray:
+    """For each row of ``cons`` (over all images), the row of ``prod`` it needs last."""
+    g = np.arange(rows_total)
+    image, r = np.divmod(g, cons.rows)
+    last = np.minimum((r + 1) * cons.tp - 1 - cons.token_shift, prod.tokens - 1)
+    return image * prod.rows + np.maximum(last, 0) // prod.tp
+
+
+def slack(nodes: list[Node], sch: Schedule, src: str, dst: str) -> float:
+    """The least time a row waits on the row edge ``src -> dst``: from the producer's
+    finishing it to the consumer's taking it. A slower edge (an off-chip FIFO) delays
+    nothing while its delay stays below this."""
+    by = {n.name: n for n in nodes}
+    prod, cons = by[src], by[dst]
+    taken = np.asarray(sch.taken[dst])
+    need = _needed_rows(prod, cons, len(taken))
+    return float((taken - np.asarray(sch.finish[src])[need]).min())
 
 
 def required_depths(nodes: list[Node], sch: Schedule) -> tuple[dict[str, int], dict[str, int]]:

@@ -14,6 +14,33 @@ FAMILIES = ("xcup", "versal")
 
 
 @dataclass(frozen=True)
+class DdrBoard:
+    """Off-chip memory the PL reaches through one AXI4 port: ``gbytes_per_s`` peak, of which
+    ``usable_fraction`` is the accelerator's (the rest: the processor, refresh, bank
+    conflicts); ``bytes`` reserved for it from ``base_address``; ``latency_ns`` from a
+    read's address to its first data."""
+
+    memory: str
+    gbytes_per_s: float
+    usable_fraction: float
+    data_bits: int
+    addr_bits: int
+    base_address: int
+    bytes: int
+    latency_ns: float
+
+    def bytes_per_image(self, ii: int, clock_mhz: float) -> float:
+        """Bytes (written plus read) an image may move at ``ii`` cycles an image: the
+        memory's usable share, and at most one word each way a cycle on the port."""
+        seconds = ii / (clock_mhz * 1e6)
+        return min(self.gbytes_per_s * 1e9 * self.usable_fraction * seconds,
+                   2 * self.data_bits / 8 * ii)
+
+    def latency_cycles(self, clock_mhz: float) -> int:
+        return int(-(-self.latency_ns * clock_mhz // 1000))
+
+
+@dataclass(frozen=True)
 class Board:
     name: str
     part: str
@@ -22,6 +49,7 @@ class Board:
     usable_fraction: float
     resources: dict[str, int]
     description: str = ""
+    ddr: DdrBoard | None = None
 
     def budget(self) -> dict[str, int]:
         """What the planner may use: the usable fraction of every resource."""
@@ -64,11 +92,12 @@ def load_board(name_or_path: str) -> Board:
 
 def _parse(d: dict, p: Path) -> Board:
     where = f"board {p.name}"
-    known = {"name", "part", "family", "clock_mhz", "usable_fraction", "resources", "description"}
+    known = {"name", "part", "family", "clock_mhz", "usable_fraction", "resources", "description",
+             "ddr"}
     for k in d:
         if k not in known:
             raise BoardError(f"{where}: unknown key {k!r}: expected one of {', '.join(sorted(known))}")
-    for k in known - {"description"}:
+    for k in known - {"description", "ddr"}:
         if k not in d:
             raise BoardError(f"{where}: missing key {k!r}")
     if d["name"] != p.stem:
@@ -96,4 +125,43 @@ def _parse(d: dict, p: Path) -> Board:
         raise BoardError(f"{where}: resources.lut=0: expected a count > 0")
     return Board(name=d["name"], part=str(d["part"]), family=d["family"],
                  clock_mhz=float(clock), usable_fraction=float(frac),
-                 resources={k: res[k] for k in KINDS}, description=str(d.get("description", "")))
+                 resources={k: res[k] for k in KINDS}, description=str(d.get("description", "")),
+                 ddr=_ddr(d["ddr"], where) if "ddr" in d else None)
+
+
+DDR_KEYS = {"memory": str, "gbytes_per_s": float, "usable_fraction": float, "data_bits": int,
+            "addr_bits": int, "base_address": int, "bytes": int, "latency_ns": float}
+
+
+def _ddr(d, where: str) -> DdrBoard:
+    if not isinstance(d, dict):
+        raise BoardError(f"{where}: ddr={d!r}: expected an object with "
+                         f"{', '.join(DDR_KEYS)}")
+    for k in d:
+        if k not in DDR_KEYS:
+            raise BoardError(f"{where}: ddr.{k}: unknown key, expected one of "
+                             f"{', '.join(DDR_KEYS)}")
+    out = {}
+    for k, kind in DDR_KEYS.items():
+        if k not in d:
+            raise BoardError(f"{where}: ddr: missing key {k!r}")
+        v = d[k]
+        if kind is str:
+            out[k] = str(v)
+            continue
+        ok = not isinstance(v, bool) and isinstance(v, (int, float) if kind is float else int)
+        if not ok or v < 0 or (v == 0 and k != "base_address"):
+            raise BoardError(f"{where}: ddr.{k}={v!r}: expected a positive "
+                             f"{'number' if kind is float else 'integer'}")
+        out[k] = kind(v)
+    if out["usable_fraction"] > 1:
+        raise BoardError(f"{where}: ddr.usable_fraction={d['usable_fraction']!r}: expected a "
+                         f"number in (0, 1]")
+    w = out["data_bits"]
+    if w < 32 or w & (w - 1) or w > 1024:
+        raise BoardError(f"{where}: ddr.data_bits={w}: expected a power of two in [32, 1024]")
+    if out["base_address"] % 4096 or out["base_address"] + out["bytes"] > 1 << out["addr_bits"]:
+        raise BoardError(f"{where}: ddr.base_address={out['base_address']}: expected a "
+                         f"multiple of 4096 with the {out['bytes']} bytes inside "
+                         f"{out['addr_bits']}-bit addresses")
+    return DdrBoard(**out)

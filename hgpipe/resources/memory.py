@@ -1,7 +1,10 @@
-"""Mapping a memory (width x depth bits) to LUTRAM, BRAM36 or URAM288 and what it costs.
+"""Mapping a memory (width x depth bits) to LUTRAM, BRAM36 or URAM288, or off chip, and
+what it costs.
 
 Geometries are the UltraScale+ / Versal primitives: a LUT6 holds 64 x 1 bits (ROM or
 LUTRAM); a BRAM36 is 32Kx1 ... 512x72 (a BRAM18 half counts 0.5); a URAM288 is 4Kx72.
+A memory that can live in DDR (a deep FIFO: ``offchip_bytes`` moved per image) goes there
+only when the chip's budget is exceeded, against a budget of bytes per image (``ddr``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Memory:
     depth: int
     rom: bool = False
     ports: int = 1
+    offchip_bytes: int = 0    # written plus read per image if kept in DDR (0: on chip only)
 
     @property
     def bits(self) -> int:
@@ -63,23 +67,27 @@ def uram_cost(width: int, depth: int) -> int:
 
 def options(mem: Memory, rom_in_uram: bool = True) -> dict[str, float]:
     """Cost of the memory in each primitive that can hold it: ``lutram`` in LUTs, ``bram``
-    in BRAM36 blocks, ``uram`` in URAM288 blocks. A ROM needs its contents loaded by the
-    bitstream, which UltraScale+ URAM cannot take (Versal's can): ``rom_in_uram``."""
-    return dict(_options(mem.width, mem.depth, mem.rom, mem.ports, rom_in_uram))
+    in BRAM36 blocks, ``uram`` in URAM288 blocks, ``ddr`` in bytes per image. A ROM needs
+    its contents loaded by the bitstream, which UltraScale+ URAM cannot take (Versal's
+    can): ``rom_in_uram``."""
+    return dict(_options(mem.width, mem.depth, mem.rom, mem.ports, rom_in_uram,
+                         mem.offchip_bytes))
 
 
 @cache  # the planner costs the same few geometries tens of thousands of times
-def _options(width: int, depth: int, rom: bool, ports: int,
-             rom_in_uram: bool) -> tuple[tuple[str, float], ...]:
+def _options(width: int, depth: int, rom: bool, ports: int, rom_in_uram: bool,
+             offchip_bytes: int = 0) -> tuple[tuple[str, float], ...]:
     out = [("bram", bram_cost(width, depth) * ports)]
     if rom or depth <= RAM_LUTRAM_MAX_DEPTH:
         out.append(("lutram", float(lut_cost(width, depth, rom) * ports)))
     if rom_in_uram or not rom:
         out.append(("uram", float(uram_cost(width, depth) * ports)))
+    if offchip_bytes:
+        out.append(("ddr", float(offchip_bytes)))
     return tuple(out)
 
 
-BUDGET_KEY = {"lutram": "lut", "bram": "bram", "uram": "uram"}
+BUDGET_KEY = {"lutram": "lut", "bram": "bram", "uram": "uram", "ddr": "ddr"}
 
 
 def place(mem: Memory, budget: dict[str, int], rom_in_uram: bool = True) -> tuple[str, float]:
@@ -101,7 +109,7 @@ def place_in(mem: Memory, budget: tuple[tuple[str, int], ...], rom_in_uram: bool
     best = None
     for kind, n in options(mem, rom_in_uram).items():
         b = budget.get(BUDGET_KEY[kind], 0)
-        if not b or (kind == "lutram" and mem.depth > LUTRAM_MAX_DEPTH):
+        if not b or kind == "ddr" or (kind == "lutram" and mem.depth > LUTRAM_MAX_DEPTH):
             continue
         frac = n / b
         if best is None or frac < best[0]:
@@ -112,11 +120,14 @@ def place_in(mem: Memory, budget: tuple[tuple[str, int], ...], rom_in_uram: bool
 
 
 def place_all(mems: list[Memory], budget: dict[str, int], used: dict[str, float],
-              rom_in_uram: bool = True) -> list[tuple[str, float]]:
-    """Place every memory at once: each first where it takes the smallest budget fraction,
-    then, while a resource is over budget (``used`` holds what logic already takes), move
-    the memory that frees the most of it per fraction added elsewhere."""
-    choice = [place(m, budget, rom_in_uram) for m in mems]
+              rom_in_uram: bool = True, ddr_luts=None) -> list[tuple[str, float]]:
+    """Place every memory at once: each first on chip where it takes the smallest budget
+    fraction, then, while a resource is over budget (``used`` holds what logic already
+    takes), move the memory that frees the most of it per fraction added elsewhere; DDR
+    (with a ``ddr`` budget of bytes per image) costs its bytes and the LUTs of its port
+    logic, ``ddr_luts(mem)``."""
+    onchip = {k: v for k, v in budget.items() if k != "ddr"}
+    choice = [place(m, onchip, rom_in_uram) for m in mems]
     opts = [options(m, rom_in_uram) for m in mems]
     total = dict(used)
     for kind, n in choice:
@@ -134,7 +145,13 @@ def place_all(mems: list[Memory], budget: dict[str, int], used: dict[str, float]
                 a = BUDGET_KEY[alt]
                 if a == k or not budget.get(a) or total.get(a, 0) + m > budget[a]:
                     continue
-                score = (n / budget[k]) / (m / budget[a] + 1e-12)
+                added = m / budget[a]
+                if alt == "ddr":
+                    port = ddr_luts(mems[i])
+                    if total.get("lut", 0) + port > budget.get("lut", 0):
+                        continue
+                    added += port / budget["lut"]
+                score = (n / budget[k]) / (added + 1e-12)
                 if best is None or score > best[0]:
                     best = (score, i, alt, m)
         if best is None:
@@ -143,6 +160,8 @@ def place_all(mems: list[Memory], budget: dict[str, int], used: dict[str, float]
         kind, n = choice[i]
         total[BUDGET_KEY[kind]] -= n
         total[BUDGET_KEY[alt]] = total.get(BUDGET_KEY[alt], 0) + m
+        if alt == "ddr":
+            total["lut"] = total.get("lut", 0) + ddr_luts(mems[i])
         choice[i] = (alt, m)
     _relieve_luts(choice, opts, budget, total)
     return choice
@@ -155,7 +174,7 @@ def _relieve_luts(choice, opts, budget, total) -> None:
     def frac(k):
         return total.get(k, 0) / budget[k] if budget.get(k) else float("inf")
     moves = sorted((-n / m, i, alt, m) for i, (kind, n) in enumerate(choice) if kind == "lutram"
-                   for alt, m in opts[i].items() if alt != "lutram" and m > 0)
+                   for alt, m in opts[i].items() if alt not in ("lutram", "ddr") and m > 0)
     for _, i, alt, m in moves:
         kind, n = choice[i]
         k = BUDGET_KEY[alt]

@@ -10,7 +10,8 @@ beats) plus a margin for the gearboxes' and forks' own registers.
 Ports: ``s_axis_tdata/tvalid/tready/tlast`` carry patches (``tp`` patch rows of ``cip``
 8-bit pixels a beat, in the contract's beat order); ``m_axis_*`` the logits' accumulators
 (``cop`` classes a beat, ``tlast`` on an image's last beat). ``s_axis_tlast`` is accepted
-and not needed: image boundaries follow from the beat count. Every stage also drives a
+and not needed: image boundaries follow from the beat count. Edges the plan put in DDR get
+a ``DdrFifo`` each, all on one AXI4 manager port ``m_axi_*`` through an arbiter. Every stage also drives a
 free-running 32-bit ``busy`` counter (``busy__<stage>``) that testbenches read to measure
 bubbles; synthesis removes them when nothing reads them.
 
@@ -22,16 +23,18 @@ once per distinct construction (``hgpipe.rtl.separate``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
 
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.contract import Folding
+from ..graph.contract import Folding, fifo_beats
 from ..graph.graph import INPUT, IntGraph
 from ..graph.stages import Stage
+from ..graph.ddr import DdrLayout
 from .attention import AvHead, QkHead
+from .axi import AxiParams, arbiter_params, top_members
+from .ddr import DdrFifo, ddr_port
 from .elementwise import ResidualAddStage
 from .layernorm import LayerNormStage
 from .linear import HeadStage, LinearStage
@@ -41,7 +44,6 @@ from .softmax import SoftmaxStage
 from .stream import count
 from .tokens import TokensStage
 
-MARGIN_BEATS = 4   # registers of gearboxes and forks that the plan's row model ignores
 
 
 @dataclass(frozen=True)
@@ -60,15 +62,20 @@ def safe(name: str) -> str:
 class Accelerator(wiring.Component):
     """The generated design; ``foldings`` per stage, ``depths`` in tokens per edge
     ``"src->dst"`` (missing edges get two rows); ``styles`` places memories as the plan did:
-    ``{stage: {memory: kind}}``, and the FIFO of an edge under ``{"src->dst": kind}``."""
+    ``{stage: {memory: kind}}``, and the FIFO of an edge under ``{"src->dst": kind}``;
+    ``ddr`` the edges kept off chip, ``{"src->dst": (layout, base address)}``, on an AXI4
+    port of ``axi``."""
 
     def __init__(self, graph: IntGraph, foldings: dict[str, Folding], depths: dict[str, int],
                  banks: dict[str, int] | None = None, make=None,
                  styles: dict[str, dict[str, str]] | None = None,
-                 fifo_styles: dict[str, str] | None = None):
+                 fifo_styles: dict[str, str] | None = None,
+                 ddr: dict[str, tuple[DdrLayout, int]] | None = None,
+                 axi: AxiParams | None = None):
         self.graph, self.foldings, self.depths = graph, foldings, depths
         self.banks = banks or {}
         self.styles, self.fifo_styles = styles or {}, fifo_styles or {}
+        self.ddr, self.axi = ddr or {}, axi or AxiParams()
         self.make = make or (lambda cls, *args, **kw: cls(*args, **kw))
         first, last = graph.stages[0], graph.output
         f0, fl = foldings[first.name], foldings[last.name]
@@ -82,7 +89,9 @@ class Accelerator(wiring.Component):
             "s_axis_tdata": In(self.in_width), "s_axis_tvalid": In(1),
             "s_axis_tready": Out(1), "s_axis_tlast": In(1),
             "m_axis_tdata": Out(fl.cop * self.out_bits), "m_axis_tvalid": Out(1),
-            "m_axis_tready": In(1), "m_axis_tlast": Out(1)})
+            "m_axis_tready": In(1), "m_axis_tlast": Out(1),
+            **(top_members(arbiter_params(len(self.ddr), self.axi), "m_axi") if self.ddr
+               else {})})
 
     # -- helpers ------------------------------------------------------------------------------
     def _tokens(self, st: Stage) -> tuple[int, int]:
@@ -90,8 +99,8 @@ class Accelerator(wiring.Component):
         return (shape[1], shape[2]) if len(shape) == 3 else shape
 
     def _fifo_beats(self, src: str, dst: str, end: End, tokens: int, channels: int) -> int:
-        d = self.depths.get(f"{src}->{dst}", 2 * end.tp)
-        return ceil(d / end.tp) * ceil(channels / end.lanes) + MARGIN_BEATS
+        return fifo_beats(self.depths.get(f"{src}->{dst}", 2 * end.tp), end.tp, channels,
+                          end.lanes)
 
     def _styles(self, stage: str) -> dict:
         """The ``styles`` keyword for a stage whose memories the plan placed (none given
@@ -101,6 +110,16 @@ class Accelerator(wiring.Component):
     def _fifo(self, width: int, depth: int, style: str | None) -> Fifo:
         """A FIFO placed as the plan said (unplaced: the same part as without a plan)."""
         return self.make(Fifo, width, depth, **({"style": style} if style else {}))
+
+    def _ddr_fifo(self, edge: str, width: int, beats: int):
+        layout, base = self.ddr[edge]
+        if (layout.width, layout.depth) != (width, beats):
+            raise ValueError(f"Accelerator: edge {edge}: the plan's DDR FIFO holds "
+                             f"{layout.depth} beats of {layout.width} bits, the RTL's "
+                             f"{beats} of {width}")
+        q = self.make(DdrFifo, layout, base, self.axi)
+        self._ddr_fifos.append(q)
+        return q
 
     def _stage(self, m: Module, st: Stage):
         """Instantiate one stage: returns (consumer ends per input, producer end(s))."""
@@ -196,9 +215,12 @@ class Accelerator(wiring.Component):
                 s = End(gb.o, p.tp, lanes, p.bits)
             branch = self._fork(m, f"{tag}_fork{lanes}", s, len(items))
             for j, ((dst, c, tokens, channels), b) in enumerate(zip(items, branch)):
-                q = self._fifo(b.tp * b.lanes * b.bits,
-                               self._fifo_beats(src, dst, b, tokens, channels),
-                               self.fifo_styles.get(f"{src}->{dst}"))
+                width, beats = b.tp * b.lanes * b.bits, self._fifo_beats(src, dst, b, tokens,
+                                                                          channels)
+                if f"{src}->{dst}" in self.ddr:
+                    q = self._ddr_fifo(f"{src}->{dst}", width, beats)
+                else:
+                    q = self._fifo(width, beats, self.fifo_styles.get(f"{src}->{dst}"))
                 m.submodules[f"{tag}_to_{safe(dst)}_{j}"] = q
                 wiring.connect(m, b.stream, q.i)
                 wiring.connect(m, q.o, c.stream)
@@ -216,6 +238,7 @@ class Accelerator(wiring.Component):
         m = Module()
         g = self.graph
         self._busy: dict[str, list] = {}
+        self._ddr_fifos: list = []
         f0 = self.foldings[g.stages[0].name]
         made = {}
         for st in g.stages:
@@ -245,6 +268,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [self.m_axis_tdata.eq(out.payload), self.m_axis_tvalid.eq(out.valid),
                      out.ready.eq(self.m_axis_tready), self.m_axis_tlast.eq(beat == n - 1)]
         count(m, out.valid & out.ready, (beat, n))
+        if self._ddr_fifos:
+            ddr_port(m, self, "m_axi", self._ddr_fifos, self.axi, self.make)
         for name, sigs in self._busy.items():
             counter = Signal(32, name=f"busy__{safe(name)}")
             m.d.sync += counter.eq(counter + sigs[0])

@@ -1,10 +1,11 @@
 """The attention core, one unit per head: QK^T and AV with coarse whole-tensor buffers.
 
 Both units take in the requantized QKV tensor as a stream (the same beats broadcast to
-every unit) and keep their own head's share in a buffer of two images, so the next image
-is written while this one is computed:
+every unit) and keep their own head's share of K or V in a buffer of two images (or as
+many as the plan says), so the next image is written while this one is computed:
 
-* ``QkHead`` stores Q (the wait buffer: rows must wait until all of K is in) and K, then
+* ``QkHead`` stores K, and Q in a wait ring (rows must wait until all of K is in; each is
+  read for every key chunk, then freed: one image and two groups, not two images), then
   for each query group, key chunk and dim chunk multiplies ``tp x cop x cip`` pairs.
 * ``AvHead`` stores V (transposed by its addressing: one word is one key's ``cop`` dims),
   takes softmax rows into a double-buffered row memory, and for each query group, dim
@@ -22,7 +23,7 @@ from amaranth import Array, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.contract import Folding
+from ..graph.contract import Folding, q_ring_groups
 from ..graph.intrange import IntRange
 from ..graph.stages import AttentionScores, AttentionValue
 from .mem import Ram
@@ -51,7 +52,8 @@ class QkvWriter:
         self.part, self.head = Signal(range(3)), Signal(range(heads))
         self.chunk, self.group = Signal(range(self.chunks)), Signal(range(self.groups))
         self.take = Signal(name=f"{name}_take")
-        m.d.comb += [s.ready.eq(~self.full.bit_select(self.wb, 1)),
+        self.ring_full = Signal(name=f"{name}_ring_full")   # the next beat's ring is full
+        m.d.comb += [s.ready.eq(~self.full.bit_select(self.wb, 1) & ~self.ring_full),
                      self.take.eq(s.valid & s.ready)]
         self.group_step = Signal(name=f"{name}_group_step")
         m.d.comb += self.group_step.eq(self.take & (self.part == 2) & (self.head == heads - 1)
@@ -67,15 +69,29 @@ class QkvWriter:
     def mine(self, part: int, head: int):
         return self.take & (self.part == part) & (self.head == head)
 
-    def direct(self, part: int, head: int, style: str | None = None) -> Ram:
-        """One word per beat at ``(image, group, chunk)``."""
-        m, depth = self.m, self.groups * self.chunks
-        mem = Ram(len(self.s.payload), self.banks * depth, style)
-        m.submodules[f"{self.name}_mem"] = mem
+    def ring(self, part: int, head: int, groups: int, free, style: str | None = None
+             ) -> tuple[Ram, Signal]:
+        """One word per beat in a ring of ``groups`` token groups, in arrival order; the
+        reader frees a group (its ``chunks`` words) with ``free``, and the stream waits
+        while the ring is full. Returns the memory and the ring position of the oldest
+        group."""
+        m, n = self.m, self.chunks
+        words = groups * n
+        mem = Ram(len(self.s.payload), words, style)
+        m.submodules[f"{self.name}_ring"] = mem
         wp = mem.write_port()
-        m.d.comb += [wp.addr.eq(self.wb * depth + self.group * self.chunks + self.chunk),
-                     wp.data.eq(self.s.payload), wp.en.eq(self.mine(part, head))]
-        return mem
+        wptr, oldest = Signal(range(words)), Signal(range(words), name=f"{self.name}_oldest")
+        level = Signal(range(words + 1), name=f"{self.name}_level")
+        mine = self.mine(part, head)
+        m.d.comb += [wp.addr.eq(wptr), wp.data.eq(self.s.payload), wp.en.eq(mine),
+                     self.ring_full.eq((level == words) & (self.part == part)
+                                       & (self.head == head))]
+        m.d.sync += level.eq(level + mine - Mux(free, n, 0))
+        with m.If(mine):
+            m.d.sync += wptr.eq(Mux(wptr == words - 1, 0, wptr + 1))
+        with m.If(free):
+            m.d.sync += oldest.eq(Mux(oldest == words - n, 0, oldest + n))
+        return mem, oldest
 
     def keyed(self, part: int, head: int, n: int, style: str | None = None
               ) -> tuple[list[Ram], int]:
@@ -133,16 +149,18 @@ class QkHead(wiring.Component):
         st, f, t = self.stage, self.f, self.tokens
         w = QkvWriter(m, self.i, t, f.tp, f.cip, st.heads, st.head_dim, self.x, "qk",
                       self.banks)
-        q_mem = w.direct(0, self.head, self.styles.get("q_wait"))
-        k_mems, k_depth = w.keyed(1, self.head, f.cop, self.styles.get("k"))
         ng, nk, nd = t // f.tp, t // f.cop, st.head_dim // f.cip
         en = ~self.o.valid | self.o.ready
         rb = Signal(range(w.banks))
         qg, kc, dc = Signal(range(ng)), Signal(range(nk)), Signal(range(nd))
-        issue = Signal()
-        m.d.comb += [issue.eq(w.full.bit_select(rb, 1) & en), self.busy.eq(issue)]
+        issue, free = Signal(), Signal()
+        m.d.comb += [issue.eq(w.full.bit_select(rb, 1) & en), self.busy.eq(issue),
+                     free.eq(issue & (kc == nk - 1) & (dc == nd - 1))]
+        q_mem, oldest = w.ring(0, self.head, q_ring_groups(t, f.tp), free,
+                               self.styles.get("q_wait"))
+        k_mems, k_depth = w.keyed(1, self.head, f.cop, self.styles.get("k"))
         qp = q_mem.read_port()
-        m.d.comb += [qp.addr.eq(rb * ng * nd + qg * nd + dc), qp.en.eq(en)]
+        m.d.comb += [qp.addr.eq(oldest + dc), qp.en.eq(en)]
         kps = [k.read_port() for k in k_mems]
         for kp in kps:
             m.d.comb += [kp.addr.eq(rb * k_depth + kc * nd + dc), kp.en.eq(en)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..graph.graph import IntGraph
 from ..plan.plan import Plan
 from .accelerator import Accelerator
+from .axi import AxiParams
 from .mem import collecting, library
 from .separate import Parts
 
@@ -17,7 +18,15 @@ def elaborate(graph: IntGraph, plan: Plan, make=None) -> Accelerator:
     return Accelerator(graph, {s.name: s.folding for s in plan.stages}, plan.depths,
                        plan.banks, make, {s.name: dict(s.memories) for s in plan.stages},
                        {f"{b.src}->{b.dst}": b.memory for b in plan.buffers
-                        if b.memory != "stage"})
+                        if b.memory not in ("stage", "ddr")},
+                       {f"{b.src}->{b.dst}": (b.ddr, b.base) for b in plan.ddr_buffers},
+                       axi_params(plan))
+
+
+def axi_params(plan: Plan) -> AxiParams:
+    """The AXI4 port of the plan's off-chip FIFOs (the board's width and addresses)."""
+    d = plan.board.ddr
+    return AxiParams(d.addr_bits, d.data_bits) if d else AxiParams()
 
 
 def verilog(component, name: str = TOP) -> str:

@@ -19,7 +19,7 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from amaranth import ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth import ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal, Value
 from amaranth.hdl import _ir
 from amaranth.lib import wiring
 
@@ -71,7 +71,8 @@ def _ports(comp) -> dict:
     ports = {}
     for path, member, value in comp.signature.flatten(comp):
         d = _ir.PortDirection.Input if member.flow == wiring.In else _ir.PortDirection.Output
-        ports["__".join(map(str, path))] = (value, d)
+        # a struct payload (the AXI channels) is a view of its signal
+        ports["__".join(map(str, path))] = (Value.cast(value), d)
     if hasattr(comp, "busy"):
         ports["busy"] = (comp.busy, _ir.PortDirection.Output)
     return ports

@@ -47,6 +47,25 @@ def test_sim_is_bit_exact_and_meets_the_model(tmp_path, simulator, stall, capsys
     assert "BIT-EXACT" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_sim_with_the_residual_in_ddr(tmp_path, simulator, stall):
+    """``--offchip coarse``: the residual around attention goes through a DDR ring on the
+    AXI4 port; the memory model stalls every channel and refuses strays."""
+    code, d, out = _sim(tmp_path, simulator, stall, "w4a4", images=6,
+                        extra=["--offchip", "coarse", "--board", "zcu102"])
+    assert code == 0 and d["bit_exact"] and d["images"] == 6
+    plan = json.loads((out / "plan.json").read_text())
+    ports = json.loads((out / "rtl" / "ports.json").read_text())
+    regions = plan["ddr"]["regions"]
+    assert regions and [r["base"] for r in regions] == [r["base"] for r in ports["m_axi"]["regions"]]
+    assert {(r["src"], r["dst"]) for r in regions} == {
+        (b["src"], b["dst"]) for b in plan["buffers"]["edges"] if b["memory"] == "ddr"}
+    assert "m_axi_awaddr" in (out / "rtl" / "hgpipe_top.v").read_text()
+    if stall == 0.0:
+        assert abs(d["measured_ii_cycles"] - d["model_ii_cycles"]) <= 0.01 * d["model_ii_cycles"]
+
+
 def test_sim_w3a3_default_plan(tmp_path):
     """The fastest plan that fits (no target): wide foldings, several images in flight."""
     out = tmp_path / "fast"

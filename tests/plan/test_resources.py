@@ -38,9 +38,19 @@ def test_stored_sizes_match_the_current_datapath_model(micro_graph_w3a3):
     from hgpipe.graph.contract import Folding
     from hgpipe.plan.fold import stage_dims
     from hgpipe.resources.model import datapath
+    from hgpipe.graph.ddr import DdrLayout
+    from hgpipe.resources.model import arbiter_size, ddr_sizes
     g = micro_graph_w3a3
     kinds = set()
     for p in coefficients()["points"]:
+        if p["kind"] == "ddr":     # ddr/w8-b192-d400: beat bits, beats per image, depth
+            w, b, d = (int(x[1:]) for x in p["label"].split("/")[1].split("-"))
+            assert (p["lut_size"], p["ff_size"]) == ddr_sizes(DdrLayout(w, b, d)), p["label"]
+            continue
+        if p["kind"] == "axi_arbiter":     # axi_arbiter/n4: managers
+            n = int(p["label"].split("/n")[1])
+            assert (p["lut_size"], p["ff_size"]) == (arbiter_size(n, 128, 32), n), p["label"]
+            continue
         model, bits, stage, fold = p["label"].split("/")
         if model != "vit-micro" or bits != "w3a3":
             continue

@@ -8,7 +8,10 @@ from hgpipe.rtl.elementwise import ResidualAddStage
 from hgpipe.rtl.layernorm import LayerNormStage
 from hgpipe.rtl.linear import LinearStage
 from hgpipe.rtl.lut import LutStage
+from hgpipe.graph.ddr import DdrLayout
 from hgpipe.rtl.attention import AvHead, QkHead
+from hgpipe.rtl.axi import AxiArbiter, AxiParams
+from hgpipe.rtl.ddr import DdrFifoPort
 from hgpipe.rtl.linear import HeadStage
 from hgpipe.rtl.plumbing import Fifo, Fork, Gearbox, Merge
 from hgpipe.rtl.softmax import SoftmaxStage
@@ -35,6 +38,9 @@ COMPONENTS = {
     "gearbox": lambda g: Gearbox(2, 3, 4, 5),
     "fork": lambda g: Fork(12, 3),
     "merge": lambda g: Merge(12, 3, 2),
+    "ddr_fifo_packed": lambda g: DdrFifoPort(DdrLayout(24, 96, 200), 0x1000, AxiParams()),
+    "ddr_fifo_split": lambda g: DdrFifoPort(DdrLayout(300, 9, 20, burst=4), 0, AxiParams()),
+    "axi_arbiter": lambda g: AxiArbiter(3, AxiParams()),
 }
 
 
