@@ -145,9 +145,9 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--usable-fraction", type=float, help="share of every resource the plan "
                    "may use, in (0, 1] (default: the board's)")
     p.add_argument("--tp", type=int, help="token parallelism (default: the planner's choice)")
-    p.add_argument("--offchip", default="auto", choices=("auto", "none", "coarse"),
-                   help="coarse FIFOs (the residuals around attention) in the board's DDR: "
-                   "when the chip is full (auto, default), never, or always")
+    p.add_argument("--offchip", default="auto", choices=("auto", "none", "all"),
+                   help="keep the residuals around attention and the head's weights in the "
+                   "board's DDR when the chip is full (auto, default), never, or always")
     p.add_argument("--calib-images", type=int, default=2,
                    help="random calibration images when --calib is not given (default 2)")
 

@@ -61,7 +61,12 @@ def _rtl_files(source: str, vec, patches: np.ndarray, acc):
             "beats_per_image_in": acc.beats_per_image_in,
             "beats_per_image_out": acc.beats_per_image_out,
             "out_lanes": acc.out_lanes, "out_bits": acc.out_bits,
-            **({"m_axi": _axi_port(acc)} if acc.ddr else {})}, indent=1) + "\n")
+            **({"m_axi": _axi_port(acc)} if acc.ddr_regions() else {})}, indent=1) + "\n")
+        images = acc.ddr_images()
+        for name, _, base in acc.ddr_regions():
+            if base in images:
+                (rtl / "ddr").mkdir(exist_ok=True)
+                (rtl / "ddr" / f"{_file(name)}.bin").write_bytes(images[base])
         v = tmp / "vectors"
         v.mkdir()
         vec.save(v / "top.npz")
@@ -70,13 +75,19 @@ def _rtl_files(source: str, vec, patches: np.ndarray, acc):
 
 
 def _axi_port(acc) -> dict:
-    """The AXI4 manager port of the off-chip FIFOs: its widths and the address range each
-    ring uses (reserve them for the accelerator)."""
+    """The AXI4 manager port of the streams in DDR: its widths and the address range each
+    uses (reserve them for the accelerator), and the files to load before starting."""
     from .rtl.axi import arbiter_params
-    p = arbiter_params(len(acc.ddr), acc.axi)
+    p = arbiter_params(len(acc.ddr_regions()), acc.axi)
+    images = acc.ddr_images()
     return {"addr_bits": p.addr_bits, "data_bits": p.data_bits, "id_bits": p.id_bits,
-            "regions": [{"edge": edge, "base": base, "bytes": lay.region_bytes}
-                        for edge, (lay, base) in acc.ddr.items()]}
+            "regions": [{"name": name, "base": base, "bytes": lay.region_bytes,
+                         **({"preload": f"ddr/{_file(name)}.bin"} if base in images else {})}
+                        for name, lay, base in acc.ddr_regions()]}
+
+
+def _file(name: str) -> str:
+    return name.replace(":", "_").replace(".", "_").replace("->", "_to_")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -28,12 +28,15 @@ class Ddr:
 
 
 def attach(dut, prefix: str, stall: float, rng: random.Random, regions=None,
-           size: int = 1 << 32) -> Ddr | None:
-    """A memory on port ``prefix`` if the design has one, else None."""
+           preload: dict[int, bytes] | None = None, size: int = 1 << 32) -> Ddr | None:
+    """A memory on port ``prefix`` if the design has one (holding ``preload``: base ->
+    bytes), else None."""
     if not hasattr(dut, f"{prefix}_awvalid"):
         return None
     from cocotbext.axi import AxiBus, AxiRam
     ram = AxiRam(AxiBus.from_prefix(dut, prefix), dut.clk, dut.rst, size=size)
+    for base, data in (preload or {}).items():
+        ram.write(base, data)
     for side in (ram.write_if, ram.read_if):
         side.log.setLevel(logging.WARNING)
     for ch in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,

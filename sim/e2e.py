@@ -42,7 +42,8 @@ def top_vectors(graph: IntGraph, acc: Accelerator, patches: np.ndarray, stall: f
         meta={"beats_per_image_in": acc.beats_per_image_in,
               "beats_per_image_out": acc.beats_per_image_out,
               "stages": sorted({safe(st.name) for st in graph.stages}),
-              "ddr_regions": [[base, lay.ring_bytes] for lay, base in acc.ddr.values()]})
+              "ddr_regions": [[base, lay.ring_bytes] for _, lay, base in acc.ddr_regions()]},
+        memory=acc.ddr_images())
 
 
 @dataclass

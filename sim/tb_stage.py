@@ -30,7 +30,7 @@ async def stream_stage(dut):
         getattr(dut, f"{port}__valid").value = 0
     dut.o__ready.value = 0
     ddr = ddr_model.attach(dut, "m_axi", vec.stall, random.Random(rng.random()),
-                           vec.meta.get("ddr_regions"))
+                           vec.meta.get("ddr_regions"), vec.memory)
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0

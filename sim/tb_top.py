@@ -33,7 +33,7 @@ async def accelerator(dut):
     dut.s_axis_tlast.value = 0
     dut.m_axis_tready.value = 0
     ddr = ddr_model.attach(dut, "m_axi", vec.stall, random.Random(rng.random()),
-                           meta.get("ddr_regions"))
+                           meta.get("ddr_regions"), vec.memory)
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0

@@ -51,6 +51,7 @@ class Vectors:
     seed: int = 0
     timeout: int = 1_000_000      # cycles
     meta: dict = field(default_factory=dict)
+    memory: dict[int, bytes] = field(default_factory=dict)   # off-chip preload: base -> bytes
 
     def save(self, path: Path) -> None:
         arrays = {"out": self.output.beats, "out_meta": np.array([self.output.bits,
@@ -61,6 +62,8 @@ class Vectors:
         for name, s in self.inputs.items():
             arrays[f"in_{name}"] = s.beats
             arrays[f"in_{name}_meta"] = np.array([s.bits, int(s.signed)])
+        for base, data in self.memory.items():
+            arrays[f"mem_{base}"] = np.frombuffer(data, dtype=np.uint8)
         np.savez(path, **arrays)
 
     @classmethod
@@ -72,4 +75,6 @@ class Vectors:
         return cls(inputs=inputs, output=Stream(z["out"], int(z["out_meta"][0]),
                                                 bool(z["out_meta"][1])),
                    images=images, stall=float(z["stall"][0]), seed=seed, timeout=timeout,
-                   meta=json.loads(str(z["meta"])) if "meta" in z else {})
+                   meta=json.loads(str(z["meta"])) if "meta" in z else {},
+                   memory={int(k[4:]): z[k].tobytes() for k in z.files
+                           if k.startswith("mem_")})

@@ -1,12 +1,14 @@
-"""The off-chip FIFO's contract: a stream kept in a ring buffer in DDR, behind AXI4.
+"""The contract of streams kept in off-chip memory (DDR), behind AXI4.
 
 A FIFO edge too large for the chip can keep its beats in off-chip memory: they are packed
 into AXI words (``pack`` beats a word, or a wide beat ``split`` over several words; an
 image always starts a new word), written in bursts of ``burst`` words (the image's last
 burst is shorter), read back in the same order once written, and unpacked. Bursts sit in
 a ring of ``ring_bursts`` slots, each aligned so that no burst crosses a 4 KB boundary.
-The RTL (``hgpipe.rtl.ddr``), the planner's placement and traffic, and the testbench's
-memory model all read this one layout.
+A ``readonly`` layout is a preloaded image read once an image (the words of a weight ROM
+that is read in address order, once an image: the classifier head's), its region one
+image long (``image`` gives its bytes). The RTL (``hgpipe.rtl.ddr``), the planner's
+placement and traffic, and the testbench's memory model all read this one layout.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class DdrLayout:
     depth: int
     data_bits: int = AXI_DATA_BITS
     burst: int = BURST_WORDS
+    readonly: bool = False
 
     def __post_init__(self) -> None:
         for k in ("width", "beats", "depth", "burst"):
@@ -70,7 +73,9 @@ class DdrLayout:
     @property
     def ring_bursts(self) -> int:
         """Burst slots of the ring: ``depth`` beats, plus the short last burst of every
-        image they span, plus two in flight."""
+        image they span, plus two in flight (read-only: one image)."""
+        if self.readonly:
+            return self.bursts_per_image
         words = ceil(self.depth / self.pack) * self.split
         return ceil(words / self.burst) + ceil(self.depth / self.beats) + 2
 
@@ -99,3 +104,22 @@ class DdrLayout:
         its on-chip buffers."""
         slots = self.ring_bursts - ceil(self.depth / self.beats) - 2
         return (slots * self.burst + 2 * self.buffer_words) // self.split * self.pack
+
+    def image(self, values) -> bytes:
+        """The region's bytes holding one image of ``values`` (unsigned ``width``-bit
+        beats), as the RTL unpacks them: words little-endian, beat ``j`` of a word at bits
+        ``j * width``, a wide beat's ``s``-th word its bits ``s * data_bits`` up."""
+        values = [int(v) for v in values]
+        if len(values) != self.beats or any(not 0 <= v < 1 << self.width for v in values):
+            raise ValueError(f"ddr image: expected {self.beats} values of {self.width} bits")
+        words = []
+        if self.split == 1:
+            for k in range(0, self.beats, self.pack):
+                words.append(sum(v << (j * self.width)
+                                 for j, v in enumerate(values[k:k + self.pack])))
+        else:
+            mask = (1 << self.data_bits) - 1
+            words = [(v >> (s * self.data_bits)) & mask for v in values
+                     for s in range(self.split)]
+        out = b"".join(w.to_bytes(self.word_bytes, "little") for w in words)
+        return out + bytes(self.ring_bytes - len(out))

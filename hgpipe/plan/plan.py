@@ -25,7 +25,8 @@ from .schedule import Node, edges_of, nodes_of, required_depths, simulate, slack
 
 SCHEDULE_IMAGES = 5
 TP_CHOICES = (1, 2, 4, 7, 8)
-OFFCHIP = ("auto", "none", "coarse")   # DDR: when the chip is full, never, every coarse FIFO
+OFFCHIP = ("auto", "none", "all")   # DDR for what may go there: when the chip is full, never,
+                                    # always
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,23 @@ class StagePlan:
     tokens: int
     in_channels: int
     resources: Resources
-    memories: tuple[tuple[str, str], ...] = ()   # (memory, lutram / bram / uram): the RTL's
-                                                  # ram_style / rom_style
+    memories: tuple[tuple[str, str], ...] = ()   # (memory, lutram / bram / uram / ddr): the
+                                                  # RTL's ram_style / rom_style
+    ddr: tuple[tuple[str, DdrLayout, int], ...] = ()   # (memory, layout, base) kept off chip
+
+
+@dataclass(frozen=True)
+class DdrRegion:
+    """One stream kept in DDR: a FIFO edge ``src->dst`` (written and read once an image) or
+    a stage's memory ``stage:memory`` (preloaded, read once an image)."""
+
+    name: str
+    layout: DdrLayout
+    base: int
+
+    @property
+    def bytes_per_image(self) -> int:
+        return self.layout.bytes_per_image * (1 if self.layout.readonly else 2)
 
 
 @dataclass(frozen=True)
@@ -96,9 +112,17 @@ class Plan:
         return tuple(b for b in self.buffers if b.memory == "ddr")
 
     @property
+    def ddr_regions(self) -> tuple[DdrRegion, ...]:
+        """Everything in DDR, in address order."""
+        out = [DdrRegion(f"{s.name}:{mem}", lay, base) for s in self.stages
+               for mem, lay, base in s.ddr]
+        out += [DdrRegion(f"{b.src}->{b.dst}", b.ddr, b.base) for b in self.ddr_buffers]
+        return tuple(sorted(out, key=lambda r: r.base))
+
+    @property
     def ddr_bytes(self) -> int:
         """Bytes written to and read from DDR per image."""
-        return sum(2 * b.ddr.bytes_per_image for b in self.ddr_buffers)
+        return sum(r.bytes_per_image for r in self.ddr_regions)
 
     @property
     def ddr_budget(self) -> float:
@@ -108,7 +132,7 @@ class Plan:
 
     @property
     def ddr_region_bytes(self) -> int:
-        return sum(b.ddr.region_bytes for b in self.ddr_buffers)
+        return sum(r.layout.region_bytes for r in self.ddr_regions)
 
     @property
     def resources(self) -> Resources:
@@ -127,7 +151,7 @@ class Plan:
     def fits(self) -> bool:
         r, b = self.resources, self.board.budget()
         return all(getattr(r, k) <= b[k] for k in KINDS) and self.ddr_bytes <= self.ddr_budget \
-            and (not self.ddr_buffers or self.ddr_region_bytes <= self.board.ddr.bytes)
+            and (not self.ddr_regions or self.ddr_region_bytes <= self.board.ddr.bytes)
 
     @property
     def depths(self) -> dict[str, int]:
@@ -185,10 +209,11 @@ class Plan:
                 "budget_bytes_per_image": round(self.ddr_budget),
                 "gbytes_per_s": round(self.ddr_bytes * fps / 1e9, 4),
                 "data_bits": d.data_bits if d else None,
-                "regions": [{"src": b.src, "dst": b.dst, "base": b.base,
-                             "bytes": b.ddr.region_bytes, "beat_bits": b.ddr.width,
-                             "beats_per_image": b.ddr.beats, "depth_beats": b.ddr.depth}
-                            for b in self.ddr_buffers]}
+                "regions": [{"name": r.name, "kind": "weights" if r.layout.readonly
+                             else "fifo", "base": r.base, "bytes": r.layout.region_bytes,
+                             "bytes_per_image": r.bytes_per_image,
+                             "beat_bits": r.layout.width, "beats_per_image": r.layout.beats,
+                             "depth_beats": r.layout.depth} for r in self.ddr_regions]}
 
 
 def _element_bits(graph: IntGraph, name: str) -> int:
@@ -221,9 +246,12 @@ def _fifo_geometry(graph: IntGraph, foldings: dict[str, Folding], b: BufferPlan,
 def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
           target_ii: int | None, model: str, clock_mhz: float, offchip: str = "auto") -> Plan:
     """Size buffers for the chosen foldings, place every memory and total the resources.
-    A coarse FIFO whose rows wait longer than a DDR round trip (the residual around
-    attention) may go to DDR: with ``offchip="auto"`` when the chip is over budget,
-    ``"coarse"`` always, ``"none"`` never."""
+
+    Two kinds of memory may live in DDR: a coarse FIFO whose rows wait longer than a round
+    trip (the residual around attention: the schedule, and so every other FIFO, stays as
+    it is), and a weight ROM read once an image in address order (the head's) whose read
+    buffer covers the latency. With ``offchip="auto"`` they go there when the chip is over
+    budget, with ``"all"`` always, with ``"none"`` never."""
     foldings = {k: o.folding for k, o in chosen.items()}
     first = graph.stages[0]
     nodes = nodes_of(graph, foldings, graph.config.patch_dim // foldings[first.name].cip)
@@ -237,9 +265,20 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     if ddr is not None and offchip == "auto":
         budget = {**budget, "ddr": ddr.bytes_per_image(ii, clock_mhz)}
     latency = ddr.latency_cycles(clock_mhz) if ddr is not None else 0
+    layouts: dict[Memory, DdrLayout] = {}   # what may go off chip, as it would be laid out
+
+    def offchip_ok(mem: Memory, lay: DdrLayout, fits: bool) -> Memory:
+        if not fits:
+            return mem
+        layouts[mem] = lay
+        new = dataclasses.replace(mem, offchip_bytes=lay.bytes_per_image * (
+            1 if lay.readonly else 2))
+        layouts[new] = lay
+        return new
+
     heads = graph.config.num_heads
     edges = edges_of(nodes)
-    buffers, fifo_mems, layouts = [], [], {}
+    buffers, fifo_mems = [], []
     for e in edges:
         ch, eb = _edge_channels(graph, e.src, e.dst), _element_bits(graph, e.src)
         tokens = by[e.src].tokens
@@ -254,52 +293,61 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         b = BufferPlan(e.src, e.dst, "coarse" if d >= tokens // 2 else "fine", d, tokens, ch, eb, "")
         buffers.append(b)
         width, beats, depth = _fifo_geometry(graph, foldings, b, by)
-        offchip_bytes = 0
+        mem = Memory(e.key, width, depth)
         if ddr is not None and b.grain == "coarse":
-            # off chip only where rows wait longer than the round trip (the residuals): there
-            # the schedule, and so every other FIFO, stays as it is
             lay = DdrLayout(width, beats, depth, ddr.data_bits)
-            if slack(nodes, sch, e.src, e.dst) >= _ddr_delay(lay, by[e.src], latency):
-                layouts[e.key] = lay
-                offchip_bytes = 2 * lay.bytes_per_image
-        fifo_mems.append(Memory(e.key, width, depth, offchip_bytes=offchip_bytes))
+            mem = offchip_ok(mem, lay, slack(nodes, sch, e.src, e.dst)
+                             >= _ddr_delay(lay, by[e.src], latency))
+        fifo_mems.append(mem)
     logic, stage_mems = [], []
     for st in graph.stages:
         t, cin = stage_dims(graph, st)
         k = max((banks[e.key] for e in edges if e.dst == st.name and e.grain == "tensor"),
                 default=2)
         res, mems = stage_logic(st, chosen[st.name].folding, t, cin, heads, k)
+        if ddr is not None and getattr(st, "cls_only", False):   # weights read once an image
+            w = mems[0]
+            lay = DdrLayout(w.width, w.depth, w.depth, ddr.data_bits, readonly=True)
+            mems = (offchip_ok(w, lay, lay.buffer_words * lay.pack // lay.split
+                               >= latency + 2 * lay.burst), *mems[1:])
         logic.append(res)
         stage_mems.append(mems)
     used = sum(logic, Resources())
-    forced = {m.name for m in fifo_mems if m.offchip_bytes} if offchip == "coarse" else set()
-    flat = [m for mems in stage_mems for m in mems] + [m for m in fifo_mems
-                                                        if m.name not in forced]
-    placement = iter(place_all(flat, budget, {"lut": used.lut}, board.rom_in_uram,
-                               ddr_luts=lambda m: ddr_fifo(layouts[m.name]).lut))
+    flat = [m for mems in stage_mems for m in mems] + fifo_mems
+    forced = {i for i, m in enumerate(flat) if m.offchip_bytes} if offchip == "all" else set()
+    placed_flat = iter(place_all([m for i, m in enumerate(flat) if i not in forced], budget,
+                                 {"lut": used.lut}, board.rom_in_uram,
+                                 ddr_luts=lambda m: ddr_fifo(layouts[m]).lut))
+    choice = [("ddr", float(m.offchip_bytes)) if i in forced else next(placed_flat)
+              for i, m in enumerate(flat)]
+    base = ddr.base_address if ddr is not None else 0
+    placement = iter(zip(flat, choice))
     stages = []
     for st, res, mems in zip(graph.stages, logic, stage_mems):
-        kinds = []
+        kinds, off = [], []
         for mem in mems:
-            kind, count = next(placement)
+            m, (kind, count) = next(placement)
             res = res + placed(kind, count)
             kinds.append((mem.name, kind))
+            if kind == "ddr":
+                off.append((mem.name, layouts[m], base))
+                base += layouts[m].region_bytes
+                res = res + ddr_fifo(layouts[m])   # a read-only stream is costed as a FIFO
         o = chosen[st.name]
         stages.append(StagePlan(st.name, st.kind, o.folding, o.cycles, *stage_dims(graph, st),
-                                res, tuple(kinds)))
+                                res, tuple(kinds), tuple(off)))
     fifo = Resources()
     fifo_index = [i for i, b in enumerate(buffers) if b.memory != "stage"]
-    base = ddr.base_address if ddr is not None else 0
-    for i, mem in zip(fifo_index, fifo_mems):
-        kind, count = ("ddr", mem.offchip_bytes) if mem.name in forced else next(placement)
+    for i in fifo_index:
+        m, (kind, count) = next(placement)
         b = dataclasses.replace(buffers[i], memory=kind)
         if kind == "ddr":
-            b = dataclasses.replace(b, ddr=layouts[mem.name], base=base)
+            b = dataclasses.replace(b, ddr=layouts[m], base=base)
             base += b.ddr.region_bytes
             fifo = fifo + ddr_fifo(b.ddr)
         buffers[i] = b
         fifo = fifo + placed(kind, count)
-    n_ddr = sum(1 for b in buffers if b.memory == "ddr")
+    n_ddr = sum(1 for b in buffers if b.memory == "ddr") + sum(len(s.ddr) for s in stages)
     if n_ddr:
         fifo = fifo + ddr_arbiter(n_ddr, ddr.data_bits, ddr.addr_bits)
         nodes = _with_ddr_delays(nodes, buffers, latency)
@@ -366,8 +414,8 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
     clock = clock_mhz or board.clock_mhz
     if offchip not in OFFCHIP:
         raise PlanError(f"offchip={offchip!r}: expected one of {', '.join(OFFCHIP)}")
-    if offchip == "coarse" and board.ddr is None:
-        raise PlanError(f"offchip=coarse: board {board.name} has no ddr section")
+    if offchip == "all" and board.ddr is None:
+        raise PlanError(f"offchip=all: board {board.name} has no ddr section")
     if target_ii is not None and target_fps is not None:
         raise PlanError("target: give --target-ii or --target-fps, not both")
     if target_fps is not None:

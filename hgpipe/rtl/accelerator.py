@@ -11,7 +11,9 @@ Ports: ``s_axis_tdata/tvalid/tready/tlast`` carry patches (``tp`` patch rows of 
 8-bit pixels a beat, in the contract's beat order); ``m_axis_*`` the logits' accumulators
 (``cop`` classes a beat, ``tlast`` on an image's last beat). ``s_axis_tlast`` is accepted
 and not needed: image boundaries follow from the beat count. Edges the plan put in DDR get
-a ``DdrFifo`` each, all on one AXI4 manager port ``m_axi_*`` through an arbiter. Every stage also drives a
+a ``DdrFifo`` each, and a head whose weights it put there a ``DdrWeights`` (its region
+preloaded with ``ddr_images()``), all on one AXI4 manager port ``m_axi_*`` through an
+arbiter. Every stage also drives a
 free-running 32-bit ``busy`` counter (``busy__<stage>``) that testbenches read to measure
 bubbles; synthesis removes them when nothing reads them.
 
@@ -34,10 +36,10 @@ from ..graph.stages import Stage
 from ..graph.ddr import DdrLayout
 from .attention import AvHead, QkHead
 from .axi import AxiParams, arbiter_params, top_members
-from .ddr import DdrFifo, ddr_port
+from .ddr import DdrFifo, DdrWeights, ddr_port
 from .elementwise import ResidualAddStage
 from .layernorm import LayerNormStage
-from .linear import HeadStage, LinearStage
+from .linear import HeadStage, LinearStage, weight_words
 from .lut import LutStage
 from .plumbing import Fifo, Fork, Gearbox, Merge
 from .softmax import SoftmaxStage
@@ -63,7 +65,8 @@ class Accelerator(wiring.Component):
     """The generated design; ``foldings`` per stage, ``depths`` in tokens per edge
     ``"src->dst"`` (missing edges get two rows); ``styles`` places memories as the plan did:
     ``{stage: {memory: kind}}``, and the FIFO of an edge under ``{"src->dst": kind}``;
-    ``ddr`` the edges kept off chip, ``{"src->dst": (layout, base address)}``, on an AXI4
+    ``ddr`` the edges kept off chip, ``{"src->dst": (layout, base address)}``, and
+    ``ddr_weights`` the stages whose weights are, ``{stage: (layout, base)}``, on an AXI4
     port of ``axi``."""
 
     def __init__(self, graph: IntGraph, foldings: dict[str, Folding], depths: dict[str, int],
@@ -71,11 +74,14 @@ class Accelerator(wiring.Component):
                  styles: dict[str, dict[str, str]] | None = None,
                  fifo_styles: dict[str, str] | None = None,
                  ddr: dict[str, tuple[DdrLayout, int]] | None = None,
-                 axi: AxiParams | None = None):
+                 axi: AxiParams | None = None,
+                 ddr_weights: dict[str, tuple[DdrLayout, int]] | None = None):
         self.graph, self.foldings, self.depths = graph, foldings, depths
         self.banks = banks or {}
         self.styles, self.fifo_styles = styles or {}, fifo_styles or {}
         self.ddr, self.axi = ddr or {}, axi or AxiParams()
+        self.ddr_weights = ddr_weights or {}
+        users = len(self.ddr) + len(self.ddr_weights)
         self.make = make or (lambda cls, *args, **kw: cls(*args, **kw))
         first, last = graph.stages[0], graph.output
         f0, fl = foldings[first.name], foldings[last.name]
@@ -90,8 +96,7 @@ class Accelerator(wiring.Component):
             "s_axis_tready": Out(1), "s_axis_tlast": In(1),
             "m_axis_tdata": Out(fl.cop * self.out_bits), "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1), "m_axis_tlast": Out(1),
-            **(top_members(arbiter_params(len(self.ddr), self.axi), "m_axi") if self.ddr
-               else {})})
+            **(top_members(arbiter_params(users, self.axi), "m_axi") if users else {})})
 
     # -- helpers ------------------------------------------------------------------------------
     def _tokens(self, st: Stage) -> tuple[int, int]:
@@ -111,6 +116,20 @@ class Accelerator(wiring.Component):
         """A FIFO placed as the plan said (unplaced: the same part as without a plan)."""
         return self.make(Fifo, width, depth, **({"style": style} if style else {}))
 
+    def ddr_regions(self) -> list[tuple[str, DdrLayout, int]]:
+        """(name, layout, base) of every stream in DDR: ``stage:weights``, ``src->dst``."""
+        return [(f"{k}:weights", *v) for k, v in self.ddr_weights.items()] + \
+            [(k, *v) for k, v in self.ddr.items()]
+
+    def ddr_images(self) -> dict[int, bytes]:
+        """What DDR must hold before the accelerator starts: each streamed head's weights
+        at its base address."""
+        out = {}
+        for name, (layout, base) in self.ddr_weights.items():
+            f = self.foldings[name]
+            out[base] = layout.image(weight_words(self.graph[name], Folding(1, f.cip, f.cop)))
+        return out
+
     def _ddr_fifo(self, edge: str, width: int, beats: int):
         layout, base = self.ddr[edge]
         if (layout.width, layout.depth) != (width, beats):
@@ -118,7 +137,7 @@ class Accelerator(wiring.Component):
                              f"{layout.depth} beats of {layout.width} bits, the RTL's "
                              f"{beats} of {width}")
         q = self.make(DdrFifo, layout, base, self.axi)
-        self._ddr_fifos.append(q)
+        self._ddr_users.append(q)
         return q
 
     def _stage(self, m: Module, st: Stage):
@@ -132,8 +151,16 @@ class Accelerator(wiring.Component):
             return self._heads(m, st, f, tokens)
         kw = self._styles(st.name)
         if st.kind == "linear" and st.cls_only:
-            c = self.make(HeadStage, st, f, tokens, **kw)
+            streamed = st.name in self.ddr_weights
+            c = self.make(HeadStage, st, f, tokens, **kw,
+                          **({"weights": "stream"} if streamed else {}))
             out = End(c.o, 1, f.cop, bits)
+            if streamed:
+                layout, base = self.ddr_weights[st.name]
+                w = self.make(DdrWeights, layout, base, self.axi)
+                m.submodules[f"{name}_weights"] = w
+                wiring.connect(m, w.o, c.w)
+                self._ddr_users.append(w)
         elif st.kind == "linear":
             c = self.make(LinearStage, st, f, **kw)
             out = End(c.o, f.tp, f.cop, bits)
@@ -238,7 +265,7 @@ class Accelerator(wiring.Component):
         m = Module()
         g = self.graph
         self._busy: dict[str, list] = {}
-        self._ddr_fifos: list = []
+        self._ddr_users: list = []
         f0 = self.foldings[g.stages[0].name]
         made = {}
         for st in g.stages:
@@ -268,8 +295,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [self.m_axis_tdata.eq(out.payload), self.m_axis_tvalid.eq(out.valid),
                      out.ready.eq(self.m_axis_tready), self.m_axis_tlast.eq(beat == n - 1)]
         count(m, out.valid & out.ready, (beat, n))
-        if self._ddr_fifos:
-            ddr_port(m, self, "m_axi", self._ddr_fifos, self.axi, self.make)
+        if self._ddr_users:
+            ddr_port(m, self, "m_axi", self._ddr_users, self.axi, self.make)
         for name, sigs in self._busy.items():
             counter = Signal(32, name=f"busy__{safe(name)}")
             m.d.sync += counter.eq(counter + sigs[0])

@@ -20,7 +20,9 @@ def elaborate(graph: IntGraph, plan: Plan, make=None) -> Accelerator:
                        {f"{b.src}->{b.dst}": b.memory for b in plan.buffers
                         if b.memory not in ("stage", "ddr")},
                        {f"{b.src}->{b.dst}": (b.ddr, b.base) for b in plan.ddr_buffers},
-                       axi_params(plan))
+                       axi_params(plan),
+                       {s.name: (lay, base) for s in plan.stages for mem, lay, base in s.ddr
+                        if mem == "weights"})
 
 
 def axi_params(plan: Plan) -> AxiParams:

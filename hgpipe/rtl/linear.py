@@ -7,12 +7,18 @@ multiplies ``tp x cop x cip`` pairs, with weights from an on-chip ROM addressed
 ``oc * NI + ic``. Steady state: ``(tokens/tp) * (cin/cip) * (cout/cop)`` cycles per image,
 the contract's formula. Accumulators have the stage's derived width; partial sums may wrap
 in two's complement, the final sum cannot (its range is exact).
+
+With ``weights="stream"`` the ROM's words come instead on an input stream ``w``, in the
+order the ROM would be read (``weight_words``, once per token group): a stage that reads
+them once an image (the head) can keep them off chip (``hgpipe.rtl.ddr.DdrWeights``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
@@ -21,32 +27,43 @@ from .mem import Ram, Rom
 from .stream import lane, mac, pack_word, stream_of
 
 
+def weight_words(st: Linear, f: Folding) -> list[int]:
+    """The weight ROM's words in address order ``oc * NI + ic``: ``cop`` rows of ``cip``
+    weights each (the order a streamed stage takes them in, once per token group)."""
+    wb = st.derived["weight"].bits
+    return [pack_word([st.weight[oc * f.cop + co, ic * f.cip + ci]
+                       for co in range(f.cop) for ci in range(f.cip)], wb)
+            for oc in range(st.out_features // f.cop) for ic in range(st.in_features // f.cip)]
+
+
 class LinearStage(wiring.Component):
     """Stream in: beats of ``tp x cip`` inputs. Stream out: beats of ``tp x cop``
     accumulators, output chunks in order for each token group."""
 
     def __init__(self, st: Linear, f: Folding, *, class_row: bool = False,
-                 styles: dict[str, str] | None = None):
+                 styles: dict[str, str] | None = None, weights: str = "rom"):
         if st.cls_only and not class_row:
             raise ValueError("LinearStage: the head is a HeadStage")
         cin, cout = st.in_features, st.out_features
         if cin % f.cip or cout % f.cop:
             raise ValueError(f"LinearStage {st.name}: folding {f} does not divide "
                              f"{cin} -> {cout}")
-        self.stage, self.f, self.styles = st, f, styles or {}
+        if weights not in ("rom", "stream"):
+            raise ValueError(f"LinearStage {st.name}: weights={weights!r}: expected rom or "
+                             f"stream")
+        self.stage, self.f, self.styles, self.weights = st, f, styles or {}, weights
         self.ni, self.no = cin // f.cip, cout // f.cop
         self.x_range = st.in_ranges[0]
         self.w_range = st.derived["weight"]
         self.acc_range = st.derived["acc"]
+        w = {"w": In(stream.Signature(f.cop * f.cip * self.w_range.bits))} \
+            if weights == "stream" else {}
         super().__init__({"i": In(stream_of(f.tp * f.cip, self.x_range)),
-                          "o": Out(stream_of(f.tp * f.cop, self.acc_range))})
+                          "o": Out(stream_of(f.tp * f.cop, self.acc_range)), **w})
         self.busy = Signal()  # a multiply-accumulate issues this cycle
 
     def weight_words(self) -> list[int]:
-        st, f, wb = self.stage, self.f, self.w_range.bits
-        return [pack_word([st.weight[oc * f.cop + co, ic * f.cip + ci]
-                         for co in range(f.cop) for ci in range(f.cip)], wb)
-                for oc in range(self.no) for ic in range(self.ni)]
+        return weight_words(self.stage, self.f)
 
     def bias_words(self) -> list[int]:
         st, f = self.stage, self.f
@@ -59,9 +76,14 @@ class LinearStage(wiring.Component):
         xb, wb, ab = self.x_range.bits, self.w_range.bits, self.acc_range.bits
         style = self.styles.get
         m.submodules.row = row = Ram(f.tp * f.cip * xb, 2 * ni, style("row"))
-        m.submodules.wrom = wrom = Rom(f.cop * f.cip * wb, self.weight_words(), style("weights"))
         m.submodules.brom = brom = Rom(f.cop * ab, self.bias_words(), style("bias"))
-        wr, rd, wp, bp = row.write_port(), row.read_port(), wrom.read_port(), brom.read_port()
+        wr, rd, bp = row.write_port(), row.read_port(), brom.read_port()
+        if self.weights == "rom":
+            m.submodules.wrom = wrom = Rom(f.cop * f.cip * wb, self.weight_words(),
+                                           style("weights"))
+            wp = wrom.read_port()
+        else:   # the stream's word, registered as the ROM's read port would be
+            wp = _StreamedWord(Signal(f.cop * f.cip * wb, name="wword"), Signal(), Signal())
 
         # Input side: fill bank_w, one beat per cycle, while it is not full.
         full = Signal(2)
@@ -82,7 +104,13 @@ class LinearStage(wiring.Component):
         bank_r = Signal()
         oc, ic = Signal(range(no)), Signal(range(ni))
         issue = Signal()
-        m.d.comb += [issue.eq(full.bit_select(bank_r, 1) & en), self.busy.eq(issue),
+        ready = full.bit_select(bank_r, 1) & en
+        if self.weights == "stream":
+            ready = ready & self.w.valid
+            m.d.comb += self.w.ready.eq(issue)
+            with m.If(en):
+                m.d.sync += wp.data.eq(self.w.payload)
+        m.d.comb += [issue.eq(ready), self.busy.eq(issue),
                      rd.addr.eq(bank_r * ni + ic), rd.en.eq(en),
                      wp.addr.eq(oc * ni + ic), wp.en.eq(en),
                      bp.addr.eq(oc), bp.en.eq(en)]
@@ -111,20 +139,30 @@ class LinearStage(wiring.Component):
         return m
 
 
+@dataclass
+class _StreamedWord:
+    data: Signal
+    addr: Signal
+    en: Signal
+
+
 class HeadStage(wiring.Component):
     """The classifier head: ``ClassSelect`` keeps the class token's row of the image (and
     drains the others at one beat a cycle) and a ``tp = 1`` linear stage computes it.
     In: ``tp x cip`` beats of all rows. Out: the logits' accumulators, ``cop`` a beat."""
 
     def __init__(self, st: Linear, f: Folding, tokens: int, *,
-                 styles: dict[str, str] | None = None):
+                 styles: dict[str, str] | None = None, weights: str = "rom"):
         if tokens % f.tp:
             raise ValueError(f"HeadStage {st.name}: tp {f.tp} does not divide {tokens} tokens")
         self.stage, self.f, self.tokens = st, f, tokens
-        self.linear = LinearStage(st, Folding(1, f.cip, f.cop), class_row=True, styles=styles)
+        self.linear = LinearStage(st, Folding(1, f.cip, f.cop), class_row=True, styles=styles,
+                                  weights=weights)
         x = st.in_ranges[0]
+        w = {"w": In(stream.Signature(f.cop * f.cip * st.derived["weight"].bits))} \
+            if weights == "stream" else {}
         super().__init__({"i": In(stream_of(f.tp * f.cip, x)),
-                          "o": Out(stream_of(f.cop, st.derived["acc"]))})
+                          "o": Out(stream_of(f.cop, st.derived["acc"])), **w})
         self.busy = Signal()  # computing the class row or draining a row
 
     def elaborate(self, platform):
@@ -137,5 +175,7 @@ class HeadStage(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), sel.i)
         wiring.connect(m, sel.o, self.linear.i)
         wiring.connect(m, self.linear.o, wiring.flipped(self.o))
+        if self.linear.weights == "stream":
+            wiring.connect(m, wiring.flipped(self.w), self.linear.w)
         m.d.comb += self.busy.eq(self.linear.busy | (self.i.valid & self.i.ready))
         return m

@@ -50,17 +50,22 @@ def test_sim_is_bit_exact_and_meets_the_model(tmp_path, simulator, stall, capsys
 @pytest.mark.parametrize("simulator", SIMULATORS)
 @pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_sim_with_the_residual_in_ddr(tmp_path, simulator, stall):
-    """``--offchip coarse``: the residual around attention goes through a DDR ring on the
-    AXI4 port; the memory model stalls every channel and refuses strays."""
+    """``--offchip all``: the residual around attention goes through a DDR ring and the
+    head's weights stream from a preloaded DDR image, on one AXI4 port; the memory model
+    stalls every channel and refuses strays."""
     code, d, out = _sim(tmp_path, simulator, stall, "w4a4", images=6,
-                        extra=["--offchip", "coarse", "--board", "zcu102"])
+                        extra=["--offchip", "all", "--board", "zcu102"])
     assert code == 0 and d["bit_exact"] and d["images"] == 6
     plan = json.loads((out / "plan.json").read_text())
     ports = json.loads((out / "rtl" / "ports.json").read_text())
     regions = plan["ddr"]["regions"]
-    assert regions and [r["base"] for r in regions] == [r["base"] for r in ports["m_axi"]["regions"]]
-    assert {(r["src"], r["dst"]) for r in regions} == {
-        (b["src"], b["dst"]) for b in plan["buffers"]["edges"] if b["memory"] == "ddr"}
+    assert {r["name"] for r in regions} == {"head:weights", "tokens->blocks.0.add1"}
+    assert [(r["name"], r["base"]) for r in regions] == [
+        (r["name"], r["base"]) for r in ports["m_axi"]["regions"]]
+    head = next(r for r in ports["m_axi"]["regions"] if r["name"] == "head:weights")
+    size = (out / "rtl" / head["preload"]).stat().st_size
+    assert 16 * 10 <= size <= head["bytes"]    # 16 x 10 8-bit weights, in whole bursts
+    assert plan["stages"][-1]["memories"]["weights"] == "ddr"
     assert "m_axi_awaddr" in (out / "rtl" / "hgpipe_top.v").read_text()
     if stall == 0.0:
         assert abs(d["measured_ii_cycles"] - d["model_ii_cycles"]) <= 0.01 * d["model_ii_cycles"]

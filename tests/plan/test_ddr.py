@@ -30,7 +30,7 @@ def _plan(graph, board, offchip):
 
 def test_policies(graph):
     b = load_board("zcu102")
-    none, coarse = _plan(graph, b, "none"), _plan(graph, b, "coarse")
+    none, coarse = _plan(graph, b, "none"), _plan(graph, b, "all")
     assert not none.ddr_buffers and none.ddr_bytes == 0
     coarse_edges = {(x.src, x.dst) for x in none.buffers if x.grain == "coarse"
                     and x.memory != "stage"}
@@ -38,10 +38,14 @@ def test_policies(graph):
     # the residuals wait out the attention; AV -> proj is as deep but on the critical path
     assert residuals | {("blocks.0.attn.av.requant", "blocks.0.attn.proj")} <= coarse_edges
     assert {(x.src, x.dst) for x in coarse.ddr_buffers} == residuals
+    # and the head's weights, read once an image
+    assert {r.name for r in coarse.ddr_regions} == {f"{a}->{b}" for a, b in residuals} | {
+        "head:weights"}
+    assert dict(coarse.stage("head").memories)["weights"] == "ddr"
     # plenty of room on chip: auto keeps everything there
     assert not _plan(graph, b, "auto").ddr_buffers
-    with pytest.raises(PlanError, match="offchip=coarse: board zcu102 has no ddr"):
-        make_plan(graph, dataclasses.replace(b, ddr=None), offchip="coarse")
+    with pytest.raises(PlanError, match="offchip=all: board zcu102 has no ddr"):
+        make_plan(graph, dataclasses.replace(b, ddr=None), offchip="all")
 
 
 def test_auto_moves_a_fifo_off_chip_only_when_the_chip_cannot_hold_it():
@@ -63,27 +67,32 @@ def test_auto_moves_a_fifo_off_chip_only_when_the_chip_cannot_hold_it():
 
 def test_ddr_budget_and_regions(graph):
     b = load_board("zcu102")
-    p = _plan(graph, b, "coarse")
+    p = _plan(graph, b, "all")
     fps = p.clock_mhz * 1e6 / p.ii
     assert p.ddr_budget == pytest.approx(min(b.ddr.gbytes_per_s * 1e9 * b.ddr.usable_fraction
                                              / fps, 2 * 16 * p.ii))
-    assert p.ddr_bytes == sum(2 * x.ddr.bytes_per_image for x in p.ddr_buffers)
+    regions = p.ddr_regions
+    assert p.ddr_bytes == sum((1 if r.layout.readonly else 2) * r.layout.bytes_per_image
+                              for r in regions)
     assert p.fits
-    bases = [x.base for x in p.ddr_buffers]
+    bases = [r.base for r in regions]
     assert bases[0] == b.ddr.base_address and all(x % PAGE_BYTES == 0 for x in bases)
-    for x, nxt in zip(p.ddr_buffers, p.ddr_buffers[1:]):
-        assert x.base + x.ddr.region_bytes <= nxt.base
+    for r, nxt in zip(regions, regions[1:]):
+        assert r.base + r.layout.region_bytes <= nxt.base
     for x in p.ddr_buffers:   # the ring holds the planned depth
         assert x.ddr.capacity >= x.ddr.depth
+    head = next(r for r in regions if r.layout.readonly)
+    assert head.layout.bytes_per_image * 8 >= \
+        graph["head"].weight.size * graph["head"].derived["weight"].bits
     d = p.to_dict()["ddr"]
     assert d["bytes_per_image"] == p.ddr_bytes and len(d["regions"]) == len(bases)
     small = dataclasses.replace(b, ddr=dataclasses.replace(b.ddr, bytes=PAGE_BYTES))
-    assert not _plan(graph, small, "coarse").fits   # the rings do not fit the reserved bytes
+    assert not _plan(graph, small, "all").fits   # the rings do not fit the reserved bytes
 
 
 def test_a_ddr_edge_delays_its_consumer_in_the_schedule(graph):
     b = load_board("zcu102")
-    none, coarse = _plan(graph, b, "none"), _plan(graph, b, "coarse")
+    none, coarse = _plan(graph, b, "none"), _plan(graph, b, "all")
     by = {n.name: n for n in coarse.nodes}
     for x in coarse.ddr_buffers:
         n = by[x.dst]

@@ -1,6 +1,7 @@
-"""The off-chip FIFO in cocotb against cocotbext-axi's memory model: several FIFOs share
-one AXI4 port through the arbiter, every channel stalls at random, and every beat comes
-out once, in order, over many images (bursts wrap the ring several times)."""
+"""Off-chip streams in cocotb against cocotbext-axi's memory model: several FIFOs share one
+AXI4 port through the arbiter, every channel stalls at random, and every beat comes out
+once, in order, over many images (bursts wrap the ring several times); the classifier
+head computes from weights streamed out of a preloaded DDR image."""
 
 import numpy as np
 import pytest
@@ -8,14 +9,17 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hgpipe.graph.contract import Folding, cycles
 from hgpipe.graph.ddr import DdrLayout
 from hgpipe.rtl.axi import AxiParams, arbiter_params, top_members
-from hgpipe.rtl.ddr import DdrFifo, ddr_port
+from hgpipe.rtl.ddr import DdrFifo, DdrWeights, ddr_port
+from hgpipe.rtl.linear import HeadStage, weight_words
 from hgpipe.rtl.plumbing import Fork, Merge
 from sim import runner
+from sim.stage_io import stage_vectors
 from sim.vectors import Stream, Vectors
 
-from .conftest import SIMULATORS
+from .conftest import SIMULATORS, micro_graphs  # noqa: F401  (the shared fixture)
 
 
 class DdrHarness(wiring.Component):
@@ -70,3 +74,51 @@ def test_ddr_fifo_keeps_every_beat_in_order(simulator, stall, width, beats, dept
     assert r.bit_exact and not r.extra["ddr_strays"], (r.first_mismatch, r.extra)
     # several images' bursts went round the ring
     assert images * lay.bursts_per_image > 2 * lay.ring_bursts
+
+
+class HeadFromDdr(wiring.Component):
+    """The classifier head with its weights streamed from a preloaded DDR image."""
+
+    def __init__(self, st, f, tokens, base=0x2000):
+        self.head_f = Folding(1, f.cip, f.cop)
+        words = weight_words(st, self.head_f)
+        self.layout = DdrLayout(f.cop * f.cip * st.derived["weight"].bits, len(words),
+                                len(words), readonly=True)
+        self.st, self.f, self.tokens, self.base = st, f, tokens, base
+        self.image = self.layout.image(words)
+        head = HeadStage(st, f, tokens, weights="stream")
+        super().__init__({"i": In(head.i.signature.flip()), "o": Out(head.o.signature),
+                          **top_members(arbiter_params(1, AxiParams()), "m_axi")})
+        self.head = head
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.head = head = self.head
+        m.submodules.weights = w = DdrWeights(self.layout, self.base, AxiParams())
+        wiring.connect(m, wiring.flipped(self.i), head.i)
+        wiring.connect(m, head.o, wiring.flipped(self.o))
+        wiring.connect(m, w.o, head.w)
+        ddr_port(m, self, "m_axi", [w], AxiParams())
+        return m
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+@pytest.mark.parametrize("folding", [Folding(2, 4, 5), Folding(1, 16, 2)], ids=str)
+def test_head_with_weights_from_ddr(micro_graphs, simulator, stall, folding):
+    """Bit-exact with the ROM version's golden vectors, and, without stalls, at the ROM's
+    cycles per image once the first weights have arrived (the read buffer covers the
+    memory's latency)."""
+    graphs, patches = micro_graphs
+    g = graphs["w4a4"]
+    tokens, channels = g.shape("norm")
+    dut = HeadFromDdr(g["head"], folding, tokens)
+    vec = stage_vectors(g, "head", patches["w4a4"], folding, stall=stall, seed=7)
+    vec.memory = {dut.base: dut.image}
+    vec.meta["ddr_regions"] = [[dut.base, dut.layout.ring_bytes]]
+    r = runner.run(dut, f"head_ddr_{folding.tp}_{folding.cip}_{folding.cop}", vec, simulator)
+    assert r.bit_exact and not r.extra["ddr_strays"], (r.first_mismatch, r.extra)
+    if stall == 0.0:
+        intervals = r.image_interval(len(vec.output.beats) // vec.images)
+        declared = cycles(g["head"], folding, tokens, channels)
+        assert intervals[-1] == declared and max(intervals) <= declared, (intervals, declared)
