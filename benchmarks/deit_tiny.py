@@ -3,10 +3,11 @@
     python benchmarks/deit_tiny.py [--small]
 
 HG-PIPE's 196-token DeiT-tiny on VCK190 at its own II, at the target II of 50,176 cycles,
-and the fastest plan that fits; on ZCU102 the fastest plan that fits, and (as none does
-within its usable fraction) the fastest one the whole device would hold, to show the gap;
-with --small, deit-small on VCK190. Random weights by seed (the plan depends on shapes and
-bit widths, not on accuracy). Prints a Markdown table and the planning time.
+and the fastest plan that fits; on ZCU102 the fastest plan that fits (the residual delay
+lines and the head's weights in the PS DDR), the same on chip alone (none fits: BRAM
+binds), and the fastest one the whole device would hold; with --small, deit-small on
+VCK190. Random weights by seed (the plan depends on shapes and bit widths, not on
+accuracy). Prints a Markdown table and the planning time.
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ def row(label, g, board, usable: float | None = None, **target):
     try:
         plan = make_plan(g, b, **target)
     except PlanError as e:
-        return f"| {label} | {board} | - | - | - | - | - | - | - | no: {e} |"
+        return f"| {label} | {board} | - | - | - | - | - | - | - | - | no: {e} |"
     perf = evaluate(g, plan)
     dt = time.perf_counter() - t
     r = plan.resources
+    ddr = (f"{plan.ddr_bytes / 1e6:.2f} MB, {plan.ddr_bytes * perf.fps / 1e9:.2f} GB/s "
+           f"({len(plan.ddr_regions)})" if plan.ddr_regions else "-")
     return (f"| {label} | {board} | {plan.ii:,} | {plan.clock_mhz:g} | {perf.fps:,.0f} | "
-            f"{r.lut / 1e3:,.0f}k | {r.dsp:,} | {r.bram:,.1f} | {r.uram} | "
+            f"{r.lut / 1e3:,.0f}k | {r.dsp:,} | {r.bram:,.1f} | {r.uram} | {ddr} | "
             f"{'yes' if plan.fits else 'no'} (TP={plan.tp}, {dt:.1f} s) |")
 
 
@@ -59,15 +62,17 @@ def main() -> None:
     args = ap.parse_args()
     g, tq = graph("hgpipe-deit-tiny")
     print(f"hgpipe-deit-tiny w3a3 (196 tokens), quantized in {tq:.1f} s\n")
-    print("| design | board | II (cycles) | MHz | FPS | LUT | DSP | BRAM36 | URAM | fits |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| design | board | II (cycles) | MHz | FPS | LUT | DSP | BRAM36 | URAM | "
+          "DDR an image (streams) | fits |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     h = HGPIPE
     print(f"| HG-PIPE (published, Vivado) | vck190 | {h['ii']:,} | {h['mhz']} | {h['fps']:,} | "
-          f"{h['lut'] / 1e3:,.0f}k | {h['dsp']} | {h['bram']} | - | yes |")
+          f"{h['lut'] / 1e3:,.0f}k | {h['dsp']} | {h['bram']} | - | - | yes |")
     print(row("hgpipe at HG-PIPE's II", g, "vck190", target_ii=h["ii"]))
     print(row("hgpipe at the target II", g, "vck190", target_ii=50176))
     print(row("hgpipe fastest that fits", g, "vck190"))
     print(row("hgpipe fastest that fits", g, "zcu102"))
+    print(row("hgpipe on chip alone", g, "zcu102", offchip="none"))
     print(row("hgpipe fastest in 100% of the device", g, "zcu102", usable=1.0))
     if args.small:
         gs, tq = graph("deit-small")

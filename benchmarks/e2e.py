@@ -4,6 +4,8 @@ per-stage bubbles, simulation rate and build time.
     python benchmarks/e2e.py                       # vit-micro and one DeiT-tiny block
     python benchmarks/e2e.py --only micro --images 8
     python benchmarks/e2e.py --block-ii 57624      # the block at HG-PIPE's II
+    python benchmarks/e2e.py --only block --board zcu102 --offchip all   # residual and head
+                                                   # weights in DDR (cocotbext-axi memory)
 
 Cases: ``vit-micro`` (16 tokens x 16 channels, w4a4, planned at ``--micro-ii`` cycles per
 image; 0 for the fastest plan that fits VCK190, whose C++ takes many minutes to compile)
@@ -30,12 +32,12 @@ from sim import e2e, runner
 
 
 def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
-         optimize: bool = True) -> dict:
+         optimize: bool = True, board: str = "vck190", offchip: str = "auto") -> dict:
     rng = np.random.default_rng(0)
     calib = rng.standard_normal((2, cfg.in_chans, cfg.image_size, cfg.image_size))
     graph = quantize_model(cfg, random_weights(cfg, seed=1), calib,
                            QuantConfig(bits=BitSpec.parse(bits)))
-    plan = make_plan(graph, load_board("vck190"), target_ii=target_ii)
+    plan = make_plan(graph, load_board(board), target_ii=target_ii, offchip=offchip)
     perf = evaluate(graph, plan)
     t0 = time.perf_counter()
     acc, source, _ = generate(graph, plan)
@@ -56,7 +58,8 @@ def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
             "lat_model": perf.latency_cycles, "lat_measured": r.measured_latency_cycles,
             "min_busy_at_ii": min(at_ii.values()) if at_ii else float("nan"),
             "stages_at_ii": len(at_ii), "gen_s": t_gen, "build_s": t_build,
-            "sim_s": t_sim, "rate": cycles / t_sim, "busy": r.stage_busy}
+            "sim_s": t_sim, "rate": cycles / t_sim, "busy": r.stage_busy,
+            "ddr": len(plan.ddr_regions)}
 
 
 def main() -> None:
@@ -69,6 +72,8 @@ def main() -> None:
                     "public, and -O2 on that C++ takes tens of minutes for the block)")
     ap.add_argument("--only", default="", help="micro or block")
     ap.add_argument("--busy", action="store_true", help="print every stage's busy fraction")
+    ap.add_argument("--board", default="vck190")
+    ap.add_argument("--offchip", default="auto", help="auto, none or all (DDR streams)")
     args = ap.parse_args()
     cases = []
     if args.only in ("", "micro"):
@@ -76,12 +81,14 @@ def main() -> None:
     if args.only in ("", "block"):
         cases.append(("deit-tiny block", preset("hgpipe-deit-tiny").replace(depth=1), "w3a3",
                       args.block_ii))
-    rows = [case(n, c, b, ii, args.images, not args.no_opt) for n, c, b, ii in cases]
-    print(f"{'case':16s} {'bits':5s} {'TP':>2s} {'exact':5s} {'II model':>9s} "
+    rows = [case(n, c, b, ii, args.images, not args.no_opt, args.board, args.offchip)
+            for n, c, b, ii in cases]
+    print(f"board {args.board}, offchip {args.offchip}")
+    print(f"{'case':16s} {'bits':5s} {'TP':>2s} {'DDR':>3s} {'exact':5s} {'II model':>9s} "
           f"{'II sim':>9s} {'lat model':>10s} {'lat sim':>9s} {'busy@II':>8s} "
           f"{'gen s':>6s} {'build s':>7s} {'sim s':>6s} {'cycles/s':>9s}")
     for r in rows:
-        print(f"{r['case']:16s} {r['bits']:5s} {r['tp']:2d} {str(r['bit_exact']):5s} "
+        print(f"{r['case']:16s} {r['bits']:5s} {r['tp']:2d} {r['ddr']:3d} {str(r['bit_exact']):5s} "
               f"{r['ii_model']:9,d} {r['ii_measured']:9,d} {r['lat_model']:10,.0f} "
               f"{r['lat_measured']:9,d} {r['min_busy_at_ii']:8.1%} {r['gen_s']:6.1f} "
               f"{r['build_s']:7.1f} {r['sim_s']:6.1f} {r['rate']:9,.0f}")

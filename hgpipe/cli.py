@@ -145,16 +145,17 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--usable-fraction", type=float, help="share of every resource the plan "
                    "may use, in (0, 1] (default: the board's)")
     p.add_argument("--tp", type=int, help="token parallelism (default: the planner's choice)")
-    p.add_argument("--offchip", default="auto", choices=("auto", "none", "all"),
+    p.add_argument("--offchip", default="auto",
                    help="keep the residuals around attention and the head's weights in the "
-                   "board's DDR when the chip is full (auto, default), never, or always")
+                   "board's DDR when the chip is full (auto, default), never (none) or "
+                   "always (all)")
     p.add_argument("--calib-images", type=int, default=2,
                    help="random calibration images when --calib is not given (default 2)")
 
 
 def make_plan_from_args(args: argparse.Namespace, progress):
     from .perf.model import evaluate
-    from .plan.plan import make_plan
+    from .plan.plan import check_offchip, make_plan
     from .resources.board import load_board
     board = load_board(args.board)  # before the slow steps: a bad board fails at once
     if args.clock_mhz is not None and not 0 < args.clock_mhz <= 2000:
@@ -164,6 +165,7 @@ def make_plan_from_args(args: argparse.Namespace, progress):
             raise HgpipeError(f"usable-fraction: {args.usable_fraction}: expected a number "
                               "in (0, 1]")
         board = dataclasses.replace(board, usable_fraction=args.usable_fraction)
+    check_offchip(args.offchip, board)
     graph = _graph(args, progress)
     progress(f"planning for {board.name}")
     plan = make_plan(graph, board, target_ii=args.target_ii, target_fps=args.target_fps,
@@ -190,7 +192,7 @@ def summary(plan, perf) -> str:
             ("DSP", f"{r.dsp:,} / {b['dsp']:,}"), ("BRAM36", f"{r.bram:,.1f} / {b['bram']:,}"),
             ("URAM", f"{r.uram:,} / {b['uram']:,}"),
             *([("DDR (bytes/image)", f"{plan.ddr_bytes:,} / {plan.ddr_budget:,.0f} "
-                f"({len(plan.ddr_buffers)} FIFOs)")] if plan.ddr_buffers else []),
+                f"({len(plan.ddr_regions)} streams)")] if plan.ddr_regions else []),
             ("fits", "yes" if plan.fits else "NO"),
             ("buffers (bits)", f"{plan.buffer_bits:,} "
              f"({1 - plan.buffer_bits / plan.all_coarse_bits:.1%} below all-coarse)")]

@@ -404,6 +404,13 @@ def _stages_total(chosen: dict[str, Option], board: Board) -> Resources:
                                                       board.rom_in_uram)), used)
 
 
+def check_offchip(offchip: str, board: Board) -> None:
+    if offchip not in OFFCHIP:
+        raise PlanError(f"offchip={offchip!r}: expected one of {', '.join(OFFCHIP)}")
+    if offchip == "all" and board.ddr is None:
+        raise PlanError(f"offchip=all: board {board.name} has no ddr section")
+
+
 def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
               target_fps: float | None = None, clock_mhz: float | None = None,
               model: str = "", tp: int | None = None, offchip: str = "auto",
@@ -412,10 +419,7 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
     fastest plan that fits the board; coarse FIFOs in DDR per ``offchip`` (``build``).
     Raises ``PlanError`` naming what limits it."""
     clock = clock_mhz or board.clock_mhz
-    if offchip not in OFFCHIP:
-        raise PlanError(f"offchip={offchip!r}: expected one of {', '.join(OFFCHIP)}")
-    if offchip == "all" and board.ddr is None:
-        raise PlanError(f"offchip=all: board {board.name} has no ddr section")
+    check_offchip(offchip, board)
     if target_ii is not None and target_fps is not None:
         raise PlanError("target: give --target-ii or --target-fps, not both")
     if target_fps is not None:

@@ -83,6 +83,7 @@ def markdown(graph: IntGraph, plan: Plan, perf: Performance) -> str:
         unit = "images" if x.memory == "stage" else "tokens"
         lines.append(f"| {x.src} -> {x.dst} | {x.grain} | {x.depth} {unit} | {x.bits:,} | "
                      f"{x.memory} |")
+    lines += _ddr_section(plan, perf)
     lines += ["", "## Stages", "",
               "| stage | kind | folding | cycles | busy | LUT | FF | DSP | BRAM | URAM | "
               "GOP/s | ops/byte |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -96,6 +97,29 @@ def markdown(graph: IntGraph, plan: Plan, perf: Performance) -> str:
                      f"{r.bram:g} | {r.uram} | {ops * perf.fps / 1e9:,.1f} | "
                      f"{ops / traffic_bytes(graph, plan, st):.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _ddr_section(plan: Plan, perf: Performance) -> list[str]:
+    d = plan.board.ddr
+    head = ["", "## Off-chip memory", ""]
+    if d is None:
+        return head + [f"{plan.board.name} has no DDR section: everything is on chip."]
+    if not plan.ddr_regions:
+        return head + [f"Nothing in DDR ({d.memory}; policy `{plan.offchip}`): everything is "
+                       f"on chip."]
+    gbs = plan.ddr_bytes * perf.fps / 1e9
+    lines = head + [
+        f"{d.memory}: {len(plan.ddr_regions)} streams on one AXI4 port ({d.data_bits}-bit), "
+        f"policy `{plan.offchip}`. Traffic {plan.ddr_bytes:,} bytes an image "
+        f"({gbs:,.2f} GB/s at {perf.fps:,.0f} images/s) against {plan.ddr_budget:,.0f} "
+        f"bytes an image usable ({d.usable_fraction:.0%} of {d.gbytes_per_s:g} GB/s, at most "
+        f"a word each way a cycle); {plan.ddr_region_bytes:,} bytes reserved from "
+        f"0x{d.base_address:x}. Weights are preloaded from `rtl/ddr/`.", "",
+        "| stream | kind | base | bytes | bytes / image |", "|---|---|---|---|---|"]
+    for r in plan.ddr_regions:
+        lines.append(f"| {r.name} | {'weights' if r.layout.readonly else 'FIFO'} | "
+                     f"0x{r.base:x} | {r.layout.region_bytes:,} | {r.bytes_per_image:,} |")
+    return lines
 
 
 def write(out: Path, graph: IntGraph, plan: Plan, perf: Performance, progress=None,

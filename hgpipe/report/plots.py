@@ -79,9 +79,20 @@ def resources(path: Path, graph: IntGraph, plan: Plan, perf: Performance) -> Non
                label=f"budget ({plan.board.usable_fraction:.0%})")
     for i, k in enumerate(kinds):
         ax.text(i, 100 * util[k] + 1, f"{getattr(plan.resources, k):,.0f}", ha="center")
-    ax.set_xticks(range(len(kinds)), [k.upper() for k in kinds])
+    labels = [k.upper() for k in kinds]
+    d = plan.board.ddr
+    if plan.ddr_regions:   # off-chip bandwidth, as a share of the memory's peak
+        gbs = plan.ddr_bytes * perf.fps / 1e9
+        x = len(kinds)
+        over = plan.ddr_bytes > plan.ddr_budget
+        ax.bar([x], [100 * gbs / d.gbytes_per_s], color="tab:red" if over else "tab:blue")
+        ax.hlines(100 * plan.ddr_budget * perf.fps / 1e9 / d.gbytes_per_s, x - 0.4, x + 0.4,
+                  color="tab:blue", linestyle="--", label="DDR usable")
+        ax.text(x, 100 * gbs / d.gbytes_per_s + 1, f"{gbs:.2f} GB/s", ha="center")
+        labels.append("DDR BW")
+    ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel(f"% of {plan.board.name}")
-    ax.legend()
+    ax.legend(loc="center")   # between the bars, clear of the DDR budget mark
     ax.set_title(f"Resources on {plan.board.name} ({plan.board.part})")
     _save(plt, fig, path)
 

@@ -90,16 +90,23 @@ def load_board(name_or_path: str) -> Board:
     return _parse(d, p)
 
 
+def _keys(d: dict, where: str, section: str, required: tuple, optional: tuple = ()) -> None:
+    """Every key of ``d`` known, every required one there (``section``: its name in the
+    file, for the message)."""
+    at = f"{section}." if section else ""
+    for k in d:
+        if k not in required + optional:
+            raise BoardError(f"{where}: {at}{k}: unknown key, expected one of "
+                             f"{', '.join(sorted(required + optional))}")
+    for k in required:
+        if k not in d:
+            raise BoardError(f"{where}: {section + ': ' if section else ''}missing key {k!r}")
+
+
 def _parse(d: dict, p: Path) -> Board:
     where = f"board {p.name}"
-    known = {"name", "part", "family", "clock_mhz", "usable_fraction", "resources", "description",
-             "ddr"}
-    for k in d:
-        if k not in known:
-            raise BoardError(f"{where}: unknown key {k!r}: expected one of {', '.join(sorted(known))}")
-    for k in known - {"description", "ddr"}:
-        if k not in d:
-            raise BoardError(f"{where}: missing key {k!r}")
+    _keys(d, where, "", ("name", "part", "family", "clock_mhz", "usable_fraction",
+                         "resources"), ("description", "ddr"))
     if d["name"] != p.stem:
         raise BoardError(f"{where}: name={d['name']!r}: expected the file name {p.stem!r}")
     if d["family"] not in FAMILIES:
@@ -137,14 +144,9 @@ def _ddr(d, where: str) -> DdrBoard:
     if not isinstance(d, dict):
         raise BoardError(f"{where}: ddr={d!r}: expected an object with "
                          f"{', '.join(DDR_KEYS)}")
-    for k in d:
-        if k not in DDR_KEYS:
-            raise BoardError(f"{where}: ddr.{k}: unknown key, expected one of "
-                             f"{', '.join(DDR_KEYS)}")
+    _keys(d, where, "ddr", tuple(DDR_KEYS))
     out = {}
     for k, kind in DDR_KEYS.items():
-        if k not in d:
-            raise BoardError(f"{where}: ddr: missing key {k!r}")
         v = d[k]
         if kind is str:
             out[k] = str(v)

@@ -17,6 +17,11 @@ def test_shipped_boards_have_the_device_counts():
     assert v.resources == {"lut": 899840, "ff": 1799680, "dsp": 1968, "bram": 967, "uram": 463}
     assert v.clock_mhz == 425 and v.family == "versal" and z.family == "xcup"
     assert v.budget()["lut"] == int(899840 * v.usable_fraction)
+    # DDR: the smaller of the memory's usable share and a 128-bit word each way a cycle
+    assert z.ddr.data_bits == 128 and z.ddr.gbytes_per_s == 19.2
+    assert z.ddr.bytes_per_image(300_000, 300) == pytest.approx(19.2e9 * 0.5 * 1e-3)
+    assert z.ddr.bytes_per_image(100, 300) == 2 * 16 * 100
+    assert z.ddr.latency_cycles(300) == 60
 
 
 GOOD = json.loads((load_board.__globals__["BOARD_DIR"] / "zcu102.json").read_text())
@@ -29,7 +34,13 @@ GOOD = json.loads((load_board.__globals__["BOARD_DIR"] / "zcu102.json").read_tex
     (lambda d: d["resources"].update(lutram=5), "resources.lutram"),
     (lambda d: d.update(usable_fraction=1.5), "usable_fraction=1.5"),
     (lambda d: d.update(name="other"), "name='other'"),
-    (lambda d: d.update(speed=3), "unknown key 'speed'"),
+    (lambda d: d.update(speed=3), "speed: unknown key"),
+    (lambda d: d["ddr"].update(data_bits=100), "ddr.data_bits=100"),
+    (lambda d: d["ddr"].pop("latency_ns"), "ddr: missing key 'latency_ns'"),
+    (lambda d: d["ddr"].update(usable_fraction=2), "ddr.usable_fraction=2"),
+    (lambda d: d["ddr"].update(base_address=100), "ddr.base_address=100"),
+    (lambda d: d["ddr"].update(gbytes_per_s="fast"), "ddr.gbytes_per_s='fast'"),
+    (lambda d: d["ddr"].update(ecc=True), "ddr.ecc"),
 ])
 def test_malformed_board_is_one_line(tmp_path, edit, message):
     d = json.loads(json.dumps(GOOD))

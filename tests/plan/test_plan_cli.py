@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +60,7 @@ def test_usable_fraction_sets_the_budget(tmp_path):
     (["--tp", "3"], "tp=3"),
     (["--bits", "w9"], "bits"),
     (["--usable-fraction", "1.5"], "usable-fraction: 1.5: expected a number in (0, 1]"),
+    (["--offchip", "some"], "offchip='some': expected one of auto, none, all"),
 ])
 def test_errors_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "out"
@@ -66,3 +68,29 @@ def test_errors_are_one_line_exit_2_and_write_nothing(tmp_path, capsys, args, me
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_offchip_all_reports_the_ddr_streams(tmp_path):
+    """The residual's ring and the head's weights in DDR: plan.json lists the regions and
+    their traffic, the report has its section, the resources plot its bandwidth bar."""
+    assert main(["plan", "--model", "vit-micro", "--board", "zcu102", "--target-ii", "512",
+                 "--offchip", "all", "--out", str(tmp_path), "--quiet"]) == 0
+    d = json.loads((tmp_path / "plan.json").read_text())["ddr"]
+    assert d["offchip"] == "all" and {r["name"] for r in d["regions"]} == {
+        "head:weights", "tokens->blocks.0.add1"}
+    assert d["bytes_per_image"] == sum(r["bytes_per_image"] for r in d["regions"]) > 0
+    report = (tmp_path / "report.md").read_text()
+    assert "## Off-chip memory" in report and "| head:weights | weights | 0x40000000 |" in report
+
+
+def test_offchip_all_needs_a_board_with_ddr(tmp_path, capsys):
+    board = json.loads((Path(__file__).parents[2] / "boards" / "zcu102.json").read_text())
+    board.pop("ddr")
+    board["name"] = "bare"
+    (tmp_path / "bare.json").write_text(json.dumps(board))
+    out = tmp_path / "out"
+    code = main(["plan", "--model", "vit-micro", "--board", str(tmp_path / "bare.json"),
+                 "--offchip", "all", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "offchip=all: board bare has no ddr section" in err
+    assert err.count("\n") == 1 and not out.exists()

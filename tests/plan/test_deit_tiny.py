@@ -1,0 +1,46 @@
+"""DeiT-tiny w3a3 (HG-PIPE's 196-token variant, random weights) planned for both boards:
+the targets of the planner issue, checked on the real model size (about 30 s)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hgpipe.errors import PlanError
+from hgpipe.model import preset, random_weights
+from hgpipe.perf.model import evaluate
+from hgpipe.plan.plan import make_plan
+from hgpipe.quant import BitSpec, QuantConfig, quantize_model
+from hgpipe.resources.board import load_board
+
+
+@pytest.fixture(scope="module")
+def deit():
+    cfg = preset("hgpipe-deit-tiny")
+    imgs = np.random.default_rng(0).standard_normal((2, 3, 224, 224))
+    return quantize_model(cfg, random_weights(cfg, seed=0), imgs,
+                          QuantConfig(bits=BitSpec.parse("w3a3")))
+
+
+def test_vck190_beats_hgpipe_on_chip(deit):
+    """II <= 50,176 cycles with at most HG-PIPE's 669k LUT, and nothing off chip."""
+    p = make_plan(deit, load_board("vck190"))
+    assert p.fits and p.ii <= 50_176 and p.resources.lut <= 669_000
+    assert not p.ddr_regions
+    assert evaluate(deit, p).steady_ii_cycles == p.ii
+
+
+def test_zcu102_fits_with_the_residuals_and_head_in_ddr(deit):
+    """On chip alone nothing fits in 80% of the ZCU102 (BRAM binds); with the residual
+    delay lines and the head's weights in the PS DDR the fastest plan fits."""
+    b = load_board("zcu102")
+    with pytest.raises(PlanError, match="no plan fits on zcu102.*BRAM"):
+        make_plan(deit, b, offchip="none")
+    p = make_plan(deit, b)
+    assert p.fits
+    names = {r.name for r in p.ddr_regions}
+    assert "head:weights" in names
+    assert {f"blocks.{i}.add2->blocks.{i + 1}.add1" for i in range(11)} <= names
+    assert 0 < p.ddr_bytes <= p.ddr_budget
+    assert p.ii <= 401_408
+    assert evaluate(deit, p).steady_ii_cycles == p.ii
