@@ -24,7 +24,7 @@ import numpy as np
 
 from hgpipe.model import preset, random_weights
 from hgpipe.perf.model import evaluate
-from hgpipe.plan.plan import make_plan
+from hgpipe.plan import make_plan
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 from hgpipe.resources.board import load_board
 from hgpipe.rtl.generate import TOP, generate

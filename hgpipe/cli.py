@@ -155,7 +155,7 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
 
 def make_plan_from_args(args: argparse.Namespace, progress):
     from .perf.model import evaluate
-    from .plan.plan import check_offchip, make_plan
+    from .plan import check_offchip, make_plan
     from .resources.board import load_board
     board = load_board(args.board)  # before the slow steps: a bad board fails at once
     if args.clock_mhz is not None and not 0 < args.clock_mhz <= 2000:

@@ -1,0 +1,9 @@
+"""Planning: folding, grain, buffers and memory placement (``make_plan``), as a typed
+``Plan``."""
+
+from .build import build
+from .plan import OFFCHIP, BufferPlan, DdrRegion, Plan, StagePlan
+from .search import check_offchip, make_plan
+
+__all__ = ["OFFCHIP", "BufferPlan", "DdrRegion", "Plan", "StagePlan", "build",
+           "check_offchip", "make_plan"]

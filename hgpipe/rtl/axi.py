@@ -131,7 +131,7 @@ class AxiArbiter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        ss, n, o = self.managers(), self.n, self.m
+        ss, o = self.managers(), self.m
         self._address(m, [s.aw for s in ss], o.aw, "aw", data_of=[s.w for s in ss], w=o.w)
         self._address(m, [s.ar for s in ss], o.ar, "ar")
         for resp, out in (("b", o.b), ("r", o.r)):

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from hgpipe.graph.graph import IntGraph
-from hgpipe.plan.plan import make_plan
+from hgpipe.plan import make_plan
 from hgpipe.resources.board import load_board
 from hgpipe.rtl.generate import generate
 from sim import e2e

@@ -11,7 +11,7 @@ from hgpipe.errors import PlanError
 from hgpipe.graph.ddr import PAGE_BYTES, DdrLayout
 from hgpipe.perf.model import evaluate
 from hgpipe.plan.fold import Folder
-from hgpipe.plan.plan import build, make_plan
+from hgpipe.plan import build, make_plan
 from hgpipe.resources.board import load_board
 from hgpipe.resources.memory import Memory, place_all
 

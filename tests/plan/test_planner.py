@@ -10,7 +10,7 @@ from hgpipe.errors import PlanError
 from hgpipe.graph.contract import cycles, divides
 from hgpipe.perf.model import evaluate
 from hgpipe.plan.fold import stage_dims
-from hgpipe.plan.plan import make_plan
+from hgpipe.plan import make_plan
 from hgpipe.plan.schedule import Deadlock, simulate
 from hgpipe.resources.board import load_board
 from hgpipe.resources.memory import Memory, bram_cost, lut_cost, place_all

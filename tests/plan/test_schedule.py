@@ -61,7 +61,7 @@ def test_the_vectorised_free_schedule_equals_the_row_by_row_one(graphs):
     """With no bound but the source's, ``simulate`` takes a vectorised pass; it must give
     the row-by-row resolution's times on a planned vit-digits pipeline, images paced or
     back to back."""
-    from hgpipe.plan.plan import make_plan
+    from hgpipe.plan import make_plan
     from hgpipe.plan.schedule import _bounded
     from hgpipe.resources.board import load_board
     nodes = list(make_plan(graphs["w3a3"], load_board("zcu102"), target_ii=1500).nodes)

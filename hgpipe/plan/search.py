@@ -1,0 +1,175 @@
+"""The planner's search (``make_plan``): the token parallelism and every stage's folding
+that meet a target II at the least cost, or the fastest plan that fits the board."""
+
+from __future__ import annotations
+
+from ..errors import PlanError
+from ..graph.graph import IntGraph
+from ..resources.board import KINDS, Board
+from ..resources.memory import place_all
+from ..resources.model import Resources, placed
+from .build import build
+from .fold import Folder, Option
+from .plan import OFFCHIP, Plan
+
+TP_CHOICES = (1, 2, 4, 7, 8)
+
+
+def _tp_choices(graph: IntGraph) -> list[int]:
+    c = graph.config
+    return [tp for tp in TP_CHOICES if c.num_tokens % tp == 0 and c.num_patches % tp == 0]
+
+
+def _over(r: Resources, board: Board) -> str:
+    """The resources over the board's budget, as ``LUT 1,200 > 1,000``."""
+    b = board.budget()
+    return ", ".join(f"{k.upper()} {getattr(r, k):,.0f} > {b[k]:,}" for k in KINDS
+                     if getattr(r, k) > b[k])
+
+
+def _limit(plan: Plan) -> str:
+    over = _over(plan.resources, plan.board)
+    if plan.ddr_bytes > plan.ddr_budget:
+        over += (", " if over else "") + (f"DDR {plan.ddr_bytes:,} bytes an image > "
+                                          f"{plan.ddr_budget:,.0f}")
+    return over
+
+
+def _stages_total(chosen: dict[str, Option], board: Board) -> Resources:
+    """The stages' logic plus all their memories placed together (as ``build`` places
+    them, FIFOs aside): a memory that cannot have a BRAM goes to LUTRAM while LUTs last."""
+    used = sum((o.logic for o in chosen.values()), Resources())
+    mems = [m for o in chosen.values() for m in o.memories]
+    return sum((placed(*p) for p in place_all(mems, board.budget(), {"lut": used.lut},
+                                                      board.rom_in_uram)), used)
+
+
+def check_offchip(offchip: str, board: Board) -> None:
+    if offchip not in OFFCHIP:
+        raise PlanError(f"offchip={offchip!r}: expected one of {', '.join(OFFCHIP)}")
+    if offchip == "all" and board.ddr is None:
+        raise PlanError(f"offchip=all: board {board.name} has no ddr section")
+
+
+def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
+              target_fps: float | None = None, clock_mhz: float | None = None,
+              model: str = "", tp: int | None = None, offchip: str = "auto",
+              progress=None) -> Plan:
+    """The cheapest plan meeting the target II (or FPS at the clock), or by default the
+    fastest plan that fits the board; coarse FIFOs in DDR per ``offchip`` (``build``).
+    Raises ``PlanError`` naming what limits it."""
+    clock = clock_mhz or board.clock_mhz
+    check_offchip(offchip, board)
+    if target_ii is not None and target_fps is not None:
+        raise PlanError("target: give --target-ii or --target-fps, not both")
+    if target_fps is not None:
+        if target_fps <= 0:
+            raise PlanError(f"target_fps={target_fps}: expected a positive number")
+        target_ii = int(clock * 1e6 // target_fps)
+        if target_ii < 1:
+            raise PlanError(f"target_fps={target_fps}: above one image per cycle at {clock} MHz")
+    if target_ii is not None and target_ii < 1:
+        raise PlanError(f"target_ii={target_ii}: expected a positive number of cycles")
+    tps = [tp] if tp else _tp_choices(graph)
+    if not tps or (tp and (graph.config.num_tokens % tp or graph.config.num_patches % tp)):
+        raise PlanError(f"tp={tp}: expected a divisor of {graph.config.num_tokens} tokens and "
+                        f"{graph.config.num_patches} patches")
+    # Cost every TP's stages first (cheap), then build plans (each schedules images to
+    # size the FIFOs) in order of their stage-only II, which no FIFO can lower: a TP whose
+    # bound is already slower than the best plan is never built.
+    cands, why = [], {}   # why: TP -> what stops it
+    for t in tps:
+        folder = Folder(graph, board, t)
+        if progress:
+            progress(f"costing foldings at TP={t}")
+        if target_ii is not None:
+            chosen = folder.choose(target_ii)
+            if chosen is None:
+                slow = max(folder.fastest().items(), key=lambda kv: kv[1])
+                why[t] = f"stage {slow[0]} needs at least {slow[1]:,} cycles"
+                continue
+            bound = max(o.cycles for o in chosen.values())
+        else:
+            bound = _stage_fit_ii(folder, board)
+            if bound is None:
+                cheapest = folder.choose(max(folder.candidate_iis()))
+                over = _over(_stages_total(cheapest, board), board)
+                why[t] = f"the cheapest foldings alone need {over}"
+                continue
+        cands.append((bound, t, folder))
+    best = None
+    cands.sort(key=lambda c: c[:2])
+    # With a target, every TP meets it: the plan with the fewest LUTs wins. Without one,
+    # two passes: each TP's plan at its own bound first (usually the answer), then a search
+    # above the bound only for TPs whose bound is not above the best plan found; the
+    # fastest wins, the fewest LUTs among equally fast ones.
+    better = (lambda p: (p.resources.lut, p.ii)) if target_ii is not None else \
+        (lambda p: (p.ii, p.resources.lut))
+    for search in (False, True) if target_ii is None else (False,):
+        for bound, t, folder in cands:
+            if best is not None and target_ii is None and bound > best.ii:
+                break
+            if search and (t not in why or (best is not None and bound >= best.ii)):
+                continue  # its plan at the bound fitted, or no faster one can exist
+            if progress:
+                progress(f"{'searching IIs' if search else 'sizing buffers'} at TP={t}")
+            if target_ii is not None:
+                plan = build(graph, board, t, folder.choose(target_ii), target_ii, model, clock,
+                             offchip)
+                if not plan.fits:
+                    why[t] = f"it needs {_limit(plan)}"
+                    continue
+            elif not search:
+                plan = build(graph, board, t, folder.choose(bound), None, model, clock, offchip)
+                if not plan.fits:
+                    why[t] = f"the plan at II {bound:,} needs {_limit(plan)}"
+                    continue
+            else:
+                plan = _fastest_fit(graph, board, folder, bound, model, clock, offchip,
+                                    below=None if best is None else best.ii)
+                if plan is None:
+                    why[t] += ", as do the next 16 IIs"
+                    continue
+            if best is None or better(plan) < better(best):
+                best = plan
+    if best is None:
+        what = f"target II {target_ii:,} cycles cannot be met" if target_ii is not None \
+            else "no plan fits"
+        raise PlanError(f"{what} on {board.name}: "
+                        + "; ".join(f"at TP={t} {w}" for t, w in why.items()))
+    return best
+
+
+def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
+    """The smallest achievable II whose stages fit the budget (each memory placed alone,
+    FIFOs not counted): a binary search over the candidate IIs."""
+    iis = folder.candidate_iis()
+    budget = board.budget()
+
+    def stages_fit(ii):
+        chosen = folder.choose(ii)
+        if chosen is None:
+            return False
+        total = _stages_total(chosen, board)
+        return all(getattr(total, k) <= budget[k] for k in KINDS)
+    lo, hi = 0, len(iis)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if stages_fit(iis[mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return iis[lo] if lo < len(iis) else None
+
+
+def _fastest_fit(graph, board, folder: Folder, bound: int, model: str,
+                 clock: float, offchip: str, below: int | None = None) -> Plan | None:
+    """The first of the 16 IIs above the stage-only bound (and under ``below``) whose whole
+    plan, FIFOs included, fits. A scan, not a search: where BRAM binds, a slower II's
+    narrower, deeper memories can pack worse, so fitting is not monotonic in the II."""
+    for ii in [ii for ii in folder.candidate_iis()
+               if bound < ii and (below is None or ii < below)][:16]:
+        plan = build(graph, board, folder.tp, folder.choose(ii), None, model, clock, offchip)
+        if plan.fits:
+            return plan
+    return None
