@@ -70,14 +70,14 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     latency = ddr.latency_cycles(clock_mhz) if ddr is not None else 0
     layouts: dict[Memory, DdrLayout] = {}   # what may go off chip, as it would be laid out
 
-    def offchip_ok(mem: Memory, lay: DdrLayout, fits: bool) -> Memory:
-        if not fits:
+    def candidate(mem: Memory, lay: DdrLayout, ok: bool) -> Memory:
+        """``mem``, able to go off chip as ``lay`` where ``ok``."""
+        if not ok:
             return mem
-        layouts[mem] = lay
-        new = dataclasses.replace(mem, offchip_bytes=lay.bytes_per_image * (
+        mem = dataclasses.replace(mem, offchip_bytes=lay.bytes_per_image * (
             1 if lay.readonly else 2))
-        layouts[new] = lay
-        return new
+        layouts[mem] = lay
+        return mem
 
     heads = graph.config.num_heads
     edges = edges_of(nodes)
@@ -99,8 +99,8 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         mem = Memory(e.key, width, depth)
         if ddr is not None and b.grain == "coarse":
             lay = DdrLayout(width, beats, depth, ddr.data_bits)
-            mem = offchip_ok(mem, lay, slack(nodes, sch, e.src, e.dst)
-                             >= _ddr_delay(lay, by[e.src], latency))
+            mem = candidate(mem, lay, slack(nodes, sch, e.src, e.dst)
+                            >= _ddr_delay(lay, by[e.src], latency))
         fifo_mems.append(mem)
     logic, stage_mems = [], []
     for st in graph.stages:
@@ -111,8 +111,8 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         if ddr is not None and getattr(st, "cls_only", False):   # weights read once an image
             w = mems[0]
             lay = DdrLayout(w.width, w.depth, w.depth, ddr.data_bits, readonly=True)
-            mems = (offchip_ok(w, lay, lay.buffer_words * lay.pack // lay.split
-                               >= latency + 2 * lay.burst), *mems[1:])
+            mems = (candidate(w, lay, lay.buffer_words * lay.pack // lay.split
+                              >= latency + 2 * lay.burst), *mems[1:])
         logic.append(res)
         stage_mems.append(mems)
     used = sum(logic, Resources())
