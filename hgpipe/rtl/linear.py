@@ -15,8 +15,6 @@ them once an image (the head) can keep them off chip (``hgpipe.rtl.ddr.DdrWeight
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -82,8 +80,9 @@ class LinearStage(wiring.Component):
             m.submodules.wrom = wrom = Rom(f.cop * f.cip * wb, self.weight_words(),
                                            style("weights"))
             wp = wrom.read_port()
+            wdata = wp.data
         else:   # the stream's word, registered as the ROM's read port would be
-            wp = _StreamedWord(Signal(f.cop * f.cip * wb, name="wword"), Signal(), Signal())
+            wdata = Signal(f.cop * f.cip * wb, name="wword")
 
         # Input side: fill bank_w, one beat per cycle, while it is not full.
         full = Signal(2)
@@ -105,14 +104,15 @@ class LinearStage(wiring.Component):
         oc, ic = Signal(range(no)), Signal(range(ni))
         issue = Signal()
         ready = full.bit_select(bank_r, 1) & en
-        if self.weights == "stream":
+        if self.weights == "rom":
+            m.d.comb += [wp.addr.eq(oc * ni + ic), wp.en.eq(en)]
+        else:
             ready = ready & self.w.valid
             m.d.comb += self.w.ready.eq(issue)
             with m.If(en):
-                m.d.sync += wp.data.eq(self.w.payload)
+                m.d.sync += wdata.eq(self.w.payload)
         m.d.comb += [issue.eq(ready), self.busy.eq(issue),
                      rd.addr.eq(bank_r * ni + ic), rd.en.eq(en),
-                     wp.addr.eq(oc * ni + ic), wp.en.eq(en),
                      bp.addr.eq(oc), bp.en.eq(en)]
         clear_full = Signal(2)
         with m.If(issue):
@@ -133,17 +133,10 @@ class LinearStage(wiring.Component):
             m.d.sync += [v1.eq(issue), first1.eq(ic == 0), last1.eq(ic == ni - 1)]
         xw, ww = f.cip * xb, f.cip * wb
         mac(m, en, v1, first1, last1, [rd.data[t * xw:(t + 1) * xw] for t in range(f.tp)],
-            [wp.data[co * ww:(co + 1) * ww] for co in range(f.cop)], self.x_range,
+            [wdata[co * ww:(co + 1) * ww] for co in range(f.cop)], self.x_range,
             self.w_range, f.tp, f.cop, f.cip, self.acc_range, self.o,
             start=[lane(bp.data, co, self.acc_range) for co in range(f.cop)])
         return m
-
-
-@dataclass
-class _StreamedWord:
-    data: Signal
-    addr: Signal
-    en: Signal
 
 
 class HeadStage(wiring.Component):
