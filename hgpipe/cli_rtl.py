@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -158,12 +159,68 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0 if r.bit_exact else 1
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Generate, then synthesize each distinct module with Yosys and estimate the clock."""
+    from .cli import _progress, summary
+    from .report.plan_report import write
+    from .rtl.generate import TOP
+    from .synth.design import synth_design
+    from .synth.report import synth_json, synth_markdown
+    from .synth.yosys import YosysMissing, yosys_command
+    if args.jobs < 1:
+        raise HgpipeError(f"jobs: {args.jobs}: expected >= 1")
+    if args.instances is not None and not re.fullmatch(r"[A-Za-z0-9_]+", args.instances):
+        raise HgpipeError(f"instances: {args.instances!r}: expected a prefix of instance "
+                          "names (letters, digits, _)")
+    try:
+        yosys_command()
+    except YosysMissing as exc:
+        raise HgpipeError(f"synth: {exc}") from None
+    say = _progress(args.quiet)
+    graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
+    pipe = plan.pipelining
+    say(f"synthesizing each distinct module with Yosys ({args.jobs} jobs; cached by digest)")
+    with tqdm(total=0, unit="module", desc="Yosys", disable=args.quiet, file=sys.stderr,
+              leave=False) as bar:
+        def tick(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        try:
+            d = synth_design(source, TOP, pipe, jobs=args.jobs, progress=tick,
+                             prefix=args.instances or "")
+        except RuntimeError as exc:
+            raise HgpipeError(f"synth: {exc}") from None
+    j = synth_json(d, plan.clock_mhz, plan.ii)
+
+    def extra(tmp: Path) -> None:
+        _rtl_files(source, vec, patches, acc)(tmp)
+        (tmp / "synth.json").write_text(json.dumps(j, indent=1) + "\n")
+        (tmp / "synth.md").write_text(synth_markdown(d, plan.clock_mhz, plan.ii))
+    files = write(Path(args.out), graph, plan, perf, progress=say, extra=extra)
+    print(f"{plan.model} {plan.bits} on {plan.board.name}, TP={plan.tp}:")
+    print(summary(plan, perf))
+    w = d.worst
+    print(f"  Yosys: {len(d.modules)} distinct modules, {j['totals']['lut']:,.0f} LUT, "
+          f"{j['totals']['ff']:,.0f} FF over all instances")
+    print(f"  clock: budget {pipe.budget_ns:.2f} ns / {pipe.lut_levels} LUT levels at "
+          f"{plan.clock_mhz:g} MHz; estimated Fmax {d.fmax_mhz:.0f} MHz (worst: "
+          f"{w.kind if w else '-'}, {w.synth.worst.ns if w else 0:.2f} ns)")
+    print(f"  images/s {j['fps_at_estimate']:,.1f} at {j['clock_used_mhz']:g} MHz "
+          f"(board clock: {j['fps_at_board_clock']:,.1f})")
+    if d.over_budget:
+        print(f"  OVER BUDGET: {', '.join(f'{m.kind} ({m.synth.module})' for m in d.over_budget)}")
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def add_commands(sub) -> None:
     from .cli import _add_model_args, _add_plan_args, _add_quant_args
     for name, fn, text in (("generate", cmd_generate, "generate the accelerator's Verilog, "
                             "plan, reports and test vectors"),
                            ("sim", cmd_sim, "generate and verify the accelerator in cocotb "
-                            "against the golden model")):
+                            "against the golden model"),
+                           ("synth", cmd_synth, "generate, then synthesize each distinct "
+                            "module with Yosys: cells, logic depth, estimated clock")):
         p = sub.add_parser(name, help=text)
         _add_model_args(p)
         _add_quant_args(p)
@@ -179,4 +236,8 @@ def add_commands(sub) -> None:
                            help="probability of a valid/ready stall per cycle on both streams")
             p.add_argument("--build-dir", help="simulator build cache "
                            "(default ~/.cache/hgpipe/sim_build)")
+        if name == "synth":
+            p.add_argument("--jobs", type=int, default=2, help="Yosys processes (default 2)")
+            p.add_argument("--instances", help="only the parts whose instance names start "
+                           "with this (e.g. blocks_0_ for the first encoder block)")
         p.set_defaults(fn=fn)

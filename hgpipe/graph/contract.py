@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .pipeline import Pipelining
 from .stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant, ResidualAdd,
                      Softmax, Stage, Tokens)
 
@@ -109,20 +110,26 @@ def row_cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> float:
     return cycles(st, f, tokens, in_channels) / rows(st, f, tokens)
 
 
-def lag(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
+def lag(st: Stage, f: Folding, tokens: int, in_channels: int, pipe: Pipelining) -> int:
     """Cycles from the last input beat of a row to the last output beat of that row, when
-    the stage is otherwise idle. Streaming stages (requant, add, tokens) pass a beat through
-    a register; LayerNorm and softmax replay the row after its statistics (one and two
-    passes); linear and attention stages compute the whole row after it has arrived."""
-    if isinstance(st, (Requant, ResidualAdd, Tokens)):
+    the stage is otherwise idle. Streaming stages (add, tokens) pass a beat through a
+    register, a table lookup through its index register and its ROM; LayerNorm and
+    softmax replay the row after its statistics (one and two passes); linear and attention
+    stages compute the whole row after it has arrived, through the multiply-accumulate's
+    register stages (``pipe.mac_extra``)."""
+    if isinstance(st, (ResidualAdd, Tokens)):
         return 1
+    if isinstance(st, Requant):
+        return 1 + pipe.read_latency
     if isinstance(st, LayerNorm):
-        return in_channels // f.cip + 3
+        return in_channels // f.cip + 3 + pipe.row_pass_extra("layernorm", "layernorm")
     if isinstance(st, Softmax):
-        return 2 * (st.row_len // f.cip) + 4
+        return 2 * (st.row_len // f.cip) + 4 + pipe.row_pass_extra("max", "exp") \
+            + pipe.row_pass_extra("recip", "normalise")
     if isinstance(st, Linear):
-        return (st.in_features // f.cip) * (st.out_features // f.cop) + 2
-    return row_cycles(st, f, tokens, in_channels) + 2
+        return (st.in_features // f.cip) * (st.out_features // f.cop) + 2 \
+            + pipe.mac_extra(f.cip)
+    return row_cycles(st, f, tokens, in_channels) + 2 + pipe.mac_extra(f.cip)
 
 
 def input_grains(st: Stage) -> tuple[str, ...]:

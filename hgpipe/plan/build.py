@@ -9,6 +9,7 @@ from math import ceil
 from ..graph.contract import Folding, fifo_beats, input_lanes, q_ring_groups
 from ..graph.ddr import DdrLayout
 from ..graph.graph import INPUT, IntGraph
+from ..graph.pipeline import Pipelining
 from ..resources.board import Board
 from ..resources.memory import Memory, place_all
 from ..resources.model import Resources, ddr_arbiter, ddr_fifo, placed, stage_logic
@@ -57,7 +58,8 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     budget, with ``"all"`` always, with ``"none"`` never."""
     foldings = {k: o.folding for k, o in chosen.items()}
     first = graph.stages[0]
-    nodes = nodes_of(graph, foldings, graph.config.patch_dim // foldings[first.name].cip)
+    nodes = nodes_of(graph, foldings, graph.config.patch_dim // foldings[first.name].cip,
+                     Pipelining.at(clock_mhz))
     # the steady state: images enter one II apart, so every FIFO's peak is bounded
     ii = max(o.cycles for o in chosen.values())
     sch = simulate(nodes, SCHEDULE_IMAGES, {}, {}, pace=ii)
@@ -107,7 +109,8 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         t, cin = stage_dims(graph, st)
         k = max((banks[e.key] for e in edges if e.dst == st.name and e.grain == "tensor"),
                 default=2)
-        res, mems = stage_logic(st, chosen[st.name].folding, t, cin, heads, k)
+        res, mems = stage_logic(st, chosen[st.name].folding, t, cin, heads, k,
+                                Pipelining.at(clock_mhz))
         if ddr is not None and getattr(st, "cls_only", False):   # weights read once an image
             w = mems[0]
             lay = DdrLayout(w.width, w.depth, w.depth, ddr.data_bits, readonly=True)

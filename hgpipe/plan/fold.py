@@ -13,6 +13,7 @@ from functools import cached_property
 
 from ..graph.contract import Folding, cycles, legal_foldings
 from ..graph.graph import IntGraph
+from ..graph.pipeline import Pipelining
 from ..graph.stages import Stage
 from ..resources.board import KINDS, Board
 from ..resources.memory import Memory
@@ -53,6 +54,7 @@ class Folder:
     graph: IntGraph
     board: Board
     tp: int
+    pipe: Pipelining
 
     @cached_property
     def options(self) -> dict[str, list[Option]]:
@@ -63,7 +65,7 @@ class Folder:
             t, cin = stage_dims(self.graph, st)
             opts = []
             for f in legal_foldings(st, t, cin, self.tp):
-                lg, mems = stage_logic(st, f, t, cin, heads)
+                lg, mems = stage_logic(st, f, t, cin, heads, pipe=self.pipe)
                 r = lg + memory_resources(mems, budget, self.board.rom_in_uram)
                 opts.append(Option(f, cycles(st, f, t, cin), r, cost(r, budget), lg, mems))
             out[st.name] = sorted(opts, key=lambda o: (o.cost, o.cycles, str(o.folding)))

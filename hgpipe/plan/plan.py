@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..graph.contract import Folding
 from ..graph.ddr import DdrLayout
+from ..graph.pipeline import Pipelining
 from ..resources.board import KINDS, Board
 from ..resources.model import Resources
 from .schedule import Node
@@ -98,6 +99,11 @@ class Plan:
     fifo_resources: Resources
     nodes: tuple[Node, ...]
     offchip: str = "auto"
+
+    @property
+    def pipelining(self) -> Pipelining:
+        """The register stages of every datapath, from the plan's clock."""
+        return Pipelining.at(self.clock_mhz)
 
     @property
     def ddr_buffers(self) -> tuple[BufferPlan, ...]:

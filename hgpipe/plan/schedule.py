@@ -22,6 +22,7 @@ import numpy as np
 
 from ..graph.contract import Folding, input_grains, lag, row_cycles, rows
 from ..graph.graph import INPUT, IntGraph
+from ..graph.pipeline import Pipelining
 
 
 BANK_RELEASE_CYCLES = 8
@@ -61,9 +62,11 @@ class Edge:
         return f"{self.src}->{self.dst}"
 
 
-def nodes_of(graph: IntGraph, foldings: dict[str, Folding], source_beat_cycles: int) -> list[Node]:
-    """The scheduler's view of a folded graph; the source streams one patch row per
-    ``source_beat_cycles`` cycles (the rate the patch embedding reads it)."""
+def nodes_of(graph: IntGraph, foldings: dict[str, Folding], source_beat_cycles: int,
+             pipe: Pipelining) -> list[Node]:
+    """The scheduler's view of a folded graph whose datapaths are pipelined as ``pipe``
+    says; the source streams one patch row per ``source_beat_cycles`` cycles (the rate
+    the patch embedding reads it)."""
     c = graph.config
     first = graph.stages[0]
     f0 = foldings[first.name]
@@ -77,7 +80,7 @@ def nodes_of(graph: IntGraph, foldings: dict[str, Folding], source_beat_cycles: 
         if st.kind == "tokens":
             tokens = c.num_tokens
         out.append(Node(st.name, f.tp, rows(st, f, tokens), graph.shape(st.name)[-2],
-                        row_cycles(st, f, tokens, cin), lag(st, f, tokens, cin) + EDGE_LATENCY,
+                        row_cycles(st, f, tokens, cin), lag(st, f, tokens, cin, pipe) + EDGE_LATENCY,
                         f.cop * (c.num_heads if st.kind in ("qk", "av") else 1),
                         tuple(zip(st.inputs, input_grains(st))),
                         token_shift=c.num_tokens - c.num_patches if st.kind == "tokens" else 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..errors import PlanError
 from ..graph.graph import IntGraph
+from ..graph.pipeline import Pipelining
 from ..resources.board import KINDS, Board
 from ..resources.memory import place_all
 from ..resources.model import Resources, placed
@@ -79,7 +80,7 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
     # bound is already slower than the best plan is never built.
     cands, why = [], {}   # why: TP -> what stops it
     for t in tps:
-        folder = Folder(graph, board, t)
+        folder = Folder(graph, board, t, Pipelining.at(clock))
         if progress:
             progress(f"costing foldings at TP={t}")
         if target_ii is not None:

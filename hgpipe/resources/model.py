@@ -24,6 +24,7 @@ from pathlib import Path
 from ..graph.contract import Folding, q_ring_groups
 from ..graph.ddr import DdrLayout
 from ..graph.intrange import IntRange
+from ..graph.pipeline import Pipelining, default
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
 from .memory import BUDGET_KEY, Memory, budget_key, lut_cost, place_in
@@ -59,6 +60,7 @@ class Datapath:
     ff_size: int
     dsp: int
     memories: tuple[Memory, ...]
+    pipe_ff: int = 0        # register bits of the timing pipeline, counted exactly
 
 
 def _bits(r: IntRange) -> int:
@@ -78,6 +80,32 @@ def _tree_bits(terms: int, lo: int, hi: int) -> int:
         bits += sum(x.bits for x in nxt)
         level = nxt + ([level[-1]] if len(level) % 2 else [])
     return bits
+
+
+def tree_register_bits(terms: int, r: IntRange, levels_per_stage: int) -> int:
+    """Register bits of ``hgpipe.rtl.stream.tree_sum`` over ``terms`` values in ``r``,
+    cut every ``levels_per_stage`` levels."""
+    return _tree_register_bits(terms, r.lo, r.hi, levels_per_stage)
+
+
+@cache
+def _tree_register_bits(terms: int, lo: int, hi: int, per: int) -> int:
+    level, bits, depth = [IntRange(lo, hi)] * terms, 0, 0
+    while len(level) > 1:
+        nxt = [a + b for a, b in zip(level[0::2], level[1::2])]
+        level = nxt + ([level[-1]] if len(level) % 2 else [])
+        depth += 1
+        if depth % per == 0 or len(level) == 1:
+            bits += sum(x.bits for x in level)
+    return bits
+
+
+def mac_pipe_ff(outputs: int, x: IntRange, w: IntRange, cip: int, pipe: Pipelining) -> int:
+    """Register bits ``stream.mac`` adds for timing: every product, the tree's stages,
+    and the flags' delay lines."""
+    pr = x * w
+    return outputs * (cip * pr.bits + tree_register_bits(cip, pr, pipe.adder_levels)) \
+        + 3 * (pipe.mac_stages(cip) + pipe.read_latency)
 
 
 def operand_format(r: IntRange) -> str:
@@ -127,10 +155,11 @@ def _products(outputs: int, x: IntRange, w: IntRange, acc: int, cip: int
 
 
 def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 1,
-             coarse_banks: int = 2) -> Datapath:
-    """The stage's datapath at folding ``f``: attention stages own their K/V/Q buffers,
-    ``coarse_banks`` images deep."""
+             coarse_banks: int = 2, pipe: Pipelining | None = None) -> Datapath:
+    """The stage's datapath at folding ``f``, pipelined as ``pipe`` says: attention stages
+    own their K/V/Q buffers, ``coarse_banks`` images deep."""
     d, n = st.derived, f.tp * f.cip
+    pipe = pipe or default()
     if isinstance(st, Linear):
         xb, wb, ab = _bits(st.in_ranges[0]), _bits(d["weight"]), _bits(d["acc"])
         ni, no = st.in_features // f.cip, st.out_features // f.cop
@@ -139,7 +168,8 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         mems = (Memory("weights", f.cop * f.cip * wb, no * ni, rom=True),
                 Memory("row", tp * f.cip * xb, 2 * ni),
                 Memory("bias", f.cop * ab, no, rom=True))
-        return Datapath(lut, ff + tp * f.cip * xb, dsp, mems)
+        return Datapath(lut, ff + tp * f.cip * xb, dsp, mems,
+                        mac_pipe_ff(tp * f.cop, st.in_ranges[0], d["weight"], f.cip, pipe))
     if isinstance(st, (AttentionScores, AttentionValue)):
         h, hd = st.heads, st.head_dim
         xb = _bits(st.in_ranges[0])
@@ -162,11 +192,14 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
                     Memory("rows", f.tp * f.cip * xb, 2 * (tokens // f.cip), ports=h),
                     Memory("out", f.tp * f.cop * _bits(st.out_range), hd // f.cop + 2,
                            ports=h))
-        return Datapath(lut, ff + h * f.tp * f.cip * xb, dsp, mems)
+        return Datapath(lut, ff + h * f.tp * f.cip * xb, dsp, mems,
+                        mac_pipe_ff(h * f.tp * f.cop, st.in_ranges[0], st.in_ranges[-1], f.cip,
+                                    pipe))
     if isinstance(st, Requant):
         ib, ob, t = _bits(st.in_ranges[0]), _bits(st.out_range), st.table
         return Datapath(n * (ib + ob), n * ob, 0,
-                        (Memory("table", ob, t.groups * t.size, rom=True, ports=n),))
+                        (Memory("table", ob, t.groups * t.size, rom=True, ports=n),),
+                        n * (t.groups * t.size - 1).bit_length() + pipe.read_latency)
     if isinstance(st, (ResidualAdd, Tokens)):
         ob = _bits(d["sum"])
         mems = ()
@@ -182,7 +215,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         xb = _bits(xr)
         s1b, s2b = _bits(d["s1"]), _bits(d["s2"])
         nb = in_channels // f.cip
-        banks = 2 + ceil(2 / nb)
+        banks = pipe.row_banks("layernorm", nb)
         dsp = (n * (dsp_blocks(xr, xr) + dsp_blocks(d["d"], d["r"]) + dsp_blocks(d["t"], gr))
                + f.tp * dsp_blocks(d["s1"], d["s1"]))
         lut = n * (xb + db + tb + ub) + f.tp * (s1b + s2b + vb)
@@ -191,7 +224,13 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
                                                            rom=True, ports=f.tp),
                 Memory("affine", f.cip * (gr.bits + _bits(IntRange.of_array(st.beta))), nb,
                        rom=True))
-        return Datapath(lut, n * (xb + _bits(st.out_range)) + 2 * f.tp * (s1b + s2b), dsp, mems)
+        # timing: the input beat; per token C*s2, s1^2, v, the rsqrt index and s1's wait;
+        # per lane C*x - s1, *r, *gamma + beta, and gamma, beta and r waiting
+        fl = pipe.finish_latency("layernorm")
+        pff = n * xb + f.tp * (s2b + 2 * s1b + 2 * vb + 8 + fl * s1b + _bits(d["r"])) \
+            + n * (db + tb + ub) + 2 * f.cip * (gr.bits + _bits(IntRange.of_array(st.beta)))
+        return Datapath(lut, n * (xb + _bits(st.out_range)) + 2 * f.tp * (s1b + s2b), dsp, mems,
+                        pff)
     if isinstance(st, Softmax):
         h = heads  # one unit per head; per lane e * r in a DSP
         eb, rb, zb = (_bits(d[k]) for k in ("e", "r", "z"))
@@ -200,12 +239,15 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         lut = h * (n * (xb + eb) + f.tp * (zb + rb))
         # two row passes a head (``rtl.softmax``), each with its own row memory of
         # 2 + ceil((finish latency + 1) / nb) rows: scores, then exponentials
-        mems = (Memory("score_rows", n * xb, (2 + ceil(1 / nb)) * nb, ports=h),
-                Memory("exp_rows", n * eb, (2 + ceil(2 / nb)) * nb, ports=h),
+        mems = (Memory("score_rows", n * xb, pipe.row_banks("max", nb) * nb, ports=h),
+                Memory("exp_rows", n * eb, pipe.row_banks("recip", nb) * nb, ports=h),
                 Memory("exp", eb, st.exp.size, rom=True, ports=h * n),
                 Memory("recip", rb, st.recip.size * st.recip.segments, rom=True, ports=h * f.tp))
+        # timing: both input beats; per lane max - x, the exp index, e and r, e * r
+        pff = h * (n * (xb + eb + _bits(d["diff"]) + 8 + eb + rb + _bits(d["product"]))
+                   + f.tp * 8)
         return Datapath(lut, h * (n * (xb + eb + _bits(st.out_range)) + 2 * f.tp * zb),
-                        h * n * dsp_blocks(d["e"], d["r"]), mems)
+                        h * n * dsp_blocks(d["e"], d["r"]), mems, pff)
     raise TypeError(f"no resource model for stage kind {st.kind!r}")
 
 
@@ -279,8 +321,10 @@ def memory_resources(mems, budget: dict[str, int], rom_in_uram: bool = True) -> 
 
 
 def stage_logic(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 1,
-                coarse_banks: int = 2) -> tuple[Resources, tuple[Memory, ...]]:
-    """Calibrated logic of one stage, and its memories (placed by the caller)."""
-    dp = datapath(st, f, tokens, in_channels, heads, coarse_banks)
+                coarse_banks: int = 2, pipe: Pipelining | None = None
+                ) -> tuple[Resources, tuple[Memory, ...]]:
+    """Calibrated logic of one stage, and its memories (placed by the caller); the timing
+    pipeline's registers are added as counted."""
+    dp = datapath(st, f, tokens, in_channels, heads, coarse_banks, pipe)
     lut, ff = logic(st.kind, dp.lut_size, dp.ff_size)
-    return Resources(lut=lut, ff=ff, dsp=dp.dsp), dp.memories
+    return Resources(lut=lut, ff=ff + dp.pipe_ff, dsp=dp.dsp), dp.memories

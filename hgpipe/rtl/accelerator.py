@@ -32,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding, fifo_beats
 from ..graph.graph import INPUT, IntGraph
+from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Stage
 from ..graph.ddr import DdrLayout
 from .attention import AvHead, QkHead
@@ -67,7 +68,7 @@ class Accelerator(wiring.Component):
     ``{stage: {memory: kind}}``, and the FIFO of an edge under ``{"src->dst": kind}``;
     ``ddr`` the edges kept off chip, ``{"src->dst": (layout, base address)}``, and
     ``ddr_weights`` the stages whose weights are, ``{stage: (layout, base)}``, on an AXI4
-    port of ``axi``."""
+    port of ``axi``; ``pipe`` the register stages of the datapaths (the plan's clock)."""
 
     def __init__(self, graph: IntGraph, foldings: dict[str, Folding], depths: dict[str, int],
                  banks: dict[str, int] | None = None, make=None,
@@ -75,8 +76,10 @@ class Accelerator(wiring.Component):
                  fifo_styles: dict[str, str] | None = None,
                  ddr: dict[str, tuple[DdrLayout, int]] | None = None,
                  axi: AxiParams | None = None,
-                 ddr_weights: dict[str, tuple[DdrLayout, int]] | None = None):
+                 ddr_weights: dict[str, tuple[DdrLayout, int]] | None = None,
+                 pipe: Pipelining | None = None):
         self.graph, self.foldings, self.depths = graph, foldings, depths
+        self.pipe = pipe or default()
         self.banks = banks or {}
         self.styles, self.fifo_styles = styles or {}, fifo_styles or {}
         self.ddr, self.axi = ddr or {}, axi or AxiParams()
@@ -150,9 +153,10 @@ class Accelerator(wiring.Component):
         if st.kind == "qk" or st.kind == "softmax" or st.kind == "av":
             return self._heads(m, st, f, tokens)
         kw = self._styles(st.name)
+        pipe = {"pipe": self.pipe}
         if st.kind == "linear" and st.cls_only:
             streamed = st.name in self.ddr_weights
-            c = self.make(HeadStage, st, f, tokens, **kw,
+            c = self.make(HeadStage, st, f, tokens, **kw, **pipe,
                           **({"weights": "stream"} if streamed else {}))
             out = End(c.o, 1, f.cop, bits)
             if streamed:
@@ -162,13 +166,17 @@ class Accelerator(wiring.Component):
                 wiring.connect(m, w.o, c.w)
                 self._ddr_users.append(w)
         elif st.kind == "linear":
-            c = self.make(LinearStage, st, f, **kw)
+            c = self.make(LinearStage, st, f, **kw, **pipe)
             out = End(c.o, f.tp, f.cop, bits)
+        elif st.kind == "layernorm":
+            c = self.make(LayerNormStage, st, f, cin, **kw, **pipe)
+            out = End(c.o, f.tp, f.cip, bits)
+        elif st.kind == "requant":
+            c = self.make(LutStage, st.table, x, st.out_range, f.tp, f.cip, cin, **kw, **pipe)
+            out = End(c.o, f.tp, f.cip, bits)
         else:
             c = self.make(*{
-                "requant": lambda: (LutStage, st.table, x, st.out_range, f.tp, f.cip, cin),
                 "tokens": lambda: (TokensStage, st, f, g.config.num_tokens),
-                "layernorm": lambda: (LayerNormStage, st, f, cin),
                 "add": lambda: (ResidualAddStage, st, f.tp * f.cip)}[st.kind](), **kw)
             out = End(c.o, f.tp, f.cip, bits)
         m.submodules[name] = c
@@ -188,11 +196,11 @@ class Accelerator(wiring.Component):
         kw = self._styles(st.name)
         for h in range(heads):
             if st.kind == "qk":
-                u = self.make(QkHead, st, f, h, tokens, banks, **kw)
+                u = self.make(QkHead, st, f, h, tokens, banks, **kw, pipe=self.pipe)
             elif st.kind == "softmax":
-                u = self.make(SoftmaxStage, st, f, **kw)
+                u = self.make(SoftmaxStage, st, f, **kw, pipe=self.pipe)
             else:
-                u = self.make(AvHead, st, f, h, tokens, banks, **kw)
+                u = self.make(AvHead, st, f, h, tokens, banks, **kw, pipe=self.pipe)
             m.submodules[f"{name}_h{h}"] = u
             units.append(u)
         self._busy[st.name] = [u.busy for u in units]

@@ -25,9 +25,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding, q_ring_groups
 from ..graph.intrange import IntRange
+from ..graph.pipeline import Pipelining, default
 from ..graph.stages import AttentionScores, AttentionValue
 from .mem import Ram
-from .stream import count, mac, next_bank, stream_of
+from .stream import count, delay, mac, next_bank, stream_of
 
 
 class QkvWriter:
@@ -40,8 +41,9 @@ class QkvWriter:
 
     def __init__(self, m: Module, s, tokens: int, tp: int, lanes: int, heads: int,
                  head_dim: int, x: IntRange, name: str, banks: int = 2,
-                 styles: dict[str, str] | None = None):
+                 styles: dict[str, str] | None = None, latency: int = 1):
         self.m, self.s, self.tp, self.lanes, self.x = m, s, tp, lanes, x
+        self.latency = latency
         self.styles = styles or {}
         self.banks = banks
         self.groups, self.chunks = tokens // tp, head_dim // lanes
@@ -77,7 +79,7 @@ class QkvWriter:
         group."""
         m, n = self.m, self.chunks
         words = groups * n
-        mem = Ram(len(self.s.payload), words, style)
+        mem = Ram(len(self.s.payload), words, style, self.latency)
         m.submodules[f"{self.name}_ring"] = mem
         wp = mem.write_port()
         wptr, oldest = Signal(range(words)), Signal(range(words), name=f"{self.name}_oldest")
@@ -111,7 +113,7 @@ class QkvWriter:
         slots = Array(self.s.payload[t * bits:(t + 1) * bits] for t in range(tp))
         mems = []
         for b in range(n):
-            mem = Ram(bits, self.banks * depth, style)
+            mem = Ram(bits, self.banks * depth, style, self.latency)
             m.submodules[f"{self.name}_bank{b}"] = mem
             wp = mem.write_port()
             t = Signal(range(n), name=f"{self.name}_slot{b}")   # the slot that writes bank b
@@ -131,7 +133,8 @@ class QkHead(wiring.Component):
     a beat, key chunks in order for each query group."""
 
     def __init__(self, st: AttentionScores, f: Folding, head: int, tokens: int,
-                 banks: int = 2, *, styles: dict[str, str] | None = None):
+                 banks: int = 2, *, styles: dict[str, str] | None = None,
+                 pipe: Pipelining | None = None):
         if f.cop < f.tp or tokens % f.cop or st.head_dim % f.cip or tokens % f.tp:
             raise ValueError(f"QkHead {st.name}: folding {f} does not fit {tokens} tokens, "
                              f"head dim {st.head_dim} (cop >= tp)")
@@ -139,6 +142,7 @@ class QkHead(wiring.Component):
             raise ValueError(f"QkHead {st.name}: banks={banks}: expected >= 2")
         self.stage, self.f, self.head, self.tokens, self.banks = st, f, head, tokens, banks
         self.styles = styles or {}
+        self.pipe = pipe or default()
         self.x = st.in_ranges[0]
         super().__init__({"i": In(stream_of(f.tp * f.cip, self.x)),
                           "o": Out(stream_of(f.tp * f.cop, st.out_range))})
@@ -147,8 +151,9 @@ class QkHead(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         st, f, t = self.stage, self.f, self.tokens
+        lat = self.pipe.read_latency
         w = QkvWriter(m, self.i, t, f.tp, f.cip, st.heads, st.head_dim, self.x, "qk",
-                      self.banks)
+                      self.banks, latency=lat)
         ng, nk, nd = t // f.tp, t // f.cop, st.head_dim // f.cip
         en = ~self.o.valid | self.o.ready
         rb = Signal(range(w.banks))
@@ -168,13 +173,12 @@ class QkHead(wiring.Component):
         with m.If(done):
             m.d.sync += rb.eq(next_bank(rb, w.banks))
             m.d.comb += w.clear.eq(1 << rb)
-        v1, first1, last1 = Signal(), Signal(), Signal()
-        with m.If(en):
-            m.d.sync += [v1.eq(issue), first1.eq(dc == 0), last1.eq(dc == nd - 1)]
+        v1, first1, last1 = (delay(m, en, s, lat, n) for s, n in (
+            (issue, "v"), (dc == 0, "first"), (dc == nd - 1, "last")))
         bits = f.cip * self.x.bits
         q_words = [qp.data[tt * bits:(tt + 1) * bits] for tt in range(f.tp)]
         mac(m, en, v1, first1, last1, q_words, [kp.data for kp in kps], self.x, self.x,
-             f.tp, f.cop, f.cip, st.out_range, self.o)
+            f.tp, f.cop, f.cip, st.out_range, self.o, self.pipe)
         return m
 
 
@@ -184,7 +188,8 @@ class AvHead(wiring.Component):
     beat."""
 
     def __init__(self, st: AttentionValue, f: Folding, head: int, tokens: int,
-                 banks: int = 2, *, styles: dict[str, str] | None = None):
+                 banks: int = 2, *, styles: dict[str, str] | None = None,
+                 pipe: Pipelining | None = None):
         if f.cip < f.tp or tokens % f.cip or st.head_dim % f.cop or tokens % f.tp:
             raise ValueError(f"AvHead {st.name}: folding {f} does not fit {tokens} tokens, "
                              f"head dim {st.head_dim} (cip >= tp)")
@@ -192,6 +197,7 @@ class AvHead(wiring.Component):
             raise ValueError(f"AvHead {st.name}: banks={banks}: expected >= 2")
         self.stage, self.f, self.head, self.tokens, self.banks = st, f, head, tokens, banks
         self.styles = styles or {}
+        self.pipe = pipe or default()
         self.p, self.v = st.in_ranges
         super().__init__({"i0": In(stream_of(f.tp * f.cip, self.p)),
                           "i1": In(stream_of(f.tp * f.cop, self.v)),
@@ -201,12 +207,14 @@ class AvHead(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         st, f, t = self.stage, self.f, self.tokens
+        lat = self.pipe.read_latency
         w = QkvWriter(m, self.i1, t, f.tp, f.cop, st.heads, st.head_dim, self.v, "v",
-                      self.banks)
+                      self.banks, latency=lat)
         v_mems, v_depth = w.keyed(2, self.head, f.cip, self.styles.get("v"))
         nk, nd, ng = t // f.cip, st.head_dim // f.cop, t // f.tp
         # softmax rows: a double-buffered row memory, as in the linear stage
-        m.submodules.row = row = Ram(len(self.i0.payload), 2 * nk, self.styles.get("rows"))
+        m.submodules.row = row = Ram(len(self.i0.payload), 2 * nk, self.styles.get("rows"),
+                                     lat)
         wr, rd = row.write_port(), row.read_port()
         pfull, pclear, pset = Signal(2), Signal(2), Signal(2)
         pw, kw = Signal(), Signal(range(nk))
@@ -236,16 +244,15 @@ class AvHead(wiring.Component):
         with m.If(count(m, row_done, (qg, ng))):
             m.d.sync += vb.eq(next_bank(vb, w.banks))
             m.d.comb += w.clear.eq(1 << vb)
-        v1, first1, last1 = Signal(), Signal(), Signal()
-        with m.If(en):
-            m.d.sync += [v1.eq(issue), first1.eq(kc == 0), last1.eq(kc == nk - 1)]
+        v1, first1, last1 = (delay(m, en, s, lat, n) for s, n in (
+            (issue, "v"), (kc == 0, "first"), (kc == nk - 1, "last")))
         pbits = f.cip * self.p.bits
         p_words = [rd.data[tt * pbits:(tt + 1) * pbits] for tt in range(f.tp)]
         # b[co][ci] = V[key ci][dim co]: regroup the banks' words (one key's cop dims each)
         vbits = self.v.bits
         v_cols = [_column(m, [vp.data for vp in vps], co, vbits) for co in range(f.cop)]
         mac(m, en, v1, first1, last1, p_words, v_cols, self.p, self.v, f.tp, f.cop, f.cip,
-             st.out_range, self.o)
+            st.out_range, self.o, self.pipe)
         return m
 
 

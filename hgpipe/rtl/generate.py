@@ -22,7 +22,7 @@ def elaborate(graph: IntGraph, plan: Plan, make=None) -> Accelerator:
                        {f"{b.src}->{b.dst}": (b.ddr, b.base) for b in plan.ddr_buffers},
                        axi_params(plan),
                        {s.name: (lay, base) for s in plan.stages for mem, lay, base in s.ddr
-                        if mem == "weights"})
+                        if mem == "weights"}, plan.pipelining)
 
 
 def axi_params(plan: Plan) -> AxiParams:

@@ -1,9 +1,10 @@
 """LayerNorm on the row-pass mechanism: one pass per row in steady state.
 
-Writing a row accumulates ``s1 = sum x`` and ``s2 = sum x^2``; the one-cycle finish forms
+Writing a row accumulates ``s1 = sum x`` and ``s2 = sum x^2``; the finish forms
 ``v = C*s2 - s1^2`` and looks up ``r = rsqrt(v)``; the replay emits
 ``y = clamp(((C*x - s1) * r * gamma + beta) >> shift)`` with gamma and beta from a ROM per
-channel chunk. HG-PIPE runs its three passes one after another (56,448 cycles per
+channel chunk. Every multiply has registered operands and a registered product (the DSP's
+A/B and P registers), and the rsqrt index its own stage (``Pipelining`` counts them). HG-PIPE runs its three passes one after another (56,448 cycles per
 DeiT-tiny image at TP=2, one channel a cycle); overlapped, a row costs one pass
 (18,816 cycles) for ``banks - 1`` extra rows of buffer (see ``RowPass.buffer_bits``).
 """
@@ -14,19 +15,20 @@ from amaranth import Mux, Signal
 
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
+from ..graph.pipeline import Pipelining
 from ..graph.stages import LayerNorm
 from .elementwise import clamp
 from .lut import rom_init, table_index
 from .mem import Rom
 from .rowpass import RowPass
-from .stream import lane, pack_word, shape_of
+from .stream import delay, lane, pack_word, shape_of
 
 
 class LayerNormStage(RowPass):
-    finish_latency = 1
+    finish_step = emit_step = "layernorm"
 
     def __init__(self, st: LayerNorm, f: Folding, channels: int, *,
-                 styles: dict[str, str] | None = None):
+                 styles: dict[str, str] | None = None, pipe: Pipelining | None = None):
         if f.cip != f.cop:
             raise ValueError(f"LayerNormStage {st.name}: folding {f} needs cip == cop")
         self.stage, self.d = st, st.derived
@@ -34,45 +36,63 @@ class LayerNormStage(RowPass):
         self.held_ranges = [self.d["s1"], self.d["r"]]
         self.gamma_range, self.beta_range = IntRange.of_array(st.gamma), IntRange.of_array(st.beta)
         self.styles = styles or {}
+        self._r: dict[int, tuple] = {}
+        self._affine: dict[int, tuple] = {}
         super().__init__(st.in_ranges[0], st.out_range, f.tp, f.cip, channels,
-                         self.styles.get("row"))
+                         self.styles.get("row"), pipe)
 
     def accumulate(self, m, xs, stats, first):
         s1, s2 = stats
         return [Mux(first, 0, s1) + sum(xs), Mux(first, 0, s2) + sum(x * x for x in xs)]
 
     def finish(self, m, stats, t, valid):
+        # C*s2 and s1^2 | v | rsqrt index | rsqrt ROM: free-running registers
         s1, s2 = stats
-        st = self.stage
+        st, lat = self.stage, self.pipe.read_latency
         if not hasattr(self, "_rsqrt"):
-            m.submodules.rsqrt = self._rsqrt = Rom(shape_of(st.rsqrt.out_range), rom_init(st.rsqrt),
-                                                      self.styles.get("rsqrt"))
+            m.submodules.rsqrt = self._rsqrt = Rom(shape_of(st.rsqrt.out_range),
+                                                   rom_init(st.rsqrt),
+                                                   self.styles.get("rsqrt"), lat)
+        cs2 = delay(m, None, self.row_len * s2, 1, f"cs2_{t}")
+        s1sq = delay(m, None, s1 * s1, 1, f"s1sq_{t}")
         v = Signal(shape_of(self.d["v"]), name=f"v_{t}")
-        m.d.comb += v.eq(self.row_len * s2 - s1 * s1)
+        m.d.sync += v.eq(cs2 - s1sq)
+        idx = delay(m, None, table_index(m, v, st.rsqrt, 0, self.d["v"], f"rs{t}"), 1,
+                    f"rs_idx{t}")
         port = self._rsqrt.read_port()
-        m.d.comb += [port.addr.eq(table_index(m, v, st.rsqrt, 0, self.d["v"], f"rs{t}")),
-                     port.en.eq(valid)]
-        s1_d = Signal.like(s1, name=f"s1_d{t}")
-        m.d.sync += s1_d.eq(s1)
-        return [s1_d, port.data]
+        m.d.comb += [port.addr.eq(idx), port.en.eq(1)]
+        return [delay(m, None, s1, self.finish_latency, f"s1_{t}"), port.data]
 
     def chunk_constants(self, m, chunk, en):
         st, lanes, gb, bb = self.stage, self.lanes, self.gamma_range.bits, self.beta_range.bits
         m.submodules.affine = aff = Rom(
             lanes * (gb + bb), [pack_word(st.gamma[j * lanes:(j + 1) * lanes], gb)
-                  | (pack_word(st.beta[j * lanes:(j + 1) * lanes], bb) << (lanes * gb))
-                  for j in range(self.nb)], self.styles.get("affine"))
+                                | (pack_word(st.beta[j * lanes:(j + 1) * lanes], bb)
+                                   << (lanes * gb))
+                                for j in range(self.nb)], self.styles.get("affine"),
+            self.pipe.read_latency)
         port = aff.read_port()
         m.d.comb += [port.addr.eq(chunk), port.en.eq(en)]
         return port.data
 
     def emit(self, m, x, held, constants, t, p, en):
+        # C*x - s1 | *r | *gamma | + beta, each registered; the clamp goes into the output
         st, d = self.stage, self.d
         s1, r = held
-        gamma = lane(constants, p, self.gamma_range)
-        beta = lane(constants[self.lanes * self.gamma_range.bits:], p, self.beta_range)
+        if t not in self._r:   # per token: r waits a stage for its product
+            self._r[t] = delay(m, en, r, 1, f"re_{t}")
+        r = self._r[t]
+        if p not in self._affine:   # per lane: gamma and beta, shared by the tokens
+            gamma = lane(constants, p, self.gamma_range)
+            beta = lane(constants[self.lanes * self.gamma_range.bits:], p, self.beta_range)
+            self._affine[p] = (delay(m, en, gamma, 2, f"gamma_{p}"),
+                               delay(m, en, beta, 3, f"beta_{p}"))
+        gamma, beta = self._affine[p]
         dd = Signal(shape_of(d["d"]), name=f"d_{t}_{p}")
         tt = Signal(shape_of(d["t"]), name=f"t_{t}_{p}")
+        tg = Signal(shape_of(d["t"] * self.gamma_range), name=f"tg_{t}_{p}")
         u = Signal(shape_of(d["u"]), name=f"u_{t}_{p}")
-        m.d.comb += [dd.eq(self.row_len * x - s1), tt.eq(dd * r), u.eq(tt * gamma + beta)]
+        with m.If(en):   # (a product and an add in one stage would leave the DSP unpacked)
+            m.d.sync += [dd.eq(self.row_len * x - s1), tt.eq(dd * r), tg.eq(tt * gamma),
+                         u.eq(tg + beta)]
         return clamp(u >> st.shift, st.out_format, d["shifted"])

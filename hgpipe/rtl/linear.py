@@ -20,9 +20,10 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
+from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Linear
 from .mem import Ram, Rom
-from .stream import lane, mac, pack_word, stream_of
+from .stream import delay, lane, mac, pack_word, stream_of
 
 
 def weight_words(st: Linear, f: Folding) -> list[int]:
@@ -39,7 +40,8 @@ class LinearStage(wiring.Component):
     accumulators, output chunks in order for each token group."""
 
     def __init__(self, st: Linear, f: Folding, *, class_row: bool = False,
-                 styles: dict[str, str] | None = None, weights: str = "rom"):
+                 styles: dict[str, str] | None = None, weights: str = "rom",
+                 pipe: Pipelining | None = None):
         if st.cls_only and not class_row:
             raise ValueError("LinearStage: the head is a HeadStage")
         cin, cout = st.in_features, st.out_features
@@ -50,6 +52,7 @@ class LinearStage(wiring.Component):
             raise ValueError(f"LinearStage {st.name}: weights={weights!r}: expected rom or "
                              f"stream")
         self.stage, self.f, self.styles, self.weights = st, f, styles or {}, weights
+        self.pipe = pipe or default()
         self.ni, self.no = cin // f.cip, cout // f.cop
         self.x_range = st.in_ranges[0]
         self.w_range = st.derived["weight"]
@@ -73,22 +76,21 @@ class LinearStage(wiring.Component):
         f, ni, no = self.f, self.ni, self.no
         xb, wb, ab = self.x_range.bits, self.w_range.bits, self.acc_range.bits
         style = self.styles.get
-        m.submodules.row = row = Ram(f.tp * f.cip * xb, 2 * ni, style("row"))
-        m.submodules.brom = brom = Rom(f.cop * ab, self.bias_words(), style("bias"))
+        lat = self.pipe.read_latency
+        m.submodules.row = row = Ram(f.tp * f.cip * xb, 2 * ni, style("row"), lat)
+        m.submodules.brom = brom = Rom(f.cop * ab, self.bias_words(), style("bias"), lat)
         wr, rd, bp = row.write_port(), row.read_port(), brom.read_port()
         if self.weights == "rom":
             m.submodules.wrom = wrom = Rom(f.cop * f.cip * wb, self.weight_words(),
-                                           style("weights"))
+                                           style("weights"), lat)
             wp = wrom.read_port()
             wdata = wp.data
-        else:   # the stream's word, registered as the ROM's read port would be
-            wdata = Signal(f.cop * f.cip * wb, name="wword")
 
         # Input side: fill bank_w, one beat per cycle, while it is not full.
         full = Signal(2)
         bank_w, ic_w = Signal(), Signal(range(ni))
         m.d.comb += [self.i.ready.eq(~full.bit_select(bank_w, 1)),
-                     wr.addr.eq(bank_w * ni + ic_w), wr.data.eq(self.i.payload),
+                     wr.addr.eq(Mux(bank_w, ni, 0) + ic_w), wr.data.eq(self.i.payload),
                      wr.en.eq(self.i.valid & self.i.ready)]
         set_full = Signal(2)
         with m.If(self.i.valid & self.i.ready):
@@ -105,15 +107,21 @@ class LinearStage(wiring.Component):
         issue = Signal()
         ready = full.bit_select(bank_r, 1) & en
         if self.weights == "rom":
-            m.d.comb += [wp.addr.eq(oc * ni + ic), wp.en.eq(en)]
-        else:
+            # the ROM is read in address order: a counter, not oc * ni + ic (a multiplier)
+            waddr = Signal(range(no * ni), name="waddr")
+            with m.If(issue):
+                m.d.sync += waddr.eq(Mux(waddr == no * ni - 1, 0, waddr + 1))
+            m.d.comb += [wp.addr.eq(waddr), wp.en.eq(en)]
+        else:   # the stream's word, registered as the ROM's read port would be
             ready = ready & self.w.valid
             m.d.comb += self.w.ready.eq(issue)
-            with m.If(en):
-                m.d.sync += wdata.eq(self.w.payload)
+            wdata = delay(m, en, self.w.payload, lat, "wword")
+        # the bias is read so that it arrives with the sum's first partial, mac_stages
+        # after the operands
         m.d.comb += [issue.eq(ready), self.busy.eq(issue),
-                     rd.addr.eq(bank_r * ni + ic), rd.en.eq(en),
-                     bp.addr.eq(oc), bp.en.eq(en)]
+                     rd.addr.eq(Mux(bank_r, ni, 0) + ic), rd.en.eq(en),
+                     bp.addr.eq(delay(m, en, oc, self.pipe.mac_stages(f.cip), "bias_oc")),
+                     bp.en.eq(en)]
         clear_full = Signal(2)
         with m.If(issue):
             with m.If(ic == ni - 1):
@@ -127,14 +135,13 @@ class LinearStage(wiring.Component):
                 m.d.sync += ic.eq(ic + 1)
         m.d.sync += full.eq((full | set_full) & ~clear_full)
 
-        # Multiply-accumulate stage: memory data of the issued (oc, ic) arrives here.
-        v1, first1, last1 = Signal(), Signal(), Signal()
-        with m.If(en):
-            m.d.sync += [v1.eq(issue), first1.eq(ic == 0), last1.eq(ic == ni - 1)]
+        # Multiply-accumulate: memory data of the issued (oc, ic) arrives ``lat`` later.
+        v1, first1, last1 = (delay(m, en, s, lat, n) for s, n in (
+            (issue, "v"), (ic == 0, "first"), (ic == ni - 1, "last")))
         xw, ww = f.cip * xb, f.cip * wb
         mac(m, en, v1, first1, last1, [rd.data[t * xw:(t + 1) * xw] for t in range(f.tp)],
             [wdata[co * ww:(co + 1) * ww] for co in range(f.cop)], self.x_range,
-            self.w_range, f.tp, f.cop, f.cip, self.acc_range, self.o,
+            self.w_range, f.tp, f.cop, f.cip, self.acc_range, self.o, self.pipe,
             start=[lane(bp.data, co, self.acc_range) for co in range(f.cop)])
         return m
 
@@ -145,12 +152,13 @@ class HeadStage(wiring.Component):
     In: ``tp x cip`` beats of all rows. Out: the logits' accumulators, ``cop`` a beat."""
 
     def __init__(self, st: Linear, f: Folding, tokens: int, *,
-                 styles: dict[str, str] | None = None, weights: str = "rom"):
+                 styles: dict[str, str] | None = None, weights: str = "rom",
+                 pipe: Pipelining | None = None):
         if tokens % f.tp:
             raise ValueError(f"HeadStage {st.name}: tp {f.tp} does not divide {tokens} tokens")
         self.stage, self.f, self.tokens = st, f, tokens
         self.linear = LinearStage(st, Folding(1, f.cip, f.cop), class_row=True, styles=styles,
-                                  weights=weights)
+                                  weights=weights, pipe=pipe)
         x = st.in_ranges[0]
         w = {"w": In(stream.Signature(f.cop * f.cip * st.derived["weight"].bits))} \
             if weights == "stream" else {}

@@ -13,10 +13,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
+from ..graph.pipeline import Pipelining, default
 from ..graph.table import PotTable
 from .elementwise import clamp
 from .mem import Rom
-from .stream import lane, pack, shape_of, stream_of
+from .stream import delay, lane, pack, shape_of, stream_of
 
 
 def table_index(m: Module, x, table: PotTable, group, in_range: IntRange, name: str):
@@ -60,14 +61,17 @@ class LutStage(wiring.Component):
     """Element-wise table lookup on a stream of ``tp x lanes`` elements per beat.
 
     Protocol: one beat in, one beat out, in order; a beat is accepted whenever the output
-    register is empty or being emptied, so the unit sustains one beat per cycle with one
-    cycle of latency.
+    register is empty or being emptied, so the unit sustains one beat per cycle. The table
+    index (add, shift, clamp) has a register stage of its own, then the ROM is read:
+    ``1 + pipe.read_latency`` cycles of latency (``latency``).
     """
 
     def __init__(self, table: PotTable, in_range: IntRange, out_range: IntRange, tp: int,
-                 lanes: int, channels: int, *, styles: dict[str, str] | None = None):
+                 lanes: int, channels: int, *, styles: dict[str, str] | None = None,
+                 pipe: Pipelining | None = None):
         self.table, self.in_range, self.out_range = table, in_range, out_range
         self.styles = styles or {}
+        self.pipe = pipe or default()
         self.tp, self.lanes, self.channels = tp, lanes, channels
         if table.groups > 1 and channels % lanes:
             raise ValueError("LutStage: lanes must divide channels")
@@ -78,7 +82,9 @@ class LutStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         t, lanes = self.table, self.lanes
-        m.submodules.rom = rom = Rom(shape_of(self.out_range), rom_init(t), self.styles.get("table"))
+        lat = self.pipe.read_latency
+        m.submodules.rom = rom = Rom(shape_of(self.out_range), rom_init(t),
+                                     self.styles.get("table"), lat)
         advance = ~self.o.valid | self.o.ready
         m.d.comb += [self.i.ready.eq(advance), self.busy.eq(advance & self.i.valid)]
         chunk = Signal(range(max(self.channels // lanes, 1)))
@@ -97,10 +103,11 @@ class LutStage(wiring.Component):
                                            for c in range(self.channels // lanes))[chunk])
             else:
                 group = 0
-            m.d.comb += [port.addr.eq(table_index(m, x, t, group, self.in_range, f"l{e}")),
+            idx = table_index(m, x, t, group, self.in_range, f"l{e}")
+            m.d.comb += [port.addr.eq(delay(m, advance, idx, 1, f"idx{e}")),
                          port.en.eq(advance)]
             outs.append(port.data)
         pack(m, self.o.payload, outs, self.out_range)
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(self.i.valid)
+            m.d.sync += self.o.valid.eq(delay(m, advance, self.i.valid, lat, "v"))
         return m

@@ -35,8 +35,20 @@ RAM_MODULE = "hgpipe_ram"
 STYLES = {"lutram": "distributed", "bram": "block", "uram": "ultra"}
 
 
+# What Yosys (whose Xilinx mapping is UltraScale+) is told where its words differ from
+# Vivado's: a ROM in LUTs is "logic" to it ("distributed" maps to LUTRAM only, which needs
+# a write port), and a ROM in URAM, which Versal can initialise and UltraScale+ cannot,
+# is a block RAM to it.
+_YOSYS_ROM = {"lutram": "logic", "uram": "block"}
+
+
 def _attribute(kind: str, style: str | None) -> str:
-    return f'(* {kind}_style = "{STYLES[style]}" *) ' if style else ""
+    if not style:
+        return ""
+    if kind == "rom" and style in _YOSYS_ROM:
+        return (f'\n`ifdef YOSYS\n  (* rom_style = "{_YOSYS_ROM[style]}" *)\n`else\n'
+                f'  (* rom_style = "{STYLES[style]}" *)\n`endif\n  ')
+    return f'(* {kind}_style = "{STYLES[style]}" *) '
 
 
 def ram_module(style: str | None) -> str:
@@ -44,10 +56,13 @@ def ram_module(style: str | None) -> str:
 
 
 def ram_verilog(style: str | None = None) -> str:
-    """The simple dual-port RAM module, placed as ``style`` (or where the tool chooses)."""
+    """The simple dual-port RAM module, placed as ``style`` (or where the tool chooses).
+    ``LATENCY`` 2 adds the output register (block RAM's DOB_REG, URAM's OREG): the read
+    data then leaves a register rather than the array."""
     return f"""\
-// Simple dual-port RAM: one write port, one registered read port (read-first).
-module {ram_module(style)} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter ABITS = 1) (
+// Simple dual-port RAM: one write port, one read port (read-first) of LATENCY 1 or 2.
+module {ram_module(style)} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter ABITS = 1,
+    parameter LATENCY = 1) (
   input wire clk,
   input wire we,
   input wire [ABITS-1:0] waddr,
@@ -62,10 +77,17 @@ module {ram_module(style)} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter
     rdata = {{WIDTH{{1'b0}}}};
     for (i = 0; i < DEPTH; i = i + 1) mem[i] = {{WIDTH{{1'b0}}}};
   end
-  always @(posedge clk) begin
-    if (we) mem[waddr] <= wdata;
-    if (re) rdata <= mem[raddr];
-  end
+  always @(posedge clk) if (we) mem[waddr] <= wdata;
+  generate if (LATENCY == 2) begin : oreg
+    reg [WIDTH-1:0] array_q;
+    initial array_q = {{WIDTH{{1'b0}}}};
+    always @(posedge clk) if (re) begin
+      array_q <= mem[raddr];
+      rdata <= array_q;
+    end
+  end else begin : noreg
+    always @(posedge clk) if (re) rdata <= mem[raddr];
+  end endgenerate
 endmodule
 """
 
@@ -92,8 +114,11 @@ class _Memory(Elaboratable):
     """``depth`` words of ``shape`` (an int is an unsigned width); read ports' ``data``
     has that shape."""
 
-    def __init__(self, shape, depth: int, style: str | None = None):
+    def __init__(self, shape, depth: int, style: str | None = None, latency: int = 1):
         self.shape = Shape.cast(shape)
+        if latency not in (1, 2):
+            raise ValueError(f"memory: latency={latency}: expected 1 or 2")
+        self.latency = latency
         self.width, self.depth = self.shape.width, depth
         if self.width < 1 or depth < 1:
             raise ValueError(f"memory: width {self.width}, depth {depth}: expected both >= 1")
@@ -117,8 +142,8 @@ class _Memory(Elaboratable):
 class Ram(_Memory):
     """``depth`` words, zero at start; one write port."""
 
-    def __init__(self, shape, depth: int, style: str | None = None):
-        super().__init__(shape, depth, style)
+    def __init__(self, shape, depth: int, style: str | None = None, latency: int = 1):
+        super().__init__(shape, depth, style, latency)
         self._write: WritePort | None = None
 
     def write_port(self) -> WritePort:
@@ -133,7 +158,8 @@ class Ram(_Memory):
         w = self._write
         if w is None:
             raise ValueError("Ram: no write port (a memory nothing writes is a Rom)")
-        params = {"p_WIDTH": self.width, "p_DEPTH": self.depth, "p_ABITS": _abits(self.depth)}
+        params = {"p_WIDTH": self.width, "p_DEPTH": self.depth, "p_ABITS": _abits(self.depth),
+                  **({"p_LATENCY": 2} if self.latency == 2 else {})}
         if self.style is not None:
             _collected().setdefault(ram_module(self.style), self.style)
         for k, port in enumerate(self._reads):
@@ -149,8 +175,8 @@ _collector: ContextVar[dict | None] = ContextVar("hgpipe_roms", default=None)
 class Rom(_Memory):
     """A read-only memory holding ``words`` (ints of ``shape``)."""
 
-    def __init__(self, shape, words: list[int], style: str | None = None):
-        super().__init__(shape, max(len(words), 1), style)
+    def __init__(self, shape, words: list[int], style: str | None = None, latency: int = 1):
+        super().__init__(shape, max(len(words), 1), style, latency)
         width, signed = self.width, self.shape.signed
         lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
         words = [int(w) for w in words] or [0]
@@ -158,10 +184,12 @@ class Rom(_Memory):
             raise ValueError(f"Rom: a word does not fit in {self.shape}")
         self.words = [w & ((1 << width) - 1) for w in words]  # two's complement bits
         digest = hashlib.sha256(f"{width}:{','.join(map(str, self.words))}".encode())
-        self.module = f"hgpipe_rom_{digest.hexdigest()[:16]}" + (f"_{style}" if style else "")
+        self.module = f"hgpipe_rom_{digest.hexdigest()[:16]}" + (f"_{style}" if style else "") \
+            + ("_r2" if latency == 2 else "")
 
     def elaborate(self, platform):
-        _collected().setdefault(self.module, (self.width, self.words, self.style))
+        _collected().setdefault(self.module, (self.width, self.words, self.style,
+                                              self.latency))
         m = Module()
         for k, port in enumerate(self._reads):
             m.submodules[f"copy{k}"] = self._instance(self.module, {}, port, {})
@@ -179,7 +207,7 @@ def _collected() -> dict:
 @contextlib.contextmanager
 def collecting():
     """Collect the memory modules elaborated inside the block: ROMs as ``{module: (width,
-    words, style)}``, placed RAM variants as ``{module: style}``."""
+    words, style, latency)}``, placed RAM variants as ``{module: style}``."""
     roms: dict = {}
     token = _collector.set(roms)
     try:
@@ -188,16 +216,22 @@ def collecting():
         _collector.reset(token)
 
 
-def rom_verilog(module: str, width: int, words: list[int], style: str | None = None) -> str:
-    """One ROM module: the words in an ``initial`` block, a registered read port."""
+def rom_verilog(module: str, width: int, words: list[int], style: str | None = None,
+                latency: int = 1) -> str:
+    """One ROM module: the words in an ``initial`` block, a registered read port (and its
+    output register at ``latency`` 2)."""
     depth, abits, digits = len(words), _abits(len(words)), (width + 3) // 4
     body = "\n".join(f"    mem[{a}] = {width}'h{w:0{digits}x};" for a, w in enumerate(words))
+    read = ("  reg [{w}:0] array_q;\n  initial array_q = {W}'h0;\n"
+            "  always @(posedge clk) if (re) begin array_q <= mem[raddr]; rdata <= array_q; "
+            "end\n").format(w=width - 1, W=width) if latency == 2 else \
+        "  always @(posedge clk) if (re) rdata <= mem[raddr];\n"
     return (f"module {module} (\n  input wire clk,\n  input wire re,\n"
             f"  input wire [{abits - 1}:0] raddr,\n  output reg [{width - 1}:0] rdata\n);\n"
             f"  {_attribute('rom', style)}reg [{width - 1}:0] mem [0:{depth - 1}];\n"
             f"  initial begin\n"
             f"    rdata = {width}'h0;\n{body}\n  end\n"
-            f"  always @(posedge clk) if (re) rdata <= mem[raddr];\nendmodule\n")
+            f"{read}endmodule\n")
 
 
 def library(mems: dict) -> str:

@@ -10,33 +10,42 @@ writing row k+1 overlaps replaying row k: a row costs one pass in steady state.
 
 Protocol on both streams: valid/ready; rows in order; the replay stalls (and with it the
 output) only on output backpressure; the writer stalls only when every bank is busy.
+
+Timing: the input beat is registered before the statistics accumulate, ``finish`` runs
+free (no stall) over ``finish_latency`` register stages, and ``emit`` over
+``emit_latency`` stages that advance with the replay; the row memory and the chunk
+constants are read with the pipeline's read latency. The latencies come from
+``hgpipe.graph.pipeline.Pipelining``, which the stage contract reads too.
 """
 
 from __future__ import annotations
 
-from math import ceil
 
 from amaranth import Array, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
+from ..graph.pipeline import Pipelining, default
 from .mem import Ram
-from .stream import lane, pack, shape_of, stream_of
+from .stream import delay, lane, pack, shape_of, stream_of
 
 
 class RowPass(wiring.Component):
     """Subclasses set ``stat_ranges`` (accumulated per token), ``held_ranges`` (kept per
-    token for the replay), ``finish_latency`` and ``emit_latency`` (0, or 1 when ``emit``
-    reads a synchronous ROM), and implement the three hooks."""
+    token for the replay), and the names of their ``finish_step`` and ``emit_step`` in
+    ``Pipelining`` (which give the hooks' latencies), and implement the three hooks."""
 
     stat_ranges: list[IntRange] = []
     held_ranges: list[IntRange] = []
-    finish_latency: int = 0
-    emit_latency: int = 0
+    finish_step: str = ""
+    emit_step: str = ""
 
     def __init__(self, in_range: IntRange, out_range: IntRange, tp: int, lanes: int,
-                 row_len: int, row_style: str | None = None):
+                 row_len: int, row_style: str | None = None, pipe: Pipelining | None = None):
+        self.pipe = pipe or default()
+        self.finish_latency = self.pipe.finish_latency(self.finish_step)
+        self.emit_latency = self.pipe.emit_latency(self.emit_step)
         if row_len % lanes:
             raise ValueError(f"{type(self).__name__}: {lanes} lanes do not divide rows of "
                              f"{row_len}")
@@ -44,9 +53,7 @@ class RowPass(wiring.Component):
         self.tp, self.lanes, self.row_len = tp, lanes, row_len
         self.row_style = row_style   # the plan's placement of the row memory
         self.nb = row_len // lanes
-        # a bank frees when its replay ends; the next row may need it finish_latency + 1
-        # cycles after the previous one's last beat
-        self.banks = 2 + ceil((self.finish_latency + 1) / self.nb)
+        self.banks = self.pipe.row_banks(self.finish_step, self.nb)
         super().__init__({"i": In(stream_of(tp * lanes, in_range)),
                           "o": Out(stream_of(tp * lanes, out_range))})
         self.busy = Signal()  # the replay issues a beat this cycle
@@ -62,21 +69,26 @@ class RowPass(wiring.Component):
         raise NotImplementedError
 
     def finish(self, m: Module, stats: list, t: int, valid) -> list:
-        """What the replay needs, ``finish_latency`` cycles after ``valid``."""
+        """What the replay needs, ``finish_latency`` cycles after ``valid`` (registers
+        here advance every cycle)."""
         raise NotImplementedError
 
     def chunk_constants(self, m: Module, chunk, en) -> object:
-        """Per-chunk constants for ``emit`` (read synchronously at issue), or None."""
+        """Per-chunk constants for ``emit``, read at issue with the pipeline's read
+        latency, or None."""
         return None
 
     def emit(self, m: Module, x, held: list, constants, t: int, p: int, en):
+        """Output element ``p`` of token ``t`` from its stored element, ``emit_latency``
+        register stages (advancing with ``en``) after ``x``, ``held`` and ``constants``."""
         raise NotImplementedError
 
     # Mechanism ------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
         tp, lanes, nb, nbank, xr = self.tp, self.lanes, self.nb, self.banks, self.in_range
-        m.submodules.row = row = Ram(tp * lanes * xr.bits, nbank * nb, self.row_style)
+        lat = self.pipe.read_latency
+        m.submodules.row = row = Ram(tp * lanes * xr.bits, nbank * nb, self.row_style, lat)
         wr, rd = row.write_port(), row.read_port()
 
         # Writer: store the row, accumulate its statistics.
@@ -90,23 +102,31 @@ class RowPass(wiring.Component):
         set_filled = Signal(nbank)
         done = Signal()                        # a row's statistics are final this cycle
         done_bank = Signal(range(nbank))
-        m.d.sync += done.eq(take & last_w)
+        # the statistics accumulate from the registered beat (free-running stages)
+        n_in = self.pipe.ROW_INPUT
+        take_a = delay(m, None, take, n_in, "take_a")
+        first_a = delay(m, None, jw == 0, n_in, "first_a")
+        last_a = delay(m, None, take & last_w, n_in, "last_a")
+        beat_a = delay(m, None, self.i.payload, n_in, "beat_a")
+        bank_a = delay(m, None, bw, n_in, "bank_a")
+        m.d.sync += done.eq(last_a)
         finals = []
         for t in range(tp):
             stats = [Signal(shape_of(r), name=f"stat{k}_{t}")
                      for k, r in enumerate(self.stat_ranges)]
             final = [Signal.like(s, name=f"final{k}_{t}") for k, s in enumerate(stats)]
-            xs = [lane(self.i.payload, t * lanes + p, xr) for p in range(lanes)]
-            new = self.accumulate(m, xs, stats, jw == 0)
-            with m.If(take):
+            xs = [lane(beat_a, t * lanes + p, xr) for p in range(lanes)]
+            new = self.accumulate(m, xs, stats, first_a)
+            with m.If(take_a):
                 m.d.sync += [s.eq(v) for s, v in zip(stats, new)]
-                with m.If(last_w):
+                with m.If(last_a):
                     m.d.sync += [f.eq(v) for f, v in zip(final, new)]
             finals.append(final)
+        with m.If(last_a):
+            m.d.sync += done_bank.eq(bank_a)
         with m.If(take):
             with m.If(last_w):
-                m.d.sync += [jw.eq(0), bw.eq(Mux(bw == nbank - 1, 0, bw + 1)),
-                             done_bank.eq(bw)]
+                m.d.sync += [jw.eq(0), bw.eq(Mux(bw == nbank - 1, 0, bw + 1))]
                 m.d.comb += set_filled.eq(1 << bw)
             with m.Else():
                 m.d.sync += jw.eq(jw + 1)
@@ -144,13 +164,10 @@ class RowPass(wiring.Component):
 
         # The row's held values travel with its beats: once the last beat has issued, the
         # bank is free and may be refilled and re-finished while that beat is stalled.
-        valid = Signal()
-        staged = [[Signal(shape_of(r), name=f"staged{k}_{t}")
-                   for k, r in enumerate(self.held_ranges)] for t in range(tp)]
-        with m.If(en):
-            m.d.sync += valid.eq(issue)
-            for t in range(tp):
-                m.d.sync += [s.eq(h[br]) for s, h in zip(staged[t], held[t])]
+        # (staged as many cycles as the row memory's read takes)
+        valid = delay(m, en, issue, lat, "valid")
+        staged = [[delay(m, en, h[br], lat, f"staged{k}_{t}") for k, h in enumerate(held[t])]
+                  for t in range(tp)]
         results = [self.emit(m, lane(rd.data, t * lanes + p, xr), staged[t], consts, t, p, en)
                    for t in range(tp) for p in range(lanes)]
         for _ in range(self.emit_latency):

@@ -17,22 +17,24 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
+from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Softmax
 from .elementwise import clamp
 from .lut import rom_init, table_index
 from .mem import Rom
 from .rowpass import RowPass
-from .stream import shape_of, stream_of
+from .stream import delay, shape_of, stream_of
 
 
 class _MaxExp(RowPass):
-    emit_latency = 1
+    finish_step, emit_step = "max", "exp"
 
-    def __init__(self, st: Softmax, f: Folding, styles: dict[str, str]):
+    def __init__(self, st: Softmax, f: Folding, styles: dict[str, str], pipe: Pipelining):
         self.stage, self.styles = st, styles
         x = st.in_ranges[0]
         self.stat_ranges = self.held_ranges = [x]
-        super().__init__(x, st.exp.out_range, f.tp, f.cip, st.row_len, styles.get("score_rows"))
+        super().__init__(x, st.exp.out_range, f.tp, f.cip, st.row_len, styles.get("score_rows"),
+                         pipe)
 
     def accumulate(self, m, xs, stats, first):
         best = stats[0]
@@ -46,59 +48,71 @@ class _MaxExp(RowPass):
         return stats
 
     def emit(self, m, x, held, constants, t, p, en):
+        # max - x | exp index | exp ROM
         st = self.stage
         if not hasattr(self, "_exp"):
             m.submodules.exp = self._exp = Rom(shape_of(st.exp.out_range), rom_init(st.exp),
-                                                  self.styles.get("exp"))
+                                               self.styles.get("exp"), self.pipe.read_latency)
         diff = Signal(shape_of(st.derived["diff"]), name=f"diff_{t}_{p}")
-        m.d.comb += diff.eq(held[0] - x)
+        with m.If(en):
+            m.d.sync += diff.eq(held[0] - x)
+        idx = delay(m, en, table_index(m, diff, st.exp, 0, st.derived["diff"], f"ex{t}_{p}"),
+                    1, f"ex_idx{t}_{p}")
         port = self._exp.read_port()
-        m.d.comb += [port.addr.eq(table_index(m, diff, st.exp, 0, st.derived["diff"],
-                                              f"ex{t}_{p}")),
-                     port.en.eq(en)]
+        m.d.comb += [port.addr.eq(idx), port.en.eq(en)]
         return port.data
 
 
 class _SumNormalise(RowPass):
-    finish_latency = 1
+    finish_step, emit_step = "recip", "normalise"
 
-    def __init__(self, st: Softmax, f: Folding, styles: dict[str, str]):
+    def __init__(self, st: Softmax, f: Folding, styles: dict[str, str], pipe: Pipelining):
         self.stage, self.styles = st, styles
         self.stat_ranges = [IntRange(0, st.derived["z"].hi)]  # partial sums start at 0
         self.held_ranges = [st.derived["r"]]
         super().__init__(st.exp.out_range, st.out_range, f.tp, f.cip, st.row_len,
-                         styles.get("exp_rows"))
+                         styles.get("exp_rows"), pipe)
 
     def accumulate(self, m, xs, stats, first):
         return [Mux(first, 0, stats[0]) + sum(xs)]
 
     def finish(self, m, stats, t, valid):
+        # reciprocal index | reciprocal ROM: free-running registers
         st = self.stage
         if not hasattr(self, "_recip"):
-            m.submodules.recip = self._recip = Rom(shape_of(st.recip.out_range), rom_init(st.recip),
-                                                      self.styles.get("recip"))
+            m.submodules.recip = self._recip = Rom(shape_of(st.recip.out_range),
+                                                   rom_init(st.recip), self.styles.get("recip"),
+                                                   self.pipe.read_latency)
+        idx = delay(m, None, table_index(m, stats[0], st.recip, 0, self.stat_ranges[0],
+                                         f"rc{t}"), 1, f"rc_idx{t}")
         port = self._recip.read_port()
-        m.d.comb += [port.addr.eq(table_index(m, stats[0], st.recip, 0, self.stat_ranges[0],
-                                              f"rc{t}")),
-                     port.en.eq(valid)]
+        m.d.comb += [port.addr.eq(idx), port.en.eq(1)]
         return [port.data]
 
     def emit(self, m, x, held, constants, t, p, en):
+        # operands | e * r, registered; the rounding, shift and clamp go into the output
+        # register (an add behind the product would leave the DSP's P register unpacked)
         st = self.stage
+        xr, rr = delay(m, en, x, 1, f"e_{t}_{p}"), delay(m, en, held[0], 1, f"r_{t}_{p}")
         prod = Signal(shape_of(st.derived["product"]), name=f"prod_{t}_{p}")
-        m.d.comb += prod.eq(x * held[0] + (1 << (st.shift - 1)))
-        return clamp(prod >> st.shift, st.out_format, st.derived["product"].shr(st.shift))
+        rounded = Signal(shape_of(st.derived["product"]), name=f"rounded_{t}_{p}")
+        with m.If(en):
+            m.d.sync += prod.eq(xr * rr)
+        m.d.comb += rounded.eq(prod + (1 << (st.shift - 1)))
+        return clamp(rounded >> st.shift, st.out_format, st.derived["product"].shr(st.shift))
 
 
 class SoftmaxStage(wiring.Component):
     """One softmax unit: rows of ``row_len`` scores, ``tp`` rows x ``cip`` scores a beat."""
 
-    def __init__(self, st: Softmax, f: Folding, *, styles: dict[str, str] | None = None):
+    def __init__(self, st: Softmax, f: Folding, *, styles: dict[str, str] | None = None,
+                 pipe: Pipelining | None = None):
         if f.cip != f.cop:
             raise ValueError(f"SoftmaxStage {st.name}: folding {f} needs cip == cop")
         self.stage, self.f = st, f
-        self.max_exp = _MaxExp(st, f, styles or {})
-        self.normalise = _SumNormalise(st, f, styles or {})
+        pipe = pipe or default()
+        self.max_exp = _MaxExp(st, f, styles or {}, pipe)
+        self.normalise = _SumNormalise(st, f, styles or {}, pipe)
         super().__init__({"i": In(stream_of(f.tp * f.cip, st.in_ranges[0])),
                           "o": Out(stream_of(f.tp * f.cop, st.out_range))})
         self.busy = self.normalise.busy

@@ -65,36 +65,83 @@ def fit(v: Value, r: IntRange) -> Value:
     return x.as_signed() if r.signed else x
 
 
-def tree_sum(terms: list[tuple[Value, IntRange]]) -> tuple[Value, IntRange]:
-    """A balanced adder tree whose every node is only as wide as its exact range: a chain
-    (``sum()``) grows a bit per term and Amaranth a bit per addition, and synthesis cannot
-    know that the high bits only repeat the sign."""
+def delay(m: Module, en, sig, n: int, name: str | None = None) -> Value:
+    """``sig`` seen ``n`` cycles later, advancing only when ``en`` (a pipeline's stall;
+    None: every cycle)."""
+    sig = Value.cast(sig)
+    for k in range(n):
+        r = Signal(sig.shape(), name=f"{name or 'sig'}_d{k + 1}")
+        if en is None:
+            m.d.sync += r.eq(sig)
+        else:
+            with m.If(en):
+                m.d.sync += r.eq(sig)
+        sig = r
+    return sig
+
+
+def tree_sum(m: Module, en, terms: list[tuple[Value, IntRange]], levels_per_stage: int,
+             name: str) -> tuple[Value, IntRange, int]:
+    """A balanced adder tree whose every node is only as wide as its exact range (a chain
+    grows a bit per term and Amaranth a bit per addition, and synthesis cannot know that
+    the high bits only repeat the sign), cut into register stages of
+    ``levels_per_stage`` levels that advance when ``en``. Returns the sum, its range and
+    the register stages (the sum's latency)."""
+    level = stages = 0
     while len(terms) > 1:
         pairs = zip(terms[0::2], terms[1::2])
         nxt = [(fit(a + b, ra + rb), ra + rb) for (a, ra), (b, rb) in pairs]
         terms = nxt + ([terms[-1]] if len(terms) % 2 else [])
-    return terms[0]
+        level += 1
+        if level % levels_per_stage == 0 or len(terms) == 1:
+            stages += 1
+            regs = []
+            for k, (v, r) in enumerate(terms):
+                reg = Signal(shape_of(r), name=f"{name}_s{stages}_{k}")
+                with m.If(en):
+                    m.d.sync += reg.eq(v)
+                regs.append((reg, r))
+            terms = regs
+    return terms[0][0], terms[0][1], stages
 
 
 def mac(m, en, valid, first, last, a_words, b_words, a_range: IntRange, b_range: IntRange,
-        tp: int, cop: int, cip: int, out_range: IntRange, o, start=None) -> None:
-    """Accumulate ``acc[t][co] += sum_ci a[t][ci] * b[co][ci]`` while ``en & valid``;
-    ``a_words[t]`` and ``b_words[co]`` are packed ``cip``-element words. A new sum starts
-    on ``first`` from ``start[co]`` (or 0); the sums leave through ``o`` on ``last``."""
-    results = []
+        tp: int, cop: int, cip: int, out_range: IntRange, o, pipe, start=None) -> None:
+    """Accumulate ``acc[t][co] += sum_ci a[t][ci] * b[co][ci]``: ``a_words[t]`` and
+    ``b_words[co]`` are packed ``cip``-element words present with ``valid`` (and the
+    ``first``/``last`` flags of a sum) in the same cycle. Every product is registered,
+    the adder tree is cut into register stages by ``pipe`` (``Pipelining``), and the
+    accumulate ``Mux(first, start, acc) + partial`` has its stage alone, so the sums leave
+    through ``o`` ``pipe.mac_stages(cip) + 1`` cycles after their last operands. A new
+    sum starts from ``start[co]`` (or 0), which must be present ``pipe.mac_stages(cip)``
+    cycles after the sum's first operands. Every register advances with ``en``."""
     pr = a_range * b_range
+    partials = []
     for t in range(tp):
         for co in range(cop):
-            partial, _ = tree_sum([(lane(a_words[t], ci, a_range)
-                                    * lane(b_words[co], ci, b_range), pr)
-                                   for ci in range(cip)])
-            acc = Signal(shape_of(out_range), name=f"acc_t{t}_c{co}")
-            new = Signal(shape_of(out_range), name=f"new_t{t}_c{co}")
-            m.d.comb += new.eq(Mux(first, 0 if start is None else start[co], acc) + partial)
-            with m.If(en & valid):
-                m.d.sync += acc.eq(new)
-            results.append(new)
+            products = []
+            for ci in range(cip):
+                p = Signal(shape_of(pr), name=f"p_t{t}_c{co}_{ci}")
+                with m.If(en):
+                    m.d.sync += p.eq(lane(a_words[t], ci, a_range) * lane(b_words[co], ci,
+                                                                            b_range))
+                products.append((p, pr))
+            partial, _, stages = tree_sum(m, en, products, pipe.adder_levels, f"t{t}_c{co}")
+            partials.append(partial)
+    assert stages + 1 == pipe.mac_stages(cip)
+    lag = pipe.mac_stages(cip)
+    v, f, l = (delay(m, en, s, lag, n) for s, n in ((valid, "mac_valid"), (first, "mac_first"),
+                                                  (last, "mac_last")))
+    results = []
+    for k, partial in enumerate(partials):
+        t, co = divmod(k, cop)
+        acc = Signal(shape_of(out_range), name=f"acc_t{t}_c{co}")
+        new = Signal(shape_of(out_range), name=f"new_t{t}_c{co}")
+        m.d.comb += new.eq(Mux(f, 0 if start is None else start[co], acc) + partial)
+        with m.If(en & v):
+            m.d.sync += acc.eq(new)
+        results.append(new)
     with m.If(en):
-        m.d.sync += o.valid.eq(valid & last)
-        with m.If(valid & last):
+        m.d.sync += o.valid.eq(v & l)
+        with m.If(v & l):
             pack(m, o.payload, results, out_range, domain="sync")

@@ -10,6 +10,7 @@ import pytest
 from hgpipe.errors import PlanError
 from hgpipe.graph.ddr import PAGE_BYTES, DdrLayout
 from hgpipe.perf.model import evaluate
+from hgpipe.graph.pipeline import Pipelining
 from hgpipe.plan.fold import Folder
 from hgpipe.plan import build, make_plan
 from hgpipe.resources.board import load_board
@@ -24,7 +25,7 @@ def graph(graphs):
 
 
 def _plan(graph, board, offchip):
-    return build(graph, board, 1, Folder(graph, board, 1).choose(II), II, "", board.clock_mhz,
+    return build(graph, board, 1, Folder(graph, board, 1, Pipelining.at(board.clock_mhz)).choose(II), II, "", board.clock_mhz,
                  offchip)
 
 

@@ -1,0 +1,109 @@
+"""Synthesize every distinct module of a generated design, and judge it against a clock.
+
+The generator converts each distinct part once (``hgpipe.rtl.separate``), so the design's
+Verilog is a top level of instances plus one module per distinct part. Each part module
+is synthesized alone (with the memory modules it instantiates) in a pool of workers;
+totals weigh each by its instances in the top level. The top level itself is wiring and
+the testbench's busy counters, and is not synthesized.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from ..graph.pipeline import Pipelining, fmax_mhz
+from .yosys import ModuleSynth, closure, split, synthesize
+
+_PART = re.compile(r"^hgpipe_([a-z0-9]+)_[0-9a-f]{12}$")
+
+
+def kind_of(module: str) -> str:
+    """The part's component class (``linearstage``, ``fifo``, ...) from its module name."""
+    m = _PART.match(module)
+    return m.group(1) if m else module
+
+
+def instances(top_text: str, modules: dict[str, str], prefix: str = "") -> dict[str, int]:
+    """How many times the top level instantiates each module (under instance names that
+    start with ``prefix``, e.g. ``blocks_0_``)."""
+    out: dict[str, int] = {}
+    for name, inst in re.findall(r"^\s*(\\?\S+)\s+(\\?\S+)\s*\($", top_text, re.M):
+        if name in modules and inst.lstrip("\\").startswith(prefix):
+            out[name] = out.get(name, 0) + 1
+    return out
+
+
+@dataclass(frozen=True)
+class ModuleResult:
+    synth: ModuleSynth
+    kind: str
+    instances: int
+    fmax_mhz: float
+    over_budget: tuple[str, ...]    # what exceeds the clock's budget ("delay", "luts")
+
+
+@dataclass(frozen=True)
+class DesignSynth:
+    top: str
+    pipe: Pipelining
+    modules: tuple[ModuleResult, ...]
+
+    @property
+    def fmax_mhz(self) -> float:
+        return min((m.fmax_mhz for m in self.modules), default=float("inf"))
+
+    @property
+    def worst(self) -> ModuleResult | None:
+        return min(self.modules, key=lambda m: m.fmax_mhz, default=None)
+
+    @property
+    def over_budget(self) -> tuple[ModuleResult, ...]:
+        return tuple(m for m in self.modules if m.over_budget)
+
+    def total(self, field: str) -> float:
+        return sum(getattr(m.synth, field) * m.instances for m in self.modules)
+
+
+def judge(s: ModuleSynth, pipe: Pipelining) -> tuple[str, ...]:
+    over = []
+    if s.worst.ns > pipe.budget_ns + 1e-9:
+        over.append("delay")
+    if s.max_luts.luts > pipe.lut_levels:
+        over.append("luts")
+    return tuple(over)
+
+
+def _job(text: str, top: str) -> ModuleSynth:
+    return synthesize(text, top)
+
+
+def synth_design(verilog: str, top: str, pipe: Pipelining, *, jobs: int = 2,
+                 progress=None, only: set[str] | None = None, prefix: str = "") -> DesignSynth:
+    """Synthesize each distinct part module of ``verilog`` (the generator's output, top
+    level ``top``) instantiated under names starting with ``prefix`` (all by default),
+    of the kinds in ``only`` (all by default); ``progress(done, total)`` as modules
+    finish."""
+    modules = split(verilog)
+    if top not in modules:
+        raise ValueError(f"synth: no module {top!r} in the Verilog")
+    counts = instances(modules[top], modules, prefix)
+    names = sorted(n for n in counts if only is None or kind_of(n) in only)
+    results: dict[str, ModuleSynth] = {}
+    work = [(closure(modules, n), n) for n in names]
+    if jobs > 1 and len(work) > 1:
+        with ProcessPoolExecutor(min(jobs, len(work))) as pool:
+            futures = {pool.submit(_job, text, n): n for text, n in work}
+            for k, fut in enumerate(as_completed(futures), 1):
+                results[futures[fut]] = fut.result()
+                if progress:
+                    progress(k, len(work))
+    else:
+        for k, (text, n) in enumerate(work, 1):
+            results[n] = _job(text, n)
+            if progress:
+                progress(k, len(work))
+    out = tuple(ModuleResult(results[n], kind_of(n), counts[n], fmax_mhz(results[n].worst.ns),
+                             judge(results[n], pipe)) for n in names)
+    return DesignSynth(top, pipe, out)
