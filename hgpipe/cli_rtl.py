@@ -165,13 +165,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from .report.plan_report import write
     from .rtl.generate import TOP
     from .synth.design import synth_design
-    from .synth.report import synth_json, synth_markdown
+    from .synth.report import clock_section, synth_json, synth_markdown
     from .synth.yosys import YosysMissing, yosys_command
     if args.jobs < 1:
         raise HgpipeError(f"jobs: {args.jobs}: expected >= 1")
-    if args.instances is not None and not re.fullmatch(r"[A-Za-z0-9_]+", args.instances):
-        raise HgpipeError(f"instances: {args.instances!r}: expected a prefix of instance "
-                          "names (letters, digits, _)")
+    if args.instances is not None and not re.fullmatch(r"[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*",
+                                                       args.instances):
+        raise HgpipeError(f"instances: {args.instances!r}: expected prefixes of instance "
+                          "names (letters, digits, _), comma-separated")
     try:
         yosys_command()
     except YosysMissing as exc:
@@ -196,6 +197,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
         _rtl_files(source, vec, patches, acc)(tmp)
         (tmp / "synth.json").write_text(json.dumps(j, indent=1) + "\n")
         (tmp / "synth.md").write_text(synth_markdown(d, plan.clock_mhz, plan.ii))
+        # the report states the FPS at the clock synthesis supports, beside the board's
+        report = tmp / "report.md"
+        report.write_text(report.read_text() + clock_section(j))
     files = write(Path(args.out), graph, plan, perf, progress=say, extra=extra)
     print(f"{plan.model} {plan.bits} on {plan.board.name}, TP={plan.tp}:")
     print(summary(plan, perf))
@@ -239,5 +243,6 @@ def add_commands(sub) -> None:
         if name == "synth":
             p.add_argument("--jobs", type=int, default=2, help="Yosys processes (default 2)")
             p.add_argument("--instances", help="only the parts whose instance names start "
-                           "with this (e.g. blocks_0_ for the first encoder block)")
+                           "with one of these comma-separated prefixes (e.g. blocks_0_ for "
+                           "the first encoder block)")
         p.set_defaults(fn=fn)

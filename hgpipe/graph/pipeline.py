@@ -3,8 +3,10 @@
 One place decides how much logic may sit between two registers: the board clock (or
 ``--clock-mhz``) gives a logic-delay budget through the line ``hgpipe.synth`` estimates
 clocks with, ``period = OVERHEAD_NS + SCALE * logic`` (Yosys cells_sim pin delays, no
-routing), fitted on HG-PIPE's ATTN0 block (3.8 ns of logic at the 410 MHz its published
-7,118 images/s at II 57,624 imply). The budget then fixes
+routing), fitted on HG-PIPE's released blocks measured by the same code
+(``benchmarks/timing.py``: MLP0 3.93 ns and ATTN0 3.92 ns of logic on their worst paths,
+10 and 9 LUT levels on their deepest, at the 410 MHz their published 7,118 images/s at
+II 57,624 imply). The budget then fixes
 
 * how many adder-tree levels share a register stage (``adder_levels``), from the
   measured delay of one tree level of narrow adders (``TREE_LEVEL_NS``);
@@ -21,14 +23,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-ANCHOR_LOGIC_NS = 3.8      # HG-PIPE ATTN0, worst register-to-register logic delay
-ANCHOR_MHZ = 410.0         # its clock in Vivado (7,118 images/s at II 57,624)
+ANCHOR_LOGIC_NS = 3.93     # HG-PIPE MLP0 (ATTN0: 3.92), worst register-to-register logic
+ANCHOR_LUT_LEVELS = 10     # and its deepest path in LUTs (ATTN0; MLP0: 9)
+ANCHOR_MHZ = 410.0         # their clock in Vivado (7,118 images/s at II 57,624)
 OVERHEAD_NS = 0.5          # FF clock-to-out 0.303 (cells_sim) + setup + uncertainty
 SCALE = (1000.0 / ANCHOR_MHZ - OVERHEAD_NS) / ANCHOR_LOGIC_NS
 
 TREE_LEVEL_NS = 0.85       # one adder-tree level of narrow adders (LUT + carry), measured
 TREE_BASE_NS = 0.6         # the register stage's fixed part: a LUT and the enable
-LUT_LEVEL_NS = 0.5         # a LUT level with its input pin, for the LUT-level budget
 MEM_REG_MHZ = 250.0        # above this clock memories use their output register
 
 
@@ -71,8 +73,9 @@ class Pipelining:
 
     @property
     def lut_levels(self) -> int:
-        """LUT levels a register-to-register path may have at this clock."""
-        return max(1, int(self.budget_ns // LUT_LEVEL_NS))
+        """LUT levels a register-to-register path may have at this clock: HG-PIPE's
+        deepest at its clock, scaled with the logic budget."""
+        return max(1, int(ANCHOR_LUT_LEVELS * self.budget_ns / ANCHOR_LOGIC_NS + 1e-9))
 
     def tree_stages(self, terms: int) -> int:
         """Register stages of an adder tree over ``terms`` products (0 for one term)."""
@@ -84,22 +87,23 @@ class Pipelining:
         product registers and the tree's register stages."""
         return 1 + self.tree_stages(cip)
 
-    # Row passes (LayerNorm, softmax): the input beat is registered before the statistics
-    # accumulate; ``finish`` (free-running, after a row's last beat) and ``emit`` (per
-    # replayed beat, after the row memory's read) have these register stages.
-    ROW_INPUT = 1
+    # Row passes (LayerNorm, softmax): the input beat and then its per-element terms
+    # (LayerNorm's squares) are registered before the statistics accumulate; ``finish``
+    # (free-running, after a row's last beat) and ``emit`` (per replayed beat, after the
+    # row memory's read) have these register stages.
+    ROW_INPUT = 2
 
     def finish_latency(self, step: str) -> int:
-        """``layernorm``: C*s2 and s1^2 | v | rsqrt index | rsqrt ROM. ``recip``: index |
-        reciprocal ROM. ``max``: none."""
-        return {"layernorm": 3 + self.read_latency, "recip": 1 + self.read_latency,
+        """``layernorm``: C*s2 and s1^2 | v | v + offset | rsqrt index | rsqrt ROM.
+        ``recip``: index | reciprocal ROM. ``max``: none."""
+        return {"layernorm": 4 + self.read_latency, "recip": 1 + self.read_latency,
                 "max": 0}[step]
 
     def emit_latency(self, step: str) -> int:
-        """``layernorm``: C*x - s1 | *r | *gamma | + beta (then the clamp into the output
-        register). ``exp``: max - x | exp index | exp ROM. ``normalise``: operands | e*r
+        """``layernorm``: C*x - s1 | *r | *gamma (two stages) | + beta (then the clamp into
+        the output register). ``exp``: max - x | exp index | exp ROM. ``normalise``: operands | e*r
         (then rounding, shift and clamp into the output register)."""
-        return {"layernorm": 4, "exp": 2 + self.read_latency, "normalise": 2}[step]
+        return {"layernorm": 5, "exp": 2 + self.read_latency, "normalise": 2}[step]
 
     def row_banks(self, finish: str, row_beats: int) -> int:
         """Banks of a row pass's row memory: a bank frees when its replay ends, and the

@@ -21,7 +21,7 @@ from .elementwise import clamp
 from .lut import rom_init, table_index
 from .mem import Rom
 from .rowpass import RowPass
-from .stream import delay, lane, pack_word, shape_of
+from .stream import const_product, delay, lane, pack_word, shape_of, wide_product
 
 
 class LayerNormStage(RowPass):
@@ -41,24 +41,28 @@ class LayerNormStage(RowPass):
         super().__init__(st.in_ranges[0], st.out_range, f.tp, f.cip, channels,
                          self.styles.get("row"), pipe)
 
-    def accumulate(self, m, xs, stats, first):
+    def prepare(self, m, xs):
+        return xs + [x * x for x in xs]
+
+    def accumulate(self, m, terms, stats, first):
         s1, s2 = stats
-        return [Mux(first, 0, s1) + sum(xs), Mux(first, 0, s2) + sum(x * x for x in xs)]
+        xs, squares = terms[:self.lanes], terms[self.lanes:]
+        return [Mux(first, 0, s1) + sum(xs), Mux(first, 0, s2) + sum(squares)]
 
     def finish(self, m, stats, t, valid):
-        # C*s2 and s1^2 | v | rsqrt index | rsqrt ROM: free-running registers
+        # C*s2 and s1^2 | v | v + offset | rsqrt index | rsqrt ROM: free-running registers
         s1, s2 = stats
         st, lat = self.stage, self.pipe.read_latency
         if not hasattr(self, "_rsqrt"):
             m.submodules.rsqrt = self._rsqrt = Rom(shape_of(st.rsqrt.out_range),
                                                    rom_init(st.rsqrt),
                                                    self.styles.get("rsqrt"), lat)
-        cs2 = delay(m, None, self.row_len * s2, 1, f"cs2_{t}")
+        cs2 = delay(m, None, const_product(s2, self.row_len), 1, f"cs2_{t}")
         s1sq = delay(m, None, s1 * s1, 1, f"s1sq_{t}")
         v = Signal(shape_of(self.d["v"]), name=f"v_{t}")
         m.d.sync += v.eq(cs2 - s1sq)
-        idx = delay(m, None, table_index(m, v, st.rsqrt, 0, self.d["v"], f"rs{t}"), 1,
-                    f"rs_idx{t}")
+        idx = delay(m, None, table_index(m, v, st.rsqrt, 0, self.d["v"], f"rs{t}",
+                                         lambda x, n: delay(m, None, x, 1, n)), 1, f"rs_idx{t}")
         port = self._rsqrt.read_port()
         m.d.comb += [port.addr.eq(idx), port.en.eq(1)]
         return [delay(m, None, s1, self.finish_latency, f"s1_{t}"), port.data]
@@ -76,7 +80,8 @@ class LayerNormStage(RowPass):
         return port.data
 
     def emit(self, m, x, held, constants, t, p, en):
-        # C*x - s1 | *r | *gamma | + beta, each registered; the clamp goes into the output
+        # C*x - s1 | *r | *gamma (two stages, in DSP pieces) | + beta, each registered; the
+        # clamp goes into the output
         st, d = self.stage, self.d
         s1, r = held
         if t not in self._r:   # per token: r waits a stage for its product
@@ -86,13 +91,14 @@ class LayerNormStage(RowPass):
             gamma = lane(constants, p, self.gamma_range)
             beta = lane(constants[self.lanes * self.gamma_range.bits:], p, self.beta_range)
             self._affine[p] = (delay(m, en, gamma, 2, f"gamma_{p}"),
-                               delay(m, en, beta, 3, f"beta_{p}"))
+                               delay(m, en, beta, 4, f"beta_{p}"))
         gamma, beta = self._affine[p]
         dd = Signal(shape_of(d["d"]), name=f"d_{t}_{p}")
         tt = Signal(shape_of(d["t"]), name=f"t_{t}_{p}")
-        tg = Signal(shape_of(d["t"] * self.gamma_range), name=f"tg_{t}_{p}")
         u = Signal(shape_of(d["u"]), name=f"u_{t}_{p}")
+        with m.If(en):
+            m.d.sync += [dd.eq(const_product(x, self.row_len) - s1), tt.eq(dd * r)]
+        tg = wide_product(m, en, tt, d["t"], gamma, self.gamma_range, f"tg_{t}_{p}")
         with m.If(en):   # (a product and an add in one stage would leave the DSP unpacked)
-            m.d.sync += [dd.eq(self.row_len * x - s1), tt.eq(dd * r), tg.eq(tt * gamma),
-                         u.eq(tg + beta)]
+            m.d.sync += u.eq(tg + beta)
         return clamp(u >> st.shift, st.out_format, d["shifted"])

@@ -20,8 +20,12 @@ from .mem import Rom
 from .stream import delay, lane, pack, shape_of, stream_of
 
 
-def table_index(m: Module, x, table: PotTable, group, in_range: IntRange, name: str):
-    """Combinational ROM address of ``x`` (group * segments + segment) * entries + index."""
+def table_index(m: Module, x, table: PotTable, group, in_range: IntRange, name: str,
+                register=None):
+    """ROM address of ``x``: (group * segments + segment) * entries + index. Without
+    ``register`` it is combinational; with it (``register(value, name)`` returns the value
+    a register stage later) the sum ``x + offset`` and the segment's shift and base are
+    registered before the shift and clamp (one more cycle, half the depth)."""
     t = table
     n = t.bound + 1
     sum_range = t.index_sum_range(in_range)
@@ -43,13 +47,19 @@ def table_index(m: Module, x, table: PotTable, group, in_range: IntRange, name: 
                       for g, k in flat)[sel]
     s = Signal(shape_of(sum_range), name=f"{name}_sum")
     m.d.comb += s.eq(x + offset)
+    base = (group * t.segments + seg) if t.groups > 1 else seg
+    if register is not None:
+        s = register(s, f"{name}_sum_r")
+        if not isinstance(shift, int):
+            shift = register(shift, f"{name}_shift_r")
+        if t.groups > 1 or t.segments > 1:
+            base = register(base, f"{name}_base_r")
     shifted = s >> shift
     idx = Signal(range(n), name=f"{name}_idx")
     lo_shift = int(t.shift.min())
     m.d.comb += idx.eq(clamp(shifted, IntRange(0, t.bound),
                              IntRange(sum_range.lo >> lo_shift if sum_range.lo < 0 else 0,
                                       sum_range.hi >> lo_shift)))
-    base = (group * t.segments + seg) if t.groups > 1 else seg
     return base * n + idx if (t.groups > 1 or t.segments > 1) else idx
 
 

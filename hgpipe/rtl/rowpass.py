@@ -64,8 +64,13 @@ class RowPass(wiring.Component):
         return self.banks * self.tp * self.row_len * self.in_range.bits
 
     # Hooks --------------------------------------------------------------------------------
-    def accumulate(self, m: Module, xs: list, stats: list, first) -> list:
-        """New statistics of one token from its ``lanes`` elements of this beat."""
+    def prepare(self, m: Module, xs: list) -> list:
+        """Per-element terms of the statistics (registered before ``accumulate``): the
+        elements themselves unless a subclass needs more (LayerNorm's squares)."""
+        return xs
+
+    def accumulate(self, m: Module, terms: list, stats: list, first) -> list:
+        """New statistics of one token from its ``prepare``d terms of this beat."""
         raise NotImplementedError
 
     def finish(self, m: Module, stats: list, t: int, valid) -> list:
@@ -102,12 +107,13 @@ class RowPass(wiring.Component):
         set_filled = Signal(nbank)
         done = Signal()                        # a row's statistics are final this cycle
         done_bank = Signal(range(nbank))
-        # the statistics accumulate from the registered beat (free-running stages)
+        # the statistics accumulate from the registered beat's registered terms
+        # (free-running stages: the beat, then ``prepare``)
         n_in = self.pipe.ROW_INPUT
         take_a = delay(m, None, take, n_in, "take_a")
         first_a = delay(m, None, jw == 0, n_in, "first_a")
         last_a = delay(m, None, take & last_w, n_in, "last_a")
-        beat_a = delay(m, None, self.i.payload, n_in, "beat_a")
+        beat_a = delay(m, None, self.i.payload, n_in - 1, "beat_a")
         bank_a = delay(m, None, bw, n_in, "bank_a")
         m.d.sync += done.eq(last_a)
         finals = []
@@ -116,7 +122,9 @@ class RowPass(wiring.Component):
                      for k, r in enumerate(self.stat_ranges)]
             final = [Signal.like(s, name=f"final{k}_{t}") for k, s in enumerate(stats)]
             xs = [lane(beat_a, t * lanes + p, xr) for p in range(lanes)]
-            new = self.accumulate(m, xs, stats, first_a)
+            terms = [delay(m, None, v, 1, f"term{k}_{t}")
+                     for k, v in enumerate(self.prepare(m, xs))]
+            new = self.accumulate(m, terms, stats, first_a)
             with m.If(take_a):
                 m.d.sync += [s.eq(v) for s, v in zip(stats, new)]
                 with m.If(last_a):

@@ -6,7 +6,7 @@ whose payload is ``lanes`` elements of ``bits`` bits packed LSB first.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import stream
 
@@ -78,6 +78,50 @@ def delay(m: Module, en, sig, n: int, name: str | None = None) -> Value:
                 m.d.sync += r.eq(sig)
         sig = r
     return sig
+
+
+DSP_A, DSP_B = 27, 18      # DSP48E2's signed multiplier operands
+
+
+def const_product(x: Value, c: int) -> Value:
+    """``c * x`` as shifted copies of ``x`` added (one per set bit of ``|c|``): synthesis
+    would put a constant product in a DSP whose output then runs into fabric."""
+    terms = [x << k for k in range(abs(c).bit_length()) if abs(c) >> k & 1]
+    total = sum(terms[1:], terms[0]) if terms else Const(0)
+    return -total if c < 0 else total
+
+
+def wide_product(m: Module, en, a: Value, ar: IntRange, b: Value, br: IntRange, name: str
+                 ) -> Value:
+    """``a * b`` over two register stages advancing with ``en``: a product that fits one
+    DSP is registered twice (its M and P registers); a wider one is cut into pieces of
+    the wider operand (17-bit unsigned low pieces and a signed top) that each fit a DSP,
+    registered, then summed into the second register. So no DSP output runs into fabric
+    logic in the same cycle."""
+    (x, xr), (y, yr) = sorted(((a, ar), (b, br)), key=lambda v: -v[1].bits)
+    out = ar * br
+    result = Signal(shape_of(out), name=name)
+    wx, wy = xr.bits + (not xr.signed), yr.bits + (not yr.signed)
+    if wx <= DSP_A and wy <= DSP_B:
+        mid = Signal(shape_of(out), name=f"{name}_m")
+        with m.If(en):
+            m.d.sync += [mid.eq(a * b), result.eq(mid)]
+        return result
+    k = DSP_B - 1   # unsigned low pieces of the wide operand
+    pieces, lo = [], 0
+    while lo < xr.bits:
+        top = lo + k >= xr.bits
+        part = x[lo:] if top else x[lo:lo + k]
+        part = part.as_signed() if top and xr.signed else part.as_unsigned()
+        pr = (IntRange(xr.lo >> lo, xr.hi >> lo) if top else IntRange(0, (1 << k) - 1)) * yr
+        p = Signal(shape_of(pr), name=f"{name}_p{len(pieces)}")
+        with m.If(en):
+            m.d.sync += p.eq(part * y)
+        pieces.append((p, lo))
+        lo += k
+    with m.If(en):
+        m.d.sync += result.eq(sum(p << sh for p, sh in pieces))
+    return result
 
 
 def tree_sum(m: Module, en, terms: list[tuple[Value, IntRange]], levels_per_stage: int,

@@ -2,12 +2,9 @@
 
 Combinational pin-to-pin delays are read from the ``specify`` blocks of Yosys' own
 ``techlibs/xilinx/cells_sim.v`` (the delays ``abc9`` maps with: Artix-7 -1 figures from
-Project X-Ray, without routing). Cells it gives no arcs for (block RAM, URAM, DSP) get
-the boundary delays of ``BOUNDARY_PS`` below, 7-series -1 data-sheet orders of magnitude,
-stated as assumptions. Yosys 0.70 packs no register into a DSP48E2 (the same RTL mapped
-for 7-series packs AREG/BREG/MREG/PREG), so ``hgpipe.synth.paths`` packs what Vivado
-would: flip-flops feeding a DSP's A/B/C/D inputs straight, and flip-flops its P outputs
-feed straight (a second rank behind them taken as MREG + PREG). A path's *logic delay* is the sum of its cells' delays between
+Project X-Ray, without routing). Block RAM, URAM and LUTRAM outputs get the extra
+clock-to-out of ``BOUNDARY_PS`` below (7-series -1 data-sheet orders of magnitude, stated
+as assumptions); DSPs are path boundaries (``hgpipe.synth.paths``). A path's *logic delay* is the sum of its cells' delays between
 two registers, without clock-to-out, setup or routing: the figure the timing issue and
 ``DESIGN.md`` quote for HG-PIPE's blocks.
 
@@ -33,11 +30,6 @@ BOUNDARY_PS = {
     "bram_reg": 450,        # with DOA_REG/DOB_REG (0.75 - 0.30 ns)
     "uram": 1830,           # URAM288 without output pipeline registers (as block RAM)
     "uram_reg": 450,
-    "dsp_preg": 340,        # DSP P out from its P register (0.64 - 0.30 ns)
-    "dsp_mreg": 1700,       # M register to P, P register off
-    "dsp_comb": 3900,       # A/B in to P out, every register off
-    "dsp_stage": 1800,      # inside a DSP with A/B, M and P registers: its slowest stage
-    "dsp_a_p": 3300,        # inside a DSP with A/B and P registers, M off
     "lutram": 850,          # LUTRAM read data from the write clock side (1.15 - 0.30 ns)
 }
 

@@ -27,10 +27,12 @@ def kind_of(module: str) -> str:
 
 def instances(top_text: str, modules: dict[str, str], prefix: str = "") -> dict[str, int]:
     """How many times the top level instantiates each module (under instance names that
-    start with ``prefix``, e.g. ``blocks_0_``)."""
+    start with one of the comma-separated ``prefix``es, e.g. ``blocks_0_``; all by
+    default)."""
     out: dict[str, int] = {}
+    prefixes = tuple(prefix.split(","))
     for name, inst in re.findall(r"^\s*(\\?\S+)\s+(\\?\S+)\s*\($", top_text, re.M):
-        if name in modules and inst.lstrip("\\").startswith(prefix):
+        if name in modules and inst.lstrip("\\").startswith(prefixes):
             out[name] = out.get(name, 0) + 1
     return out
 
@@ -41,7 +43,8 @@ class ModuleResult:
     kind: str
     instances: int
     fmax_mhz: float
-    over_budget: tuple[str, ...]    # what exceeds the clock's budget ("delay", "luts")
+    over_budget: tuple[str, ...]    # what breaks the clock's budget: "delay", "luts", or
+    #                                 "dsp" (a DSP whose registers cannot all be packed)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ def judge(s: ModuleSynth, pipe: Pipelining) -> tuple[str, ...]:
         over.append("delay")
     if s.max_luts.luts > pipe.lut_levels:
         over.append("luts")
+    if s.unpacked_dsps:
+        over.append("dsp")
     return tuple(over)
 
 

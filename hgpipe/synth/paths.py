@@ -5,7 +5,9 @@ Yosys' ``ltp`` treats the flip-flops ``synth_xilinx`` emits as combinational and
 latest arrival of a path from a start point (a register, memory or DSP output, or a
 module input), accumulating the cells' pin delays (``hgpipe.synth.delays``), LUT levels
 and carry cells; each end point (a register, memory or DSP input, or a module output)
-keeps the worst. Reported: the worst path by logic delay with its start and end, and
+keeps the worst. DSPs are boundaries, as in the measurement of HG-PIPE's blocks the clock
+estimate is fitted on; a DSP whose registers could not all be packed is reported instead
+(``unpacked_dsps``), since its multiplier would sit in a fabric path. Reported: the worst path by logic delay with its start and end, and
 separately the most LUT levels and the most LUT + carry cells on any path.
 """
 
@@ -50,7 +52,8 @@ class Depth:
     worst: Path
     max_luts: Path
     max_cells: Path
-    unknown: tuple[str, ...] = ()   # cell types without timing data (taken as 0 ps)
+    unknown: tuple[str, ...] = ()   # cell types without timing data (taken as boundaries)
+    unpacked_dsps: tuple[str, ...] = ()
 
 
 def _is_on(params: dict, key: str, default: int = 0) -> bool:
@@ -77,11 +80,7 @@ def _start_ps(typ: str, params: dict) -> int | None:
         return BOUNDARY_PS["uram_reg" if _is_on(params, "OREG_A") or
                            _is_on(params, "OREG_B") else "uram"]
     if typ.startswith("DSP48"):
-        if _is_on(params, "PREG", 1):
-            return BOUNDARY_PS["dsp_preg"]
-        if _is_on(params, "MREG", 1):
-            return BOUNDARY_PS["dsp_mreg"]
-        return None     # combinational: handled as a through-cell
+        return 0        # a boundary; whether its registers can be packed is checked apart
     if typ.startswith(_LUTRAM_PREFIX):
         return BOUNDARY_PS["lutram"]
     return None
@@ -116,8 +115,8 @@ class _Walker:
 
         comb: dict[str, tuple[dict, CellArcs | None, str]] = {}
         ends: list[tuple[int, str]] = []
-        internal: list[Path] = []      # stages inside packed DSPs
-        packed = self._packed_dsps()
+        internal: list[Path] = []
+        unpacked = self._unpacked_dsps()
         for pname, port in self.ports.items():
             for k, b in enumerate(port["bits"]):
                 if not isinstance(b, int):
@@ -132,10 +131,11 @@ class _Walker:
             if typ in _CONST:
                 continue
             start = _start_ps(typ, cell.get("parameters", {}))
-            if cname in packed:
-                start = BOUNDARY_PS["dsp_preg"]
-                internal.append(Path(packed[cname], 0, 0, f"{cname} (DSP, packed)",
-                                     f"{cname} (DSP, packed)"))
+            if start is None and typ not in self.arcs:
+                # a cell without timing data (a module Yosys left unflattened): a boundary,
+                # so that it can neither hide a path's logic nor close a loop
+                unknown.add(typ)
+                start = 0
             arcs = self.arcs.get(typ)
             if start is not None:
                 outs = [b for pin, bits in conns.items() if dirs.get(pin) == "output"
@@ -153,8 +153,6 @@ class _Walker:
                                 ends.append((b, f"{shown}.{pin}"))
                 if arcs is None:
                     continue
-            elif arcs is None and not typ.startswith("DSP48"):
-                unknown.add(typ)
             comb[cname] = (cell, arcs, typ)
 
         # Kahn order over combinational cells: a cell is evaluated once all its inputs are
@@ -199,13 +197,14 @@ class _Walker:
             return Path(p.ps, p.luts, p.carries, p.start, end)
         return Depth(best(worst, lambda p: (p.ps, p.cells)),
                      best(luts, lambda p: (p.luts, p.ps)),
-                     best(cells_, lambda p: (p.cells, p.ps)), tuple(sorted(unknown)))
+                     best(cells_, lambda p: (p.cells, p.ps)), tuple(sorted(unknown)),
+                     unpacked)
 
-    def _packed_dsps(self) -> dict[str, int]:
-        """DSPs whose registers Vivado would pack (Yosys does not for DSP48E2): every data
-        input (A, B, C, D) straight from a flip-flop, every used P bit straight into
-        flip-flops only. Returns their slowest internal stage (ps): with a second rank of
-        flip-flops behind the first (M and P registers) ``dsp_stage``, else ``dsp_a_p``."""
+    def _unpacked_dsps(self) -> tuple[str, ...]:
+        """DSPs whose registers Vivado could not all pack (Yosys packs none into a
+        DSP48E2; the same RTL mapped for 7-series gets AREG/BREG/MREG/PREG): a data input
+        (A, B, C, D) not straight from a flip-flop, or a used P bit that feeds anything
+        but flip-flops. Such a DSP puts its multiplier in a fabric path."""
         drivers: dict[int, str] = {}
         loads: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for cname, cell in self.cells.items():
@@ -222,30 +221,22 @@ class _Walker:
                 for b in port["bits"]:
                     if isinstance(b, int):
                         loads[b].append(("", "output"))
-        is_ff = lambda c: bool(c) and self.cells[c]["type"].lstrip("\\").startswith("FD")  # noqa
 
-        def ff_q(c):
-            return [b for b in self.cells[c]["connections"].get("Q", []) if isinstance(b, int)]
+        def is_ff(c):
+            return bool(c) and self.cells[c]["type"].lstrip("\\").startswith("FD")
 
-        out = {}
+        out = []
         for cname, cell in self.cells.items():
-            if not cell["type"].lstrip("\\").startswith("DSP48") or \
-                    _start_ps(cell["type"].lstrip("\\"), cell.get("parameters", {})) is not None:
+            if not cell["type"].lstrip("\\").startswith("DSP48"):
                 continue
             conns = cell["connections"]
             data = [b for pin in ("A", "B", "C", "D") for b in conns.get(pin, [])
                     if isinstance(b, int)]
-            if not data or not all(is_ff(drivers.get(b)) for b in data):
-                continue
             used = [b for b in conns.get("P", []) if isinstance(b, int) and loads.get(b)]
-            first = [c for b in used for c, pin in loads[b]]
-            if not used or not all(is_ff(c) and pin == "D" for b in used
-                                   for c, pin in loads[b]):
-                continue
-            second = all(loads.get(q) and all(is_ff(c2) and p2 == "D" for c2, p2 in loads[q])
-                         for c in first for q in ff_q(c))
-            out[cname] = BOUNDARY_PS["dsp_stage" if second else "dsp_a_p"]
-        return out
+            if not all(is_ff(drivers.get(b)) for b in data) or \
+                    not all(is_ff(c) and pin == "D" for b in used for c, pin in loads[b]):
+                out.append(cname)
+        return tuple(sorted(out))
 
     def _evaluate(self, cell, arcs, typ, worst, luts, cells_):
         dirs, conns = cell["port_directions"], cell["connections"]
@@ -253,7 +244,6 @@ class _Walker:
                for k, b in enumerate(bits) if isinstance(b, int)]
         is_lut = typ.startswith("LUT") or typ.startswith("RAM") or typ.startswith("SRL")
         is_carry = typ.startswith("CARRY")
-        dsp = typ.startswith("DSP48")
         out_bits = []
         for pin, bits in conns.items():
             if dirs.get(pin) != "output":
@@ -270,9 +260,7 @@ class _Walker:
                         src = table.get(ib)
                         if src is None:
                             continue
-                        if dsp:
-                            d = BOUNDARY_PS["dsp_comb"]
-                        elif arcs is None:
+                        if arcs is None:
                             d = 0
                         else:
                             d = arcs.delay(ipin, ik, pin, k)

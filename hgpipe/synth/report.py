@@ -70,3 +70,15 @@ def synth_markdown(d: DesignSynth, clock_mhz: float, ii: int | None = None) -> s
                      f"{w['carries']} | {m['fmax_mhz']:.0f} | "
                      f"{', '.join(m['over_budget']) or '-'} | `{w['start']}` -> `{w['end']}` |")
     return "\n".join(lines) + "\n"
+
+
+def clock_section(j: dict) -> str:
+    """The plan report's section on the estimated clock (``synth.json`` as ``j``)."""
+    b = j["budget"]
+    return (f"\n## Clock (Yosys estimate, `synth.md`)\n\n"
+            f"- board clock {j['clock_mhz']:g} MHz: budget {b['logic_ns']} ns of logic, "
+            f"{b['lut_levels']} LUT levels a register stage\n"
+            f"- estimated Fmax {j['fmax_mhz']:g} MHz; within budget: "
+            f"{'yes' if j['within_budget'] else 'NO'}\n"
+            f"- images/s {j['fps_at_estimate']:,.1f} at {j['clock_used_mhz']:g} MHz "
+            f"(at the board clock: {j['fps_at_board_clock']:,.1f})\n")

@@ -25,7 +25,7 @@ SCRIPT = "synth_xilinx -family xcup -noiopad -abc9 -flatten"
 LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
                "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
                "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8, "SRL16E": 1, "SRLC32E": 1}
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 
 
 class YosysMissing(RuntimeError):
@@ -56,6 +56,7 @@ class ModuleSynth:
     max_luts: TimingPath
     max_cells: TimingPath
     unknown: tuple[str, ...] = ()
+    unpacked_dsps: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -110,15 +111,23 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("HGPIPE_CACHE", Path.home() / ".cache" / "hgpipe")) / "synth"
 
 
-def synthesize(text: str, top: str, script: str = SCRIPT) -> ModuleSynth:
-    """Synthesize module ``top`` of ``text`` (which holds it and what it instantiates)."""
-    key = hashlib.sha256(f"{CACHE_VERSION}\n{script}\n{top}\n{text}".encode()).hexdigest()[:32]
+def synthesize(text: str, top: str, script: str = SCRIPT,
+               files: dict[str, str] | None = None) -> ModuleSynth:
+    """Synthesize module ``top`` of ``text`` (which holds it and what it instantiates);
+    ``files`` are written beside it (``$readmemh`` data)."""
+    files = files or {}
+    h = hashlib.sha256(f"{CACHE_VERSION}\n{script}\n{top}\n{text}".encode())
+    for name in sorted(files):
+        h.update(f"\n{name}\n{files[name]}".encode())
+    key = h.hexdigest()[:32]
     cached = _cache_dir() / f"{key}.json"
     if cached.is_file():
         return ModuleSynth.from_json(json.loads(cached.read_text()))
     cmd = yosys_command()
     with tempfile.TemporaryDirectory(prefix="hgpipe-synth-") as tmp:
         Path(tmp, "m.v").write_text(text)
+        for name, content in files.items():
+            Path(tmp, name).write_text(content)
         # relative paths: the WebAssembly Yosys sees its working directory only
         run = subprocess.run(cmd + ["-q", "-p", f"read_verilog -DSYNTHESIS m.v; "
                                     f"{script} -top {_escape(top)}; "
@@ -132,7 +141,8 @@ def synthesize(text: str, top: str, script: str = SCRIPT) -> ModuleSynth:
     cells = stat.get("num_cells_by_type", {})
     d: Depth = depth(netlist, _top_name(netlist, top))
     result = ModuleSynth(top, **counts(cells), worst=d.worst, max_luts=d.max_luts,
-                         max_cells=d.max_cells, unknown=d.unknown)
+                         max_cells=d.max_cells, unknown=d.unknown,
+                         unpacked_dsps=len(d.unpacked_dsps))
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmpf = cached.with_suffix(f".{os.getpid()}.tmp")
     tmpf.write_text(json.dumps(result.to_json()))
