@@ -112,13 +112,15 @@ def row_cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> float:
 
 def lag(st: Stage, f: Folding, tokens: int, in_channels: int, pipe: Pipelining) -> int:
     """Cycles from the last input beat of a row to the last output beat of that row, when
-    the stage is otherwise idle. Streaming stages (add, tokens) pass a beat through a
-    register, a table lookup through its index register and its ROM; LayerNorm and
+    the stage is otherwise idle. Streaming stages pass a beat through a register (tokens)
+    or two (the add), a table lookup through its index register and its ROM; LayerNorm and
     softmax replay the row after its statistics (one and two passes); linear and attention
     stages compute the whole row after it has arrived, through the multiply-accumulate's
     register stages (``pipe.mac_extra``)."""
-    if isinstance(st, (ResidualAdd, Tokens)):
+    if isinstance(st, Tokens):
         return 1
+    if isinstance(st, ResidualAdd):
+        return 2        # input registers, then the output register
     if isinstance(st, Requant):
         return 1 + pipe.read_latency
     if isinstance(st, LayerNorm):

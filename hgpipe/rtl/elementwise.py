@@ -1,7 +1,8 @@
 """Element-wise stages over one or more joined streams, one beat per cycle.
 
-``Join`` is the shared mechanism: a beat leaves only when every input has one, and the
-result sits in one output register (one cycle of latency, full throughput under
+``Join`` is the shared mechanism: a beat leaves only when every input has one; the inputs
+are registered (a FIFO's block-RAM output reaches no logic in the cycle it is read) and
+the result sits in the output register (two cycles of latency, full throughput under
 backpressure). A stage supplies the per-element function.
 """
 
@@ -13,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
 from ..graph.stages import ResidualAdd
-from .stream import lane, pack, shape_of, stream_of
+from .stream import delay, lane, pack, shape_of, stream_of
 
 
 class Join(wiring.Component):
@@ -51,12 +52,14 @@ class Join(wiring.Component):
         for s in ins:
             m.d.comb += s.ready.eq(advance & all_valid)
         m.d.comb += self.busy.eq(advance & all_valid)
+        taken = [delay(m, advance, s.payload, 1, f"in{k}") for k, s in enumerate(ins)]
+        valid = delay(m, advance, all_valid, 1, "valid")
         outs = []
         for e in range(self.elements):
-            xs = [lane(s.payload, e, r) for s, r in zip(ins, self.in_ranges)]
+            xs = [lane(p, e, r) for p, r in zip(taken, self.in_ranges)]
             outs.append(self.element(m, xs, e))
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(all_valid)
+            m.d.sync += self.o.valid.eq(valid)
             pack(m, self.o.payload, outs, self.out_range, domain="sync")
         return m
 

@@ -52,11 +52,14 @@ class Fifo(wiring.Component):
 class Gearbox(wiring.Component):
     """Changes the lanes per token slot from ``a`` to ``b`` (channel order kept).
 
-    Each token slot has a shift register of ``2a + b`` elements; a beat is accepted while
-    at most ``a + b`` are held (so ready never waits on the output's ready), and a beat
-    leaves as soon as ``b`` are held. With the output always ready, fewer than ``a + b``
-    are ever held, so the input is never refused: ``min(a, b)`` elements per cycle and
-    slot. Rows of every tensor are multiples of both, so rows stay aligned.
+    Where one count divides the other (every gearbox a plan makes) it is a width
+    converter: widening gathers ``b / a`` beats into place (each element has one place,
+    so no multiplexer) and the last one loads the output register with them; narrowing
+    holds a beat and loads the output register with one ``b``-lane chunk a cycle, taking
+    the next beat as its last chunk leaves. Otherwise a shift register of ``2a + b``
+    elements per slot accepts a beat while at most ``a + b`` are held and emits once ``b``
+    are. All pass ``min(a, b)`` elements per cycle and slot; rows of every tensor are
+    multiples of both counts, so rows stay aligned.
     """
 
     def __init__(self, tp: int, a: int, b: int, bits: int):
@@ -64,7 +67,71 @@ class Gearbox(wiring.Component):
         super().__init__({"i": In(stream.Signature(tp * a * bits)),
                           "o": Out(stream.Signature(tp * b * bits))})
 
+    def _slot(self, payload, t: int, lanes: int, lo: int, n: int):
+        """Lanes ``lo .. lo + n`` of token slot ``t`` of a ``lanes``-lane payload."""
+        w = self.bits
+        return payload[(t * lanes + lo) * w:(t * lanes + lo + n) * w]
+
     def elaborate(self, platform):
+        if self.b % self.a == 0:      # (equal counts: a register stage)
+            return self._widen()
+        if self.a % self.b == 0:
+            return self._narrow()
+        return self._shift()
+
+    def _widen(self):
+        m = Module()
+        tp, a, b = self.tp, self.a, self.b
+        k = b // a
+        j = Signal(range(k))
+        held = [[Signal(a * self.bits, name=f"g{t}_{q}") for q in range(k - 1)]
+                for t in range(tp)]
+        free = ~self.o.valid | self.o.ready
+        push = Signal()
+        m.d.comb += [self.i.ready.eq((j != k - 1) | free),
+                     push.eq(self.i.valid & self.i.ready)]
+        with m.If(push):
+            m.d.sync += j.eq(Mux(j == k - 1, 0, j + 1))
+            for t in range(tp):
+                beat = self._slot(self.i.payload, t, a, 0, a)
+                for q in range(k - 1):
+                    with m.If(j == q):
+                        m.d.sync += held[t][q].eq(beat)
+        with m.If(push & (j == k - 1)):
+            m.d.sync += self.o.valid.eq(1)
+            for t in range(tp):
+                m.d.sync += self._slot(self.o.payload, t, b, 0, b).eq(
+                    Cat(*held[t], self._slot(self.i.payload, t, a, 0, a)))
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        return m
+
+    def _narrow(self):
+        m = Module()
+        tp, a, b = self.tp, self.a, self.b
+        k = a // b
+        hold = Signal(tp * a * self.bits)
+        left = Signal(range(k + 1))          # chunks of ``hold`` still to leave
+        free = ~self.o.valid | self.o.ready
+        move = Signal()
+        push = Signal()
+        m.d.comb += [move.eq(free & (left != 0)),
+                     self.i.ready.eq((left == 0) | ((left == 1) & free)),
+                     push.eq(self.i.valid & self.i.ready)]
+        with m.If(move):
+            m.d.sync += self.o.valid.eq(1)
+            for t in range(tp):
+                chunks = Array(self._slot(hold, t, a, c * b, b) for c in range(k))
+                m.d.sync += self._slot(self.o.payload, t, b, 0, b).eq(chunks[k - left])
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(push):
+            m.d.sync += [hold.eq(self.i.payload), left.eq(k)]
+        with m.Elif(move):
+            m.d.sync += left.eq(left - 1)
+        return m
+
+    def _shift(self):
         m = Module()
         tp, a, b, w = self.tp, self.a, self.b, self.bits
         cap = 2 * a + b

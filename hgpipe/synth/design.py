@@ -4,7 +4,9 @@ The generator converts each distinct part once (``hgpipe.rtl.separate``), so the
 Verilog is a top level of instances plus one module per distinct part. Each part module
 is synthesized alone (with the memory modules it instantiates) in a pool of workers;
 totals weigh each by its instances in the top level. The top level itself is wiring and
-the testbench's busy counters, and is not synthesized.
+the testbench's busy counters, and is not synthesized; the paths through it, from a
+register in one part out of its port into the next part's logic, are bounded by each
+part's latest arrival at its output ports and worst path from its input ports.
 """
 
 from __future__ import annotations
@@ -37,6 +39,42 @@ def instances(top_text: str, modules: dict[str, str], prefix: str = "") -> dict[
     return out
 
 
+_INST_BLOCK = re.compile(r"^  (\\?\S+) (\\?\S+) \(\n(.*?)^  \);", re.M | re.S)
+_CONN = re.compile(r"\.(\w+)\((.*?)\)(?:,|\s*$)", re.M)
+_DIR = re.compile(r"^\s*(input|output)\b[^;]*?(\\?[\w$]+)\s*;", re.M)
+
+
+def connections(top_text: str, modules: dict[str, str]
+                ) -> list[tuple[str, str, str, str, str, str]]:
+    """Nets between two part instances of the top level: ``(producer module, instance,
+    output port, consumer module, instance, input port)``."""
+    dirs = {}
+    drivers: dict[str, tuple[str, str, str]] = {}
+    loads: dict[str, list[tuple[str, str, str]]] = {}
+    for mod, inst, body in _INST_BLOCK.findall(top_text):
+        if mod not in modules:
+            continue
+        if mod not in dirs:
+            dirs[mod] = {name: d for d, name in _DIR.findall(modules[mod])}
+        for port, net in _CONN.findall(body):
+            net = net.strip()
+            if dirs[mod].get(port) == "output":
+                drivers[net] = (mod, inst, port)
+            elif dirs[mod].get(port) == "input" and port not in ("clk", "rst"):
+                loads.setdefault(net, []).append((mod, inst, port))
+    return [(*drivers[n], *ld) for n in sorted(loads) if n in drivers for ld in loads[n]]
+
+
+@dataclass(frozen=True)
+class CrossPath:
+    """A path through the top level: from a register in ``producer`` out of its port,
+    into ``consumer`` and to a register there."""
+
+    ns: float
+    producer: str       # "instance.port"
+    consumer: str
+
+
 @dataclass(frozen=True)
 class ModuleResult:
     synth: ModuleSynth
@@ -52,10 +90,13 @@ class DesignSynth:
     top: str
     pipe: Pipelining
     modules: tuple[ModuleResult, ...]
+    cross: CrossPath | None = None      # the worst path between two synthesized parts
 
     @property
     def fmax_mhz(self) -> float:
-        return min((m.fmax_mhz for m in self.modules), default=float("inf"))
+        """The slowest module's estimate, or the slowest path between two parts."""
+        own = min((m.fmax_mhz for m in self.modules), default=float("inf"))
+        return min(own, fmax_mhz(self.cross.ns)) if self.cross else own
 
     @property
     def worst(self) -> ModuleResult | None:
@@ -64,6 +105,10 @@ class DesignSynth:
     @property
     def over_budget(self) -> tuple[ModuleResult, ...]:
         return tuple(m for m in self.modules if m.over_budget)
+
+    @property
+    def cross_within(self) -> bool:
+        return self.cross is None or self.cross.ns <= self.pipe.budget_ns + 1e-9
 
     def total(self, field: str) -> float:
         return sum(getattr(m.synth, field) * m.instances for m in self.modules)
@@ -111,4 +156,18 @@ def synth_design(verilog: str, top: str, pipe: Pipelining, *, jobs: int = 2,
                 progress(k, len(work))
     out = tuple(ModuleResult(results[n], kind_of(n), counts[n], fmax_mhz(results[n].worst.ns),
                              judge(results[n], pipe)) for n in names)
-    return DesignSynth(top, pipe, out)
+    return DesignSynth(top, pipe, out, worst_crossing(modules[top], modules, results))
+
+
+def worst_crossing(top_text: str, modules: dict[str, str],
+                   results: dict[str, ModuleSynth]) -> CrossPath | None:
+    """The longest path that leaves one part and ends in the next: the producer's latest
+    arrival at its output port plus the consumer's worst path from its input port."""
+    best = None
+    for pm, pi, pp, cm, ci, cp in connections(top_text, modules):
+        if pm not in results or cm not in results:
+            continue
+        ps = (results[pm].port_out or {}).get(pp, 0) + (results[cm].port_in or {}).get(cp, 0)
+        if best is None or ps > best[0]:
+            best = (ps, f"{pi}.{pp}", f"{ci}.{cp}")
+    return CrossPath(best[0] / 1000, best[1], best[2]) if best else None

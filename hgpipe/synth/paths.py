@@ -54,6 +54,10 @@ class Depth:
     max_cells: Path
     unknown: tuple[str, ...] = ()   # cell types without timing data (taken as boundaries)
     unpacked_dsps: tuple[str, ...] = ()
+    from_input: Path = Path()       # the worst path that starts at a module input
+    to_output: Path = Path()        # the latest arrival at a module output
+    port_in: dict = None            # input port -> the worst path from it (ps)
+    port_out: dict = None           # output port -> the latest arrival at it (ps)
 
 
 def _is_on(params: dict, key: str, default: int = 0) -> bool:
@@ -105,24 +109,27 @@ class _Walker:
         worst: dict[int, Path] = {}     # by delay
         luts: dict[int, Path] = {}      # by LUT levels
         cells_: dict[int, Path] = {}    # by LUT + carry cells
+        from_in: dict[int, Path] = {}   # by delay, from the module's inputs only
         unknown: set[str] = set()
+        by_delay = lambda p: (p.ps, p.cells)  # noqa: E731
+        tables = [(worst, by_delay), (luts, lambda p: (p.luts, p.ps)),
+                  (cells_, lambda p: (p.cells, p.ps)), (from_in, by_delay)]
 
-        def seed(bit, start: str, ps: int = 0):
+        def seed(bit, start: str, ps: int = 0, port: bool = False):
             p = Path(ps, 0, 0, start)
-            for d in (worst, luts, cells_):
+            for d in (worst, luts, cells_) + ((from_in,) if port else ()):
                 if bit not in d or d[bit].ps < ps:
                     d[bit] = p
 
         comb: dict[str, tuple[dict, CellArcs | None, str]] = {}
         ends: list[tuple[int, str]] = []
-        internal: list[Path] = []
         unpacked = self._unpacked_dsps()
         for pname, port in self.ports.items():
             for k, b in enumerate(port["bits"]):
                 if not isinstance(b, int):
                     continue
                 if port["direction"] == "input":
-                    seed(b, f"input {pname}")
+                    seed(b, f"input {pname}", port=True)
                 else:
                     ends.append((b, f"output {pname}"))
         for cname, cell in self.cells.items():
@@ -161,11 +168,10 @@ class _Walker:
             for pin, bits in cell["connections"].items():
                 if cell["port_directions"].get(pin) == "output":
                     for b in bits:
-                        if isinstance(b, int) and _start_ps(typ, cell.get("parameters", {})) \
-                                is None:
+                        if isinstance(b, int):
                             driven_by[b] = cname
-        waiting: dict[str, int] = {}
         users: dict[int, list[str]] = defaultdict(list)
+        fan_in: dict[str, int] = {}
         for cname, (cell, arcs, typ) in comb.items():
             n = 0
             for pin, bits in cell["connections"].items():
@@ -174,31 +180,55 @@ class _Walker:
                         if isinstance(b, int) and b in driven_by:
                             users[b].append(cname)
                             n += 1
-            waiting[cname] = n
-        queue = deque(sorted(c for c, n in waiting.items() if n == 0))
-        done = 0
-        while queue:
-            cname = queue.popleft()
-            done += 1
-            cell, arcs, typ = comb[cname]
-            for b in self._evaluate(cell, arcs, typ, worst, luts, cells_):
-                for u in users.get(b, ()):
-                    waiting[u] -= 1
-                    if waiting[u] == 0:
-                        queue.append(u)
+            fan_in[cname] = n
+
+        def propagate(tabs) -> int:
+            waiting = dict(fan_in)
+            queue = deque(sorted(c for c, n in waiting.items() if n == 0))
+            done = 0
+            while queue:
+                cname = queue.popleft()
+                done += 1
+                cell, arcs, typ = comb[cname]
+                for b in self._evaluate(cell, arcs, typ, tabs):
+                    for u in users.get(b, ()):
+                        waiting[u] -= 1
+                        if waiting[u] == 0:
+                            queue.append(u)
+            return done
+
+        done = propagate(tables)
         if done < len(comb):
             raise ValueError(f"paths: a combinational loop through {len(comb) - done} cells")
+        # per input port, the worst path it starts (what an upstream module's output adds to)
+        port_in = {}
+        for pname, port in self.ports.items():
+            if port["direction"] != "input" or pname in ("clk", "rst"):
+                continue
+            tab: dict[int, Path] = {b: Path(0, 0, 0, pname) for b in port["bits"]
+                                    if isinstance(b, int)}
+            propagate([(tab, by_delay)])
+            port_in[pname] = max((tab[b].ps for b, end in ends if b in tab), default=0)
+        port_out: dict[str, int] = {}
+        for pname, port in self.ports.items():
+            if port["direction"] == "output":
+                port_out[pname] = max((worst[b].ps for b in port["bits"]
+                                       if isinstance(b, int) and b in worst), default=0)
 
         def best(d: dict[int, Path], key) -> Path:
-            cands = [(d[b], end) for b, end in ends if b in d] + [(p, p.end) for p in internal]
+            cands = [(d[b], end) for b, end in ends if b in d]
             if not cands:
                 return Path()
             p, end = max(cands, key=lambda pe: key(pe[0]))
             return Path(p.ps, p.luts, p.carries, p.start, end)
-        return Depth(best(worst, lambda p: (p.ps, p.cells)),
-                     best(luts, lambda p: (p.luts, p.ps)),
+        outs = [(b, end) for b, end in ends if end.startswith("output ")]
+        to_out = max(((worst[b], end) for b, end in outs if b in worst),
+                     key=lambda pe: by_delay(pe[0]), default=(Path(), ""))
+        return Depth(best(worst, by_delay), best(luts, lambda p: (p.luts, p.ps)),
                      best(cells_, lambda p: (p.cells, p.ps)), tuple(sorted(unknown)),
-                     unpacked)
+                     unpacked, best(from_in, by_delay),
+                     Path(to_out[0].ps, to_out[0].luts, to_out[0].carries, to_out[0].start,
+                          to_out[1]), port_in, port_out)
 
     def _unpacked_dsps(self) -> tuple[str, ...]:
         """DSPs whose registers Vivado could not all pack (Yosys packs none into a
@@ -238,7 +268,7 @@ class _Walker:
                 out.append(cname)
         return tuple(sorted(out))
 
-    def _evaluate(self, cell, arcs, typ, worst, luts, cells_):
+    def _evaluate(self, cell, arcs, typ, tables):
         dirs, conns = cell["port_directions"], cell["connections"]
         ins = [(pin, k, b) for pin, bits in conns.items() if dirs.get(pin) == "input"
                for k, b in enumerate(bits) if isinstance(b, int)]
@@ -252,9 +282,7 @@ class _Walker:
                 if not isinstance(b, int):
                     continue
                 out_bits.append(b)
-                for table, key in ((worst, lambda p: (p.ps, p.cells)),
-                                   (luts, lambda p: (p.luts, p.ps)),
-                                   (cells_, lambda p: (p.cells, p.ps))):
+                for table, key in tables:
                     cand = None
                     for ipin, ik, ib in ins:
                         src = table.get(ib)

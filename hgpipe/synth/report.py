@@ -31,7 +31,10 @@ def synth_json(d: DesignSynth, clock_mhz: float, ii: int | None = None) -> dict:
         "clock_used_mhz": round(achieved, 1),
         **({"fps_at_board_clock": round(clock_mhz * 1e6 / ii, 1),
             "fps_at_estimate": round(achieved * 1e6 / ii, 1)} if ii else {}),
-        "within_budget": not d.over_budget,
+        "within_budget": not d.over_budget and d.cross_within,
+        **({"crossing": {"logic_ns": round(d.cross.ns, 3), "from": d.cross.producer,
+                         "into": d.cross.consumer, "within_budget": d.cross_within}}
+           if d.cross else {}),
         "totals": {f: d.total(f) for f in FIELDS},
         "modules": [{"module": m.synth.module, "kind": m.kind, "instances": m.instances,
                      **{f: getattr(m.synth, f) for f in FIELDS},
@@ -56,6 +59,8 @@ def synth_markdown(d: DesignSynth, clock_mhz: float, ii: int | None = None) -> s
              *([f"- images/s: {j['fps_at_estimate']:,.1f} at the estimate, "
                 f"{j['fps_at_board_clock']:,.1f} at the board clock"] if ii else []),
              f"- within budget: {'yes' if j['within_budget'] else 'NO'}",
+             *([f"- worst path between two parts: {j['crossing']['logic_ns']:.2f} ns, "
+                f"`{j['crossing']['from']}` -> `{j['crossing']['into']}`"] if d.cross else []),
              "- totals (instances weighed): " + ", ".join(
                  f"{f} {v:,.1f}" if f == "bram36" else f"{f} {v:,.0f}"
                  for f, v in j["totals"].items()), "",

@@ -2,13 +2,14 @@
 
 ``synth_xilinx -family xcup -noiopad -abc9 -flatten`` (UltraScale+; no open tool maps
 Versal, so VCK190 designs are measured with the same mapping), then cell counts from
-``stat`` and the deepest paths from the JSON netlist (``hgpipe.synth.paths``). Results
-are cached by the digest of the module's Verilog (with every module it instantiates) and
-the script, so a re-run synthesizes only what changed.
+``stat`` and the deepest paths from the JSON netlist (``hgpipe.synth.paths``). Yosys'
+results are cached by the digest of the module's Verilog (with every module it
+instantiates) and the script, so a re-run synthesizes only what changed.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import Depth, Path as TimingPath, depth
@@ -25,7 +26,7 @@ SCRIPT = "synth_xilinx -family xcup -noiopad -abc9 -flatten"
 LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
                "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
                "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8, "SRL16E": 1, "SRLC32E": 1}
-CACHE_VERSION = "2"
+CACHE_VERSION = "4"
 
 
 class YosysMissing(RuntimeError):
@@ -57,17 +58,10 @@ class ModuleSynth:
     max_cells: TimingPath
     unknown: tuple[str, ...] = ()
     unpacked_dsps: int = 0
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "ModuleSynth":
-        d = dict(d)
-        for k in ("worst", "max_luts", "max_cells"):
-            d[k] = TimingPath(**d[k])
-        d["unknown"] = tuple(d.get("unknown", ()))
-        return cls(**d)
+    from_input: TimingPath = TimingPath()
+    to_output: TimingPath = TimingPath()
+    port_in: dict = None        # input port -> ps of the worst path it starts
+    port_out: dict = None       # output port -> ps of the latest arrival at it
 
 
 def counts(cells: dict[str, int]) -> dict:
@@ -114,44 +108,49 @@ def _cache_dir() -> Path:
 def synthesize(text: str, top: str, script: str = SCRIPT,
                files: dict[str, str] | None = None) -> ModuleSynth:
     """Synthesize module ``top`` of ``text`` (which holds it and what it instantiates);
-    ``files`` are written beside it (``$readmemh`` data)."""
+    ``files`` are written beside it (``$readmemh`` data). Yosys' cell counts and netlist
+    are cached by digest, the path walk is redone on every call (it is cheap, and a
+    change to it needs no new synthesis)."""
     files = files or {}
     h = hashlib.sha256(f"{CACHE_VERSION}\n{script}\n{top}\n{text}".encode())
     for name in sorted(files):
         h.update(f"\n{name}\n{files[name]}".encode())
-    key = h.hexdigest()[:32]
-    cached = _cache_dir() / f"{key}.json"
+    cached = _cache_dir() / f"{h.hexdigest()[:32]}.json.gz"
     if cached.is_file():
-        return ModuleSynth.from_json(json.loads(cached.read_text()))
+        data = json.loads(gzip.decompress(cached.read_bytes()))
+    else:
+        data = _run_yosys(text, top, script, files)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmpf = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmpf.write_bytes(gzip.compress(json.dumps(data).encode(), 6))
+        os.replace(tmpf, cached)
+    netlist = data["netlist"]
+    d: Depth = depth(netlist, _top_name(netlist, top))
+    return ModuleSynth(top, **counts(data["cells"]), worst=d.worst, max_luts=d.max_luts,
+                       max_cells=d.max_cells, unknown=d.unknown,
+                       unpacked_dsps=len(d.unpacked_dsps), from_input=d.from_input,
+                       to_output=d.to_output, port_in=d.port_in, port_out=d.port_out)
+
+
+def _run_yosys(text: str, top: str, script: str, files: dict[str, str]) -> dict:
     cmd = yosys_command()
     with tempfile.TemporaryDirectory(prefix="hgpipe-synth-") as tmp:
         Path(tmp, "m.v").write_text(text)
         for name, content in files.items():
             Path(tmp, name).write_text(content)
-        # relative paths: the WebAssembly Yosys sees its working directory only
+        # relative paths: the WebAssembly Yosys sees its working directory only; the
+        # netlist without the cell library's blackbox modules
         run = subprocess.run(cmd + ["-q", "-p", f"read_verilog -DSYNTHESIS m.v; "
-                                    f"{script} -top {_escape(top)}; "
-                                    "tee -q -o stat.json stat -json; write_json net.json"],
+                                    f"{script} -top {top}; "
+                                    "tee -q -o stat.json stat -json; "
+                                    "write_json -selected net.json"],
                              cwd=tmp, capture_output=True, text=True)
         if run.returncode:
             raise RuntimeError(f"yosys failed on {top}: "
                                f"{(run.stderr or run.stdout).strip().splitlines()[-1:]}")
         stat = json.loads(Path(tmp, "stat.json").read_text())["design"]
         netlist = json.loads(Path(tmp, "net.json").read_text())
-    cells = stat.get("num_cells_by_type", {})
-    d: Depth = depth(netlist, _top_name(netlist, top))
-    result = ModuleSynth(top, **counts(cells), worst=d.worst, max_luts=d.max_luts,
-                         max_cells=d.max_cells, unknown=d.unknown,
-                         unpacked_dsps=len(d.unpacked_dsps))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmpf = cached.with_suffix(f".{os.getpid()}.tmp")
-    tmpf.write_text(json.dumps(result.to_json()))
-    os.replace(tmpf, cached)
-    return result
-
-
-def _escape(top: str) -> str:
-    return top if not top.startswith("\\") else top
+    return {"cells": stat.get("num_cells_by_type", {}), "netlist": netlist}
 
 
 def _top_name(netlist: dict, top: str) -> str:

@@ -28,6 +28,10 @@ def test_every_module_of_a_small_design_is_within_the_425_mhz_budget(micro_synth
     assert not over, over
     assert j["within_budget"] and j["fmax_mhz"] >= 425
     assert j["fps_at_estimate"] == j["fps_at_board_clock"]
+    # paths through the top level, out of one part into the next, are bounded too
+    cross = j["crossing"]
+    assert cross["within_budget"] and 0 < cross["logic_ns"] <= j["budget"]["logic_ns"]
+    assert cross["from"].split(".")[1].startswith("o") and "." in cross["into"]
 
 
 def test_synth_covers_every_distinct_part_and_weighs_instances(micro_synth):
