@@ -56,9 +56,14 @@ def with_random_roms(text: str, seed: int = 0) -> tuple[str, dict[str, str]]:
         def local(m):
             name = re.sub(r"\W", "_", Path(m.group(1).replace("\\", "/")).name)
             if name not in files:
+                # every bit random (words are up to 864 bits wide): a zero bit would let
+                # synthesis remove the weights' multipliers
                 digits = (width + 3) // 4
-                words = rng.integers(0, 1 << min(width, 62), depth, dtype=np.int64)
-                files[name] = "\n".join(f"{int(w):0{digits}x}" for w in words) + "\n"
+                top = (1 << (width - 4 * (digits - 1))) - 1
+                hexes = rng.integers(0, 16, (depth, digits))
+                hexes[:, 0] &= top
+                files[name] = "\n".join("".join("0123456789abcdef"[h] for h in row)
+                                         for row in hexes) + "\n"
             return f'$readmemh("{name}", {m.group(2)})'
         out.append(_MEM.sub(local, mod))
     return "".join(out), files

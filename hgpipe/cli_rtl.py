@@ -209,6 +209,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     print(f"  clock: budget {pipe.budget_ns:.2f} ns / {pipe.lut_levels} LUT levels at "
           f"{plan.clock_mhz:g} MHz; estimated Fmax {d.fmax_mhz:.0f} MHz (worst: "
           f"{w.kind if w else '-'}, {w.synth.worst.ns if w else 0:.2f} ns)")
+    if d.cross:
+        print(f"  between parts: {d.cross.ns:.2f} ns, {d.cross.producer} -> {d.cross.consumer}")
     print(f"  images/s {j['fps_at_estimate']:,.1f} at {j['clock_used_mhz']:g} MHz "
           f"(board clock: {j['fps_at_board_clock']:,.1f})")
     if d.over_budget:

@@ -4,9 +4,9 @@ One place decides how much logic may sit between two registers: the board clock 
 ``--clock-mhz``) gives a logic-delay budget through the line ``hgpipe.synth`` estimates
 clocks with, ``period = OVERHEAD_NS + SCALE * logic`` (Yosys cells_sim pin delays, no
 routing), fitted on HG-PIPE's released blocks measured by the same code
-(``benchmarks/timing.py``: MLP0 3.93 ns and ATTN0 3.92 ns of logic on their worst paths,
-10 and 9 LUT levels on their deepest, at the 410 MHz their published 7,118 images/s at
-II 57,624 imply). The budget then fixes
+(``benchmarks/timing.py``: MLP0 and ATTN0 both 3.87 ns of logic on their worst paths, a
+weight ROM's output through 6 LUTs and 2 CARRY4s; 9 and 10 LUT levels on their deepest;
+at the 410 MHz their published 7,118 images/s at II 57,624 imply). The budget then fixes
 
 * how many adder-tree levels share a register stage (``adder_levels``), from the
   measured delay of one tree level of narrow adders (``TREE_LEVEL_NS``);
@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-ANCHOR_LOGIC_NS = 3.93     # HG-PIPE MLP0 (ATTN0: 3.92), worst register-to-register logic
-ANCHOR_LUT_LEVELS = 10     # and its deepest path in LUTs (ATTN0; MLP0: 9)
+ANCHOR_LOGIC_NS = 3.87     # HG-PIPE MLP0 and ATTN0, worst register-to-register logic
+ANCHOR_LUT_LEVELS = 10     # and their deepest path in LUTs (ATTN0; MLP0: 9)
 ANCHOR_MHZ = 410.0         # their clock in Vivado (7,118 images/s at II 57,624)
 OVERHEAD_NS = 0.5          # FF clock-to-out 0.303 (cells_sim) + setup + uncertainty
 SCALE = (1000.0 / ANCHOR_MHZ - OVERHEAD_NS) / ANCHOR_LOGIC_NS

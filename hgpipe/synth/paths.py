@@ -173,11 +173,14 @@ class _Walker:
         users: dict[int, list[str]] = defaultdict(list)
         fan_in: dict[str, int] = {}
         for cname, (cell, arcs, typ) in comb.items():
+            # a LUTRAM or shift register depends on its read address alone this cycle
+            timed = _start_ps(typ, cell.get("parameters", {})) is not None
             n = 0
             for pin, bits in cell["connections"].items():
                 if cell["port_directions"].get(pin) == "input":
-                    for b in bits:
-                        if isinstance(b, int) and b in driven_by:
+                    for k, b in enumerate(bits):
+                        if isinstance(b, int) and b in driven_by and \
+                                not (timed and not _has_arc(arcs, pin, k)):
                             users[b].append(cname)
                             n += 1
             fan_in[cname] = n
