@@ -11,15 +11,14 @@ writing row k+1 overlaps replaying row k: a row costs one pass in steady state.
 Protocol on both streams: valid/ready; rows in order; the replay stalls (and with it the
 output) only on output backpressure; the writer stalls only when every bank is busy.
 
-Timing: the input beat is registered before the statistics accumulate, ``finish`` runs
-free (no stall) over ``finish_latency`` register stages, and ``emit`` over
-``emit_latency`` stages that advance with the replay; the row memory and the chunk
+Timing: the input beat and its terms are registered before the statistics accumulate,
+``finish`` runs free (no stall) over ``finish_latency`` register stages, and ``emit``
+over ``emit_latency`` stages that advance with the replay; the row memory and the chunk
 constants are read with the pipeline's read latency. The latencies come from
 ``hgpipe.graph.pipeline.Pipelining``, which the stage contract reads too.
 """
 
 from __future__ import annotations
-
 
 from amaranth import Array, Module, Mux, Signal
 from amaranth.lib import wiring
