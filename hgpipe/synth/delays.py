@@ -20,9 +20,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..graph.pipeline import (ANCHOR_LOGIC_NS, ANCHOR_MHZ, OVERHEAD_NS, SCALE,  # noqa: F401
-                               clock_period_ns, fmax_mhz, logic_budget_ns)
-
 # Extra delay (ps) at the output of a sequential cell beyond a flip-flop's clock-to-out
 # (which logic delay leaves out), and through a DSP used without registers. Assumed.
 BOUNDARY_PS = {
