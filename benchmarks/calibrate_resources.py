@@ -36,10 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hgpipe.graph.contract import Folding  # noqa: E402
 from hgpipe.model import preset, random_weights  # noqa: E402
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model  # noqa: E402
-from hgpipe.resources.memory import lut_cost  # noqa: E402
+from hgpipe.graph.pipeline import default  # noqa: E402
+from hgpipe.resources.memory import lut_cost, register_bits  # noqa: E402
 from hgpipe.resources.model import (COEFFICIENTS, MODEL_KIND,  # noqa: E402
                                     arbiter_size, coefficients, datapath, ddr_sizes,
                                     fabric_formats, operand_format)
+from hgpipe.plan.netlist import FifoPart  # noqa: E402
 from hgpipe.rtl.axi import AxiParams  # noqa: E402
 
 LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
@@ -115,11 +117,81 @@ def arbiter_instances():
         yield f"axi_arbiter/n{n}", n, lambda n=n: AxiArbiter(n, AxiParams())
 
 
+# plumbing parts at small and DeiT-tiny sizes: (tp, lanes in, lanes out, bits) gearboxes,
+# (width, ways) forks, (width, heads, row beats) merges, (width, beats) FIFOs in LUTs
+GEARBOXES = ((1, 2, 8, 3), (2, 4, 16, 3), (4, 8, 32, 3), (2, 16, 4, 3), (4, 32, 8, 3),
+             (1, 8, 2, 8), (4, 16, 96, 3), (2, 48, 16, 4), (4, 4, 4, 3))
+FORKS = ((24, 2), (96, 3), (384, 2), (768, 4))
+MERGES = ((24, 3, 16), (96, 3, 8), (48, 6, 16), (192, 12, 4))
+FIFOS = ((24, 16), (96, 40), (192, 100), (384, 30), (12, 200))
+
+
+def plumbing_instances():
+    """(label, part, component factory) of plumbing parts (``hgpipe.resources.plumbing``)."""
+    from hgpipe.plan.netlist import FifoPart, ForkPart, GearboxPart, MergePart
+    from hgpipe.rtl.plumbing import Fifo, Fork, Gearbox, Merge
+    for tp, a, b, w in GEARBOXES:
+        yield (f"gearbox/tp{tp}-{a}to{b}-w{w}", GearboxPart("g", "x", tp, a, b, w),
+               lambda tp=tp, a=a, b=b, w=w: Gearbox(tp, a, b, w))
+    for w, n in FORKS:
+        yield f"fork/w{w}-n{n}", ForkPart("f", "x", w, n), lambda w=w, n=n: Fork(w, n)
+    for w, n, row in MERGES:
+        yield (f"merge/w{w}-n{n}-r{row}", MergePart("m", "x", w, n, row),
+               lambda w=w, n=n, row=row: Merge(w, n, row))
+    for w, d in FIFOS:
+        yield (f"fifo/w{w}-d{d}", FifoPart("q", "x", w, d, "lutram"),
+               lambda w=w, d=d: Fifo(w, d, style="lutram"))
+
+
+FULL_MODEL, FULL_BOARD = "hgpipe-deit-tiny", "vck190"
+FULL_STAGES = ("blocks.0.attn.qkv", "blocks.0.mlp.fc1", "blocks.0.mlp.fc2", "blocks.0.norm1",
+               "blocks.0.attn.qk", "blocks.0.attn.softmax", "blocks.0.attn.av",
+               "blocks.0.mlp.gelu", "blocks.0.add1")
+
+
+def planned_instances(model: str = FULL_MODEL, names=FULL_STAGES, plumbing: bool = True):
+    """A model's block 0 parts as its fastest VCK190 plan builds them: one unit of each
+    stage in ``names`` (label, graph, stage, folding, tokens, in_channels, banks, factory)
+    and, with ``plumbing``, the largest gearbox, fork, merge and FIFO in LUTs (label, part,
+    factory)."""
+    from hgpipe.plan import make_plan
+    from hgpipe.plan.netlist import FifoPart, ForkPart, GearboxPart, MergePart, StageUnit
+    from hgpipe.plan.fold import stage_dims
+    from hgpipe.resources.board import load_board
+    from hgpipe.rtl.accelerator import Accelerator
+    cfg = preset(model)
+    imgs = np.random.default_rng(0).standard_normal((2, 3, cfg.image_size, cfg.image_size))
+    g = quantize_model(cfg, random_weights(cfg, seed=0), imgs,
+                       QuantConfig(bits=BitSpec.parse("w3a3")))
+    plan = make_plan(g, load_board(FULL_BOARD), model=model)
+    acc = Accelerator(g, plan)
+    acc.styles = {}     # the calibration's own mapping (-nobram): no placement attributes
+    stages, parts = [], []
+    tag = "full" if model == FULL_MODEL else model
+    for name in names:
+        u = next(p for p in acc.netlist.parts if isinstance(p, StageUnit) and p.owner == name)
+        t, cin = stage_dims(g, g[name])
+        stages.append((f"{tag}/{name}/{plan.stage(name).folding}", g, name,
+                       plan.stage(name).folding, t, cin, u.banks or 2,
+                       lambda u=u: acc._unit(u, False)))
+    for cls in (GearboxPart, ForkPart, MergePart, FifoPart) if plumbing else ():
+        biggest = max((p for p in acc.netlist.parts if isinstance(p, cls)
+                       and (not isinstance(p, FifoPart) or p.memory == "lutram")),
+                      key=lambda p: sum(p.sizes()), default=None)
+        if biggest is not None:
+            parts.append((f"full/{biggest.name}", biggest,
+                          lambda p=biggest: acc._part(p, set())))
+    return stages, parts
+
+
 CACHE = Path.home() / ".cache" / "hgpipe" / "calibration"
 
 
 DSP_KINDS = ("layernorm", "softmax")   # synthesised with DSPs (the others -nodsp)
 NO_DSP = "-nodsp -nobram"
+# the stages and plumbing as ``hgpipe synth`` maps them (hgpipe.synth.yosys.SCRIPT), every
+# memory in LUTs: the fitted logic then describes what the timing estimate synthesizes
+SYNTH_FLAGS = "-noiopad -abc9 -flatten"
 
 
 def synthesize(verilog: str, top: str, flags: str = NO_DSP) -> dict:
@@ -285,7 +357,10 @@ def fit(points: list[dict]) -> dict:
         for res, size in (("lut", "lut_size"), ("ff", "ff_size")):
             a = np.array([[p[size], 1.0] for p in ps])
             y = np.array([p[f"logic_{res}"] for p in ps], dtype=float)
-            coef = np.linalg.lstsq(a, y, rcond=None)[0]
+            if not a[:, 0].any():    # everything counted: a fixed cost at most
+                coef = np.array([0.0, max(0.0, float(y.mean()))])
+            else:
+                coef = np.linalg.lstsq(a, y, rcond=None)[0]
             if coef[1] < 0:  # no negative fixed cost: refit through the origin
                 coef = np.array([float(a[:, 0] @ y / (a[:, 0] @ a[:, 0])), 0.0])
             c[res] = [round(float(coef[0]), 4), round(float(coef[1]), 1)]
@@ -315,19 +390,51 @@ def main() -> None:
                                         if k.startswith(("s3", "u3", "s4"))), flush=True)
     gs = graphs()
     jobs, meta = [], {}
+
+    def stage_job(top, label, st, f, t, cin, heads, banks, make):
+        dp = datapath(st, f, t, cin, heads, banks)
+        # QK^T's and AV's datapath covers every head; the instance is one head's unit
+        k = 1 / st.heads if st.kind in ("qk", "av") else 1
+        # -nobram: every memory in LUTs, its read registers in flip-flops
+        mem_ff = sum(register_bits(m, default().read_latency) for m in dp.memories)
+        meta[label] = {"label": label, "kind": MODEL_KIND[st.kind], "stage_kind": st.kind,
+                       "lut_size": dp.lut_size * k, "ff_size": dp.ff_size * k,
+                       "model_dsp": dp.dsp * k,
+                       "memory_luts": k * sum(lut_cost(m.width, m.depth, m.rom) * m.ports
+                                              for m in dp.memories),
+                       "pipe_ff": k * (dp.pipe_ff + mem_ff)}
+        flags = ("-nobram" if MODEL_KIND[st.kind] in DSP_KINDS else NO_DSP) + " " + SYNTH_FLAGS
+        jobs.append((label, None, verilog(make(), top), top, flags))
+
     for i, (name, key, stage, f, t, cin, heads, make) in enumerate(instances(gs)):
         st = gs[key][stage]
         if only is not None and MODEL_KIND[st.kind] not in only:
             continue
-        top = f"cal{i}"
-        label = f"{key[0]}/{key[1]}/{stage}/{f}"
-        dp = datapath(st, f, t, cin, heads)
-        meta[label] = {"label": label, "kind": MODEL_KIND[st.kind], "stage_kind": st.kind,
-                       "lut_size": dp.lut_size, "ff_size": dp.ff_size, "model_dsp": dp.dsp,
-                       "memory_luts": sum(lut_cost(m.width, m.depth, m.rom) * m.ports
-                                          for m in dp.memories)}
-        flags = "-nobram" if MODEL_KIND[st.kind] in DSP_KINDS else NO_DSP
-        jobs.append((label, key, verilog(make(st), top), top, flags))
+        stage_job(f"cal{i}", f"{key[0]}/{key[1]}/{stage}/{f}", st, f, t, cin, heads, 2,
+                  lambda make=make, st=st: make(st))
+    if only is None or only & {"linear", "attention", "layernorm", "softmax", "requant", "add",
+                               "fifo", "fork", "gearbox", "merge"}:
+        print(f"full-size points: {FULL_MODEL} block 0, fastest {FULL_BOARD} plan", flush=True)
+        full_stages, full_parts = planned_instances()
+        full_stages += planned_instances("vit-micro", ("blocks.0.attn.qk", "blocks.0.attn.av"),
+                                         plumbing=False)[0]
+        for i, (label, g, name, f, t, cin, banks, make) in enumerate(full_stages):
+            if only is None or MODEL_KIND[g[name].kind] in only:
+                stage_job(f"full{i}", label, g[name], f, t, cin, 1, banks, make)
+    else:
+        full_parts = []
+    for i, (label, part, make) in enumerate([*plumbing_instances(), *full_parts]):
+        kind = part.kind.value
+        if only is not None and kind not in only:
+            continue
+        top = f"plumb{i}"
+        lut_size, ff_size = part.sizes()
+        mem = lut_cost(part.width, max(part.beats, 2), rom=False) \
+            if isinstance(part, FifoPart) else 0
+        meta[label] = {"label": label, "kind": kind, "stage_kind": kind,
+                       "lut_size": lut_size, "ff_size": ff_size, "model_dsp": 0,
+                       "memory_luts": mem, "pipe_ff": 0}
+        jobs.append((label, None, verilog(make(), top), top, f"{NO_DSP} {SYNTH_FLAGS}"))
     for i, (label, lay, make) in enumerate(ddr_instances()):
         if only is not None and "ddr" not in only:
             continue
@@ -335,7 +442,8 @@ def main() -> None:
         meta[label] = {"label": label, "kind": "ddr", "stage_kind": "ddr",
                        "lut_size": ddr_sizes(lay)[0], "ff_size": ddr_sizes(lay)[1],
                        "model_dsp": 0,
-                       "memory_luts": 2 * lut_cost(lay.data_bits, lay.buffer_words, rom=False)}
+                       "memory_luts": 2 * lut_cost(lay.data_bits, lay.buffer_words, rom=False),
+                       "pipe_ff": 0}
         jobs.append((label, None, verilog(make(), top), top, NO_DSP))
     for i, (label, n, make) in enumerate(arbiter_instances()):
         if only is not None and "axi_arbiter" not in only:
@@ -343,7 +451,8 @@ def main() -> None:
         top = f"arb{i}"
         size = arbiter_size(n, AxiParams().data_bits, AxiParams().addr_bits)
         meta[label] = {"label": label, "kind": "axi_arbiter", "stage_kind": "axi_arbiter",
-                       "lut_size": size, "ff_size": n, "model_dsp": 0, "memory_luts": 0}
+                       "lut_size": size, "ff_size": n, "model_dsp": 0, "memory_luts": 0,
+                       "pipe_ff": 0}
         jobs.append((label, None, verilog(make(), top), top, NO_DSP))
     print(f"synthesising {len(jobs)} instances with {args.jobs} jobs ...", flush=True)
     points = []
@@ -352,7 +461,9 @@ def main() -> None:
             p = meta[label] | {"yosys_lut": r["lut"], "yosys_ff": r["ff"],
                                "yosys_dsp": r.get("dsp", 0),
                                "logic_lut": r["lut"] - meta[label]["memory_luts"],
-                               "logic_ff": r["ff"]}
+                               # the timing pipeline's and the memories' read registers
+                               # are counted, not fitted
+                               "logic_ff": r["ff"] - meta[label]["pipe_ff"]}
             points.append(p)
             print(f"  {label:55s} LUT {r['lut']:6d}  FF {r['ff']:6d}  DSP {p['yosys_dsp']:3d} "
                   f"(model {p['model_dsp']})", flush=True)
@@ -360,19 +471,22 @@ def main() -> None:
         stored = json.loads(Path(args.out).read_text())["points"]
         points += [p for p in stored if p["kind"] not in only]
     kinds = fit(points)
-    for p in points:
+    exact = {}
+    for i, p in enumerate(points):
         c = kinds[p["kind"]]
-        p["model_lut"] = round(c["lut"][0] * p["lut_size"] + c["lut"][1] + p["memory_luts"], 1)
-        p["model_ff"] = round(c["ff"][0] * p["ff_size"] + c["ff"][1], 1)
+        exact[i] = {"lut": c["lut"][0] * p["lut_size"] + c["lut"][1] + p["memory_luts"],
+                    "ff": c["ff"][0] * p["ff_size"] + c["ff"][1] + p.get("pipe_ff", 0)}
+        p["model_lut"], p["model_ff"] = round(exact[i]["lut"], 1), round(exact[i]["ff"], 1)
     err = {}
     for kind in kinds:
-        ps = [p for p in points if p["kind"] == kind]
-        err[kind] = {r: round(float(np.sqrt(np.mean([(p[f"model_{r}"] / p[f"yosys_{r}"] - 1) ** 2
-                                                      for p in ps]))), 3)
+        ix = [i for i, p in enumerate(points) if p["kind"] == kind]
+        err[kind] = {r: round(float(np.sqrt(np.mean([(exact[i][r] / points[i][f"yosys_{r}"] - 1)
+                                                      ** 2 for i in ix]))), 3)
                      for r in ("lut", "ff")}
     out = {"yosys": yosys_version(), "date": datetime.date.today().isoformat(),
-           "command": "synth_xilinx -family xcup -nobram (-nodsp but for "
-                      + ", ".join(DSP_KINDS) + ")",
+           "command": f"synth_xilinx -family xcup -nobram {SYNTH_FLAGS} (-nodsp but for "
+                      + ", ".join(DSP_KINDS) + "; the off-chip port and arbiter without "
+                      + SYNTH_FLAGS + ")",
            "model": "logic = a * size + b per kind, products at their measured LUTs; "
                     "memories placed analytically",
            "kinds": kinds, "products": products, "dsp_products": dsps, "rom_luts": roms,

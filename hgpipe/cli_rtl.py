@@ -29,8 +29,8 @@ def _test_patches(args: argparse.Namespace, graph, n: int) -> np.ndarray:
 
 def _generate(args: argparse.Namespace, say, images: int):
     """Plan, elaborate and convert; returns what the writers and the simulator need."""
-    from sim.e2e import top_vectors
     from .cli import make_plan_from_args
+    from .golden.vectors import top_vectors
     from .rtl.generate import generate
     graph, plan, perf = make_plan_from_args(args, say)
     say(f"converting {len(graph.stages)} stages to Verilog, each distinct part once")

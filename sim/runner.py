@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hgpipe.rtl.generate import verilog  # noqa: F401  (re-exported for the tests)
 
-from .vectors import Vectors
+from hgpipe.golden.vectors import Vectors
 
 SIMULATORS = ("verilator", "icarus")
 ROOT = Path(__file__).resolve().parent.parent

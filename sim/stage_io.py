@@ -8,7 +8,7 @@ from hgpipe.golden import run
 from hgpipe.graph import INPUT, IntGraph
 from hgpipe.graph.contract import Folding, to_beats
 
-from .vectors import Stream, Vectors
+from hgpipe.golden.vectors import Stream, Vectors
 
 
 def port_names(n_inputs: int) -> list[str]:

@@ -16,7 +16,7 @@ from cocotb.triggers import ClockCycles, Combine, with_timeout
 
 from sim import ddr_model
 from sim.streams import Clocked, Scoreboard, drive, monitor
-from sim.vectors import Vectors
+from hgpipe.golden.vectors import Vectors
 
 
 @cocotb.test()

@@ -33,39 +33,8 @@ class Folding:
                 raise ValueError(f"folding: {k}={getattr(self, k)}: expected >= 1")
 
 
-@dataclass(frozen=True)
-class StreamShape:
-    """A tensor as a stream: ``beats`` per image of ``tp`` x ``lanes`` elements."""
-
-    tokens: int
-    channels: int
-    tp: int
-    lanes: int
-    bits: int
-
-    @property
-    def beats(self) -> int:
-        return (self.tokens // self.tp) * (self.channels // self.lanes)
-
-    @property
-    def width(self) -> int:
-        return self.tp * self.lanes * self.bits
-
-
-def tokens_of(st: Stage, tokens: int) -> int:
-    """Token rows a stage's output has (the head keeps the class token only)."""
-    return 1 if isinstance(st, Linear) and st.cls_only else tokens
-
-
 def divides(folding: Folding, tokens: int, cin: int, cout: int) -> bool:
     return tokens % folding.tp == 0 and cin % folding.cip == 0 and cout % folding.cop == 0
-
-
-def channels(st: Stage, in_channels: int) -> tuple[int, int]:
-    """(input, output) channels of a token-wise stage."""
-    if isinstance(st, Linear):
-        return st.in_features, st.out_features
-    return in_channels, in_channels
 
 
 def cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
@@ -112,17 +81,18 @@ def row_cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> float:
 
 def lag(st: Stage, f: Folding, tokens: int, in_channels: int, pipe: Pipelining) -> int:
     """Cycles from the last input beat of a row to the last output beat of that row, when
-    the stage is otherwise idle. Streaming stages pass a beat through a register (tokens)
-    or two (the add), a table lookup through its index register and its ROM; LayerNorm and
+    the stage is otherwise idle. Streaming stages pass a beat through two registers (the
+    add: input and output; tokens: the position ROM's read and the output), a table lookup through its two index registers and its
+    ROM; LayerNorm and
     softmax replay the row after its statistics (one and two passes); linear and attention
     stages compute the whole row after it has arrived, through the multiply-accumulate's
     register stages (``pipe.mac_extra``)."""
     if isinstance(st, Tokens):
-        return 1
+        return 1 + pipe.read_latency    # the position word's read, then the output register
     if isinstance(st, ResidualAdd):
         return 2        # input registers, then the output register
     if isinstance(st, Requant):
-        return 1 + pipe.read_latency
+        return 2 + pipe.read_latency    # the index's add, its shift and clamp, the ROM
     if isinstance(st, LayerNorm):
         return in_channels // f.cip + 3 + pipe.row_pass_extra("layernorm", "layernorm")
     if isinstance(st, Softmax):

@@ -6,14 +6,15 @@ from __future__ import annotations
 import dataclasses
 from math import ceil
 
-from ..graph.contract import Folding, fifo_beats, input_lanes, q_ring_groups
+from ..graph.contract import Folding, input_lanes, q_ring_groups
 from ..graph.ddr import DdrLayout
 from ..graph.graph import INPUT, IntGraph
 from ..graph.pipeline import Pipelining
 from ..resources.board import Board
-from ..resources.memory import Memory, place_all
+from ..resources.memory import Memory, place_all, register_bits
 from ..resources.model import Resources, ddr_arbiter, ddr_fifo, placed, stage_logic
 from .fold import Option, stage_dims
+from .netlist import PLUMBING, Spec, fifo_groups, netlist
 from .plan import BufferPlan, Plan, StagePlan
 from .schedule import Node, edges_of, nodes_of, required_depths, simulate, slack
 
@@ -36,15 +37,14 @@ def _edge_channels(graph: IntGraph, src: str, dst: str) -> int:
     return c
 
 
-def _fifo_geometry(graph: IntGraph, foldings: dict[str, Folding], b: BufferPlan,
-                   nodes: dict[str, Node]) -> tuple[int, int, int]:
-    """(beat bits, beats per image, depth in beats) of an edge's FIFO as the RTL builds it:
-    the producer's token slots of the consumer's lanes (after any gearbox)."""
+def _beats_per_image(graph: IntGraph, foldings: dict[str, Folding], b: BufferPlan,
+                     nodes: dict[str, Node]) -> int:
+    """Beats an image puts through an edge's FIFO: the producer's token slots of the
+    consumer's lanes (after any gearbox)."""
     st = graph[b.dst]
     tp = nodes[b.src].tp
     lanes = min(input_lanes(st, foldings[b.dst], st.inputs.index(b.src)), b.channels)
-    return (tp * lanes * b.element_bits, (b.tokens // tp) * ceil(b.channels / lanes),
-            fifo_beats(b.depth, tp, b.channels, lanes))
+    return (b.tokens // tp) * ceil(b.channels / lanes)
 
 
 def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
@@ -58,8 +58,8 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     budget, with ``"all"`` always, with ``"none"`` never."""
     foldings = {k: o.folding for k, o in chosen.items()}
     first = graph.stages[0]
-    nodes = nodes_of(graph, foldings, graph.config.patch_dim // foldings[first.name].cip,
-                     Pipelining.at(clock_mhz))
+    pipe = Pipelining.at(clock_mhz)
+    nodes = nodes_of(graph, foldings, graph.config.patch_dim // foldings[first.name].cip, pipe)
     # the steady state: images enter one II apart, so every FIFO's peak is bounded
     ii = max(o.cycles for o in chosen.values())
     sch = simulate(nodes, SCHEDULE_IMAGES, {}, {}, pace=ii)
@@ -83,7 +83,7 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
 
     heads = graph.config.num_heads
     edges = edges_of(nodes)
-    buffers, fifo_mems = [], []
+    buffers = []
     for e in edges:
         ch, eb = _edge_channels(graph, e.src, e.dst), _element_bits(graph, e.src)
         tokens = by[e.src].tokens
@@ -95,22 +95,31 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
                                       * by[e.dst].tp if q else 0))
             continue
         d = depths[e.key]
-        b = BufferPlan(e.src, e.dst, "coarse" if d >= tokens // 2 else "fine", d, tokens, ch, eb, "")
-        buffers.append(b)
-        width, beats, depth = _fifo_geometry(graph, foldings, b, by)
-        mem = Memory(e.key, width, depth)
-        if ddr is not None and b.grain == "coarse":
-            lay = DdrLayout(width, beats, depth, ddr.data_bits)
-            mem = candidate(mem, lay, slack(nodes, sch, e.src, e.dst)
-                            >= _ddr_delay(lay, by[e.src], latency))
+        buffers.append(BufferPlan(e.src, e.dst, "coarse" if d >= tokens // 2 else "fine", d,
+                                  tokens, ch, eb, ""))
+    # the FIFOs the netlist builds (one a consumer; per-head ones of an edge a group),
+    # each group one placed memory of as many copies
+    row = {f"{b.src}->{b.dst}": b for b in buffers if b.memory != "stage"}
+    spec = Spec(foldings, {k: b.depth for k, b in row.items()},
+                {f"{b.src}->{b.dst}": b.depth for b in buffers if b.memory == "stage"})
+    groups = fifo_groups(netlist(graph, spec))
+    fifo_mems = []
+    for key, parts in groups.items():
+        q = parts[0]
+        mem = Memory(key, q.width, q.beats, ports=len(parts))
+        b = row.get(key)
+        if ddr is not None and b is not None and b.grain == "coarse" and len(parts) == 1:
+            beats = _beats_per_image(graph, foldings, b, by)
+            lay = DdrLayout(q.width, beats, q.beats, ddr.data_bits)
+            mem = candidate(mem, lay, slack(nodes, sch, b.src, b.dst)
+                            >= _ddr_delay(lay, by[b.src], latency))
         fifo_mems.append(mem)
     logic, stage_mems = [], []
     for st in graph.stages:
         t, cin = stage_dims(graph, st)
         k = max((banks[e.key] for e in edges if e.dst == st.name and e.grain == "tensor"),
                 default=2)
-        res, mems = stage_logic(st, chosen[st.name].folding, t, cin, heads, k,
-                                Pipelining.at(clock_mhz))
+        res, mems = stage_logic(st, chosen[st.name].folding, t, cin, heads, k, pipe)
         if ddr is not None and getattr(st, "cls_only", False):   # weights read once an image
             w = mems[0]
             lay = DdrLayout(w.width, w.depth, w.depth, ddr.data_bits, readonly=True)
@@ -134,6 +143,11 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         for mem in mems:
             m, (kind, count) = next(placement)
             res = res + placed(kind, count)
+            # read registers: in LUTs every one is flip-flops; a block RAM or URAM holds the
+            # first, and Yosys leaves the output register (latency 2) in flip-flops beside it
+            if kind in ("lutram", "bram", "uram"):
+                res = res + Resources(ff=register_bits(
+                    m, pipe.read_latency - (kind != "lutram")))
             kinds.append((mem.name, kind))
             if kind == "ddr":
                 off.append((mem.name, layouts[m], base))
@@ -143,23 +157,30 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         stages.append(StagePlan(st.name, st.kind, o.folding, o.cycles, *stage_dims(graph, st),
                                 res, tuple(kinds), tuple(off)))
     fifo = Resources()
-    fifo_index = [i for i, b in enumerate(buffers) if b.memory != "stage"]
-    for i in fifo_index:
+    index = {f"{b.src}->{b.dst}": i for i, b in enumerate(buffers)}
+    fifo_kinds = []
+    for key in groups:
         m, (kind, count) = next(placement)
-        b = dataclasses.replace(buffers[i], memory=kind)
-        if kind == "ddr":
-            b = dataclasses.replace(b, ddr=layouts[m], base=base)
-            base += b.ddr.region_bytes
-            fifo = fifo + ddr_fifo(b.ddr)
-        buffers[i] = b
+        if key in row:
+            b = dataclasses.replace(buffers[index[key]], memory=kind)
+            if kind == "ddr":
+                b = dataclasses.replace(b, ddr=layouts[m], base=base)
+                base += b.ddr.region_bytes
+                fifo = fifo + ddr_fifo(b.ddr)
+            buffers[index[key]] = b
+        if kind != "ddr":
+            fifo_kinds.append((key, kind))
         fifo = fifo + placed(kind, count)
     n_ddr = sum(1 for b in buffers if b.memory == "ddr") + sum(len(s.ddr) for s in stages)
     if n_ddr:
         fifo = fifo + ddr_arbiter(n_ddr, ddr.data_bits, ddr.addr_bits)
         nodes = _with_ddr_delays(nodes, buffers, latency)
     ii = max(s.cycles for s in stages)
-    return Plan(model, graph.bits, board, clock_mhz, tp, target_ii, ii, tuple(stages),
-                tuple(buffers), fifo, tuple(nodes), offchip)
+    plan = Plan(model, graph.bits, board, clock_mhz, tp, target_ii, ii, tuple(stages),
+                tuple(buffers), fifo, tuple(nodes), offchip, fifo_memories=tuple(fifo_kinds))
+    net = netlist(graph, plan)
+    return dataclasses.replace(plan, netlist=net, plumbing=sum(
+        (p.logic() for p in net.parts if p.kind in PLUMBING), Resources()))
 
 
 def _ddr_delay(layout: DdrLayout, prod: Node, latency: int) -> float:

@@ -99,6 +99,9 @@ class Plan:
     fifo_resources: Resources
     nodes: tuple[Node, ...]
     offchip: str = "auto"
+    plumbing: Resources = Resources()   # the netlist's FIFO control, forks, gearboxes, merges
+    netlist: object = None      # every part and link (``hgpipe.plan.netlist.Netlist``)
+    fifo_memories: tuple[tuple[str, str], ...] = ()   # edge FIFO -> lutram / bram / uram
 
     @property
     def pipelining(self) -> Pipelining:
@@ -134,7 +137,7 @@ class Plan:
 
     @property
     def resources(self) -> Resources:
-        total = self.fifo_resources
+        total = self.fifo_resources + self.plumbing
         for s in self.stages:
             total = total + s.resources
         return total

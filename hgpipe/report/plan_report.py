@@ -31,10 +31,25 @@ def plan_dict(graph: IntGraph, plan: Plan, perf: Performance) -> dict:
     d["resource_model"] = {"yosys": cal["yosys"], "date": cal["date"],
                            "rms_relative_error": cal["rms_relative_error"],
                            "note": FAMILY_NOTE[plan.board.family].format(**cal)}
+    d["parts"] = parts_summary(plan)
     for s in d["stages"]:
         s["start_cycles"] = [round(a, 1) for a, _ in perf.timeline[s["name"]]]
         s["end_cycles"] = [round(b, 1) for _, b in perf.timeline[s["name"]]]
     return d
+
+
+def parts_summary(plan: Plan) -> list[dict]:
+    """The netlist by part kind: how many, and their modelled resources
+    (``hgpipe.plan.costing``)."""
+    from ..plan.costing import kind_label, part_costs
+    from ..resources.model import Resources
+    rows: dict[str, list] = {}
+    for part, r in part_costs(plan):
+        row = rows.setdefault(kind_label(plan, part), [0, Resources()])
+        row[0] += 1
+        row[1] = row[1] + r
+    return [{"kind": k, "count": n, "resources": r.as_dict()}
+            for k, (n, r) in sorted(rows.items(), key=lambda kv: -kv[1][1].lut)]
 
 
 def _fmt(v: float) -> str:
@@ -84,6 +99,15 @@ def markdown(graph: IntGraph, plan: Plan, perf: Performance) -> str:
         lines.append(f"| {x.src} -> {x.dst} | {x.grain} | {x.depth} {unit} | {x.bits:,} | "
                      f"{x.memory} |")
     lines += _ddr_section(plan, perf)
+    lines += ["", "## Parts", "",
+              "Every part the RTL builds (`hgpipe.plan.netlist`), costed one to one: stage "
+              "units (a head each for attention), FIFOs (control; their words as placed), "
+              "forks, gearboxes and head merges.", "",
+              "| part | count | LUT | FF | DSP | BRAM | URAM |", "|---|---|---|---|---|---|---|"]
+    for row in parts_summary(plan):
+        r = row["resources"]
+        lines.append(f"| {row['kind']} | {row['count']:,} | {r['lut']:,.0f} | {r['ff']:,.0f} | "
+                     f"{r['dsp']:g} | {r['bram']:g} | {r['uram']:g} |")
     lines += ["", "## Stages", "",
               "| stage | kind | folding | cycles | busy | LUT | FF | DSP | BRAM | URAM | "
               "GOP/s | ops/byte |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]

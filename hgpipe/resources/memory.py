@@ -51,6 +51,11 @@ def lut_cost(width: int, depth: int, rom: bool = True) -> int:
     return 8 * ceil(width / 7) * n + (ceil(width * n / 3) + n if n > 1 else 0)
 
 
+def register_bits(mem: Memory, latency: int) -> int:
+    """Flip-flops of ``latency`` stages of a memory's read registers (a set a copy)."""
+    return mem.width * mem.ports * latency
+
+
 def bram_cost(width: int, depth: int) -> float:
     """BRAM36 blocks (halves allowed) for the cheapest aspect ratio."""
     best = float("inf")

@@ -31,9 +31,10 @@ from .memory import BUDGET_KEY, Memory, budget_key, lut_cost, place_in
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to this wide
-MODEL_KIND = {"linear": "linear", "qk": "linear", "av": "linear", "requant": "requant",
+MODEL_KIND = {"linear": "linear", "qk": "attention", "av": "attention", "requant": "requant",
               "add": "add", "tokens": "add", "layernorm": "layernorm", "softmax": "softmax",
-              "ddr": "ddr", "axi_arbiter": "axi_arbiter"}
+              "ddr": "ddr", "axi_arbiter": "axi_arbiter", "fifo": "fifo", "fork": "fork",
+              "gearbox": "gearbox", "merge": "merge"}
 
 
 @dataclass(frozen=True)
@@ -197,17 +198,24 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
                                     pipe))
     if isinstance(st, Requant):
         ib, ob, t = _bits(st.in_ranges[0]), _bits(st.out_range), st.table
-        return Datapath(n * (ib + ob), n * ob, 0,
+        # every register is counted: the index pipeline below, the ROM's read registers
+        # with its placement
+        return Datapath(n * (ib + ob), 0, 0,
                         (Memory("table", ob, t.groups * t.size, rom=True, ports=n),),
-                        n * (t.groups * t.size - 1).bit_length() + pipe.read_latency)
+                        # the index's sum, then the index, per lane; the valid line
+                        n * (_bits(t.index_sum_range(st.in_ranges[0]))
+                             + (t.groups * t.size - 1).bit_length()) + pipe.read_latency + 1)
     if isinstance(st, (ResidualAdd, Tokens)):
         ob = _bits(d["sum"])
         mems = ()
         if isinstance(st, Tokens):
             pb = _bits(IntRange.of_array(st.pos))
             mems = (Memory("pos", n * pb, (tokens // f.tp) * (in_channels // f.cip), rom=True),)
+        # tokens: the input beat waits out the position ROM's read, the output is registered
+        pff = n * _bits(st.out_range) + 1 + (pipe.read_latency - 1) * (
+            n * _bits(st.in_ranges[0]) + 1) if isinstance(st, Tokens) else 0
         return Datapath(n * sum(_bits(r) for r in st.in_ranges) + n * ob, n * _bits(st.out_range),
-                        0, mems)
+                        0, mems, pff)
     if isinstance(st, LayerNorm):
         # per lane x*x, (C*x - s1)*r and t*gamma in DSPs; per token s1*s1
         xr, gr = st.in_ranges[0], IntRange.of_array(st.gamma)
@@ -218,9 +226,12 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         banks = pipe.row_banks("layernorm", nb)
         dsp = (n * (dsp_blocks(xr, xr) + dsp_blocks(d["d"], d["r"]) + dsp_blocks(d["t"], gr))
                + f.tp * dsp_blocks(d["s1"], d["s1"]))
-        lut = n * (xb + db + tb + ub) + f.tp * (s1b + s2b + vb)
+        # per lane the fabric around the DSPs; per token about five wide operations on the
+        # statistics (C*s2's shifted adds, v, v + offset, the segment compare and shift, the
+        # clamp), which dominate at full size (calibrated on DeiT-tiny's LayerNorm too)
+        lut = n * (xb + db + tb + ub) + 5 * f.tp * (s1b + s2b + vb)
         mems = (Memory("row", n * xb, banks * nb), Memory("rsqrt", _bits(d["r"]),
-                                                           st.rsqrt.size * st.rsqrt.segments,
+                                                           st.rsqrt.size,
                                                            rom=True, ports=f.tp),
                 Memory("affine", f.cip * (gr.bits + _bits(IntRange.of_array(st.beta))), nb,
                        rom=True))
@@ -242,7 +253,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         mems = (Memory("score_rows", n * xb, pipe.row_banks("max", nb) * nb, ports=h),
                 Memory("exp_rows", n * eb, pipe.row_banks("recip", nb) * nb, ports=h),
                 Memory("exp", eb, st.exp.size, rom=True, ports=h * n),
-                Memory("recip", rb, st.recip.size * st.recip.segments, rom=True, ports=h * f.tp))
+                Memory("recip", rb, st.recip.size, rom=True, ports=h * f.tp))
         # timing: both input beats; per lane max - x, the exp index, e and r, e * r
         pff = h * (n * (xb + eb + _bits(d["diff"]) + 8 + eb + rb + _bits(d["product"]))
                    + f.tp * 8)

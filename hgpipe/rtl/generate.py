@@ -13,16 +13,8 @@ TOP = "hgpipe_top"
 
 
 def elaborate(graph: IntGraph, plan: Plan, make=None) -> Accelerator:
-    """The accelerator with the plan's foldings, FIFO depths, K/Q/V banks and memory
-    placement."""
-    return Accelerator(graph, {s.name: s.folding for s in plan.stages}, plan.depths,
-                       plan.banks, make, {s.name: dict(s.memories) for s in plan.stages},
-                       {f"{b.src}->{b.dst}": b.memory for b in plan.buffers
-                        if b.memory not in ("stage", "ddr")},
-                       {f"{b.src}->{b.dst}": (b.ddr, b.base) for b in plan.ddr_buffers},
-                       axi_params(plan),
-                       {s.name: (lay, base) for s in plan.stages for mem, lay, base in s.ddr
-                        if mem == "weights"}, plan.pipelining)
+    """The accelerator of the plan's netlist (foldings, FIFOs, banks, memory placement)."""
+    return Accelerator(graph, plan, make, axi_params(plan))
 
 
 def axi_params(plan: Plan) -> AxiParams:

@@ -72,8 +72,9 @@ class LutStage(wiring.Component):
 
     Protocol: one beat in, one beat out, in order; a beat is accepted whenever the output
     register is empty or being emptied, so the unit sustains one beat per cycle. The table
-    index (add, shift, clamp) has a register stage of its own, then the ROM is read:
-    ``1 + pipe.read_latency`` cycles of latency (``latency``).
+    index takes two register stages (the add, then the shift and clamp: the input may be a
+    FIFO's memory output and wide), then the ROM is read: ``2 + pipe.read_latency`` cycles
+    of latency (``contract.lag``).
     """
 
     def __init__(self, table: PotTable, in_range: IntRange, out_range: IntRange, tp: int,
@@ -113,11 +114,12 @@ class LutStage(wiring.Component):
                                            for c in range(self.channels // lanes))[chunk])
             else:
                 group = 0
-            idx = table_index(m, x, t, group, self.in_range, f"l{e}")
+            idx = table_index(m, x, t, group, self.in_range, f"l{e}",
+                              lambda v, n: delay(m, advance, v, 1, n))
             m.d.comb += [port.addr.eq(delay(m, advance, idx, 1, f"idx{e}")),
                          port.en.eq(advance)]
             outs.append(port.data)
         pack(m, self.o.payload, outs, self.out_range)
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(delay(m, advance, self.i.valid, lat, "v"))
+            m.d.sync += self.o.valid.eq(delay(m, advance, self.i.valid, lat + 1, "v"))
         return m

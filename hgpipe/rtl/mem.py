@@ -162,6 +162,7 @@ class Ram(_Memory):
                   **({"p_LATENCY": 2} if self.latency == 2 else {})}
         if self.style is not None:
             _collected().setdefault(ram_module(self.style), self.style)
+        _count("ram", self)
         for k, port in enumerate(self._reads):
             m.submodules[f"copy{k}"] = self._instance(
                 ram_module(self.style), params, port,
@@ -190,10 +191,46 @@ class Rom(_Memory):
     def elaborate(self, platform):
         _collected().setdefault(self.module, (self.width, self.words, self.style,
                                               self.latency))
+        _count("rom", self)
         m = Module()
         for k, port in enumerate(self._reads):
             m.submodules[f"copy{k}"] = self._instance(self.module, {}, port, {})
         return m
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """One memory as elaborated: ``rom`` or ``ram``, its word width and depth, and its
+    copies (one a read port)."""
+    kind: str
+    width: int
+    depth: int
+    copies: int
+
+    @property
+    def bits(self) -> int:
+        return self.width * self.depth * self.copies
+
+
+_census: ContextVar[list | None] = ContextVar("hgpipe_memory_census", default=None)
+
+
+def _count(kind: str, mem: "_Memory") -> None:
+    uses = _census.get()
+    if uses is not None:
+        uses.append(MemoryUse(kind, mem.width, mem.depth, len(mem._reads)))
+
+
+@contextlib.contextmanager
+def census():
+    """Every memory elaborated inside the block, as a list of ``MemoryUse`` (what tests
+    compare with the resource model's memories)."""
+    uses: list = []
+    token = _census.set(uses)
+    try:
+        yield uses
+    finally:
+        _census.reset(token)
 
 
 def _collected() -> dict:

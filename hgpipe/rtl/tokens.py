@@ -15,17 +15,19 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
+from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Tokens
 from .elementwise import clamp
 from .mem import Rom
-from .stream import count, lane, pack, pack_word, shape_of, stream_of
+from .stream import count, delay, lane, pack, pack_word, shape_of, stream_of
 
 
 class TokensStage(wiring.Component):
-    """In: patch tokens, ``tp x cip`` a beat. Out: tokens with the class token, same shape."""
+    """In: patch tokens, ``tp x cip`` a beat. Out: tokens with the class token, same shape,
+    ``1 + pipe.read_latency`` cycles after the beat is taken (``contract.lag``)."""
 
     def __init__(self, st: Tokens, f: Folding, tokens: int, *,
-                 styles: dict[str, str] | None = None):
+                 styles: dict[str, str] | None = None, pipe: Pipelining | None = None):
         channels = st.cls.shape[0]
         if tokens % f.tp or channels % f.cip or (st.mode == "extra" and f.tp != 1):
             raise ValueError(f"TokensStage {st.name}: folding {f} does not fit {tokens} "
@@ -33,6 +35,7 @@ class TokensStage(wiring.Component):
                              f"{'tp = 1' if st.mode == 'extra' else 'tp | tokens'})")
         self.stage, self.f, self.tokens, self.channels = st, f, tokens, channels
         self.styles = styles or {}
+        self.pipe = pipe or default()
         pos = st.pos.astype(np.int64).copy()
         pos[0] += st.cls
         self.pos = pos
@@ -52,29 +55,39 @@ class TokensStage(wiring.Component):
         m = Module()
         st, f = self.stage, self.f
         ng, nc, x = self.tokens // f.tp, self.channels // f.cip, st.in_ranges[0]
+        lat = self.pipe.read_latency
         m.submodules.pos = rom = Rom(f.tp * f.cip * self.pos_range.bits, self.pos_words(),
-                                     self.styles.get("pos"))
+                                     self.styles.get("pos"), lat)
         rp = rom.read_port()
         g, c = Signal(range(ng)), Signal(range(nc))
+        addr = Signal(range(ng * nc))       # g * nc + c, counted
         first = g == 0
         insert = first if st.mode == "extra" else 0      # token 0 takes no input beat
         advance = ~self.o.valid | self.o.ready
         step = Signal()
         m.d.comb += [self.i.ready.eq(advance & ~insert),
                      step.eq(advance & (self.i.valid | insert)), self.busy.eq(step),
-                     rp.addr.eq(g * nc + c), rp.en.eq(advance)]
+                     rp.addr.eq(addr), rp.en.eq(advance)]
         count(m, step, (g, ng), (c, nc))
+        count(m, step, (addr, ng * nc))
+        # the input beat waits beside the position word's read (``lat`` cycles), then the
+        # clamped sum is registered: the output leaves a register
         held = [Signal(shape_of(x), name=f"x{e}") for e in range(f.tp * f.cip)]
+        held_valid = Signal()
+        s_range = st.derived["sum"]
+        result = Signal.like(self.o.payload, name="result")
         with m.If(advance):
-            m.d.sync += self.o.valid.eq(step)
+            m.d.sync += held_valid.eq(step)
             for e, h in enumerate(held):
                 zero = first if e < f.cip else 0         # slot 0 of group 0 is token 0
                 m.d.sync += h.eq(Mux(zero, 0, lane(self.i.payload, e, x)))
-        s_range = st.derived["sum"]
+            m.d.sync += [self.o.valid.eq(delay(m, advance, held_valid, lat - 1, "v")),
+                         self.o.payload.eq(result)]
+        held = [delay(m, advance, h, lat - 1, f"x{e}") for e, h in enumerate(held)]
         outs = []
         for e, h in enumerate(held):
             s = Signal(shape_of(s_range), name=f"sum{e}")
             m.d.comb += s.eq(h + lane(rp.data, e, self.pos_range))
             outs.append(clamp(s, st.out_format, s_range))
-        pack(m, self.o.payload, outs, st.out_range)
+        pack(m, result, outs, st.out_range)
         return m

@@ -27,15 +27,24 @@ def kind_of(module: str) -> str:
     return m.group(1) if m else module
 
 
-def instances(top_text: str, modules: dict[str, str], prefix: str = "") -> dict[str, int]:
-    """How many times the top level instantiates each module (under instance names that
-    start with one of the comma-separated ``prefix``es, e.g. ``blocks_0_``; all by
-    default)."""
-    out: dict[str, int] = {}
+def instance_modules(top_text: str, modules: dict[str, str], prefix: str = ""
+                     ) -> dict[str, str]:
+    """The module of each part instance of the top level (instance names that start with
+    one of the comma-separated ``prefix``es, e.g. ``blocks_0_``; all by default)."""
     prefixes = tuple(prefix.split(","))
+    out = {}
     for name, inst in re.findall(r"^\s*(\\?\S+)\s+(\\?\S+)\s*\($", top_text, re.M):
-        if name in modules and inst.lstrip("\\").startswith(prefixes):
-            out[name] = out.get(name, 0) + 1
+        inst = inst.lstrip("\\")
+        if name in modules and inst.startswith(prefixes):
+            out[inst] = name
+    return out
+
+
+def instances(top_text: str, modules: dict[str, str], prefix: str = "") -> dict[str, int]:
+    """How many times the top level instantiates each module (``instance_modules``)."""
+    out: dict[str, int] = {}
+    for name in instance_modules(top_text, modules, prefix).values():
+        out[name] = out.get(name, 0) + 1
     return out
 
 

@@ -17,7 +17,7 @@ from hgpipe.rtl.linear import HeadStage, weight_words
 from hgpipe.rtl.plumbing import Fork, Merge
 from sim import runner
 from sim.stage_io import stage_vectors
-from sim.vectors import Stream, Vectors
+from hgpipe.golden.vectors import Stream, Vectors
 
 from .conftest import SIMULATORS, micro_graphs  # noqa: F401  (the shared fixture)
 

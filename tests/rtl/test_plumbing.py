@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from hgpipe.graph.contract import from_beats, to_beats
 from hgpipe.rtl.plumbing import Fifo, Fork, Gearbox, Merge
 from sim import runner
-from sim.vectors import Stream, Vectors
+from hgpipe.golden.vectors import Stream, Vectors
 
 from .conftest import SIMULATORS
 

@@ -78,3 +78,30 @@ class Vectors:
                    meta=json.loads(str(z["meta"])) if "meta" in z else {},
                    memory={int(k[4:]): z[k].tobytes() for k in z.files
                            if k.startswith("mem_")})
+
+
+def top_vectors(graph, acc, patches: np.ndarray, stall: float = 0.0,
+                seed: int = 0, cycles_per_image: int = 0) -> Vectors:
+    """The whole accelerator's vectors: ``patches`` on ``s_axis`` in the first stage's beat
+    order, the golden model's logits on ``m_axis``; the metadata the top-level testbench
+    needs (beats per image, the stages' busy counters, DDR regions and their preload)."""
+    from ..graph.contract import to_beats
+    from ..plan.netlist import safe
+    from .run import run as golden_run
+    first, last = graph.stages[0], graph.output
+    f0, fl = acc.foldings[first.name], acc.foldings[last.name]
+    logits = golden_run(graph, patches, keep={last.name})[last.name]
+    images = len(patches)
+    slow = 1.0 / (1.0 - stall) ** 2 if stall else 1.0
+    timeout = int((images + 4) * max(cycles_per_image, 1) * 3 * slow) + 50_000
+    return Vectors(
+        inputs={"s_axis": Stream(to_beats(patches, f0.tp, f0.cip), graph.input_range.bits,
+                                 graph.input_range.signed)},
+        output=Stream(to_beats(logits[:, None, :], 1, fl.cop), last.out_range.bits,
+                      last.out_range.signed),
+        images=images, stall=stall, seed=seed, timeout=timeout,
+        meta={"beats_per_image_in": acc.beats_per_image_in,
+              "beats_per_image_out": acc.beats_per_image_out,
+              "stages": sorted({safe(st.name) for st in graph.stages}),
+              "ddr_regions": [[base, lay.ring_bytes] for _, lay, base in acc.ddr_regions()]},
+        memory=acc.ddr_images())

@@ -1,0 +1,116 @@
+"""One DeiT-tiny encoder block, part by part: the resource model against Yosys.
+
+    python benchmarks/synth_block.py [--target-ii 57624 | --target-ii 0] [--board vck190]
+                                     [--instances blocks_0_] [--jobs 2] [--hgpipe-repo PATH]
+
+Plans DeiT-tiny w3a3 (HG-PIPE's 196-token variant) at HG-PIPE's II (57,624, default) or,
+with ``--target-ii 0``, the board's fastest plan; generates it; synthesizes every distinct
+module instantiated under the prefix with ``hgpipe synth``'s machinery (Yosys
+``synth_xilinx -family xcup``, cached by module digest); and prints, per part kind, the
+model's LUT/FF/DSP/BRAM/URAM (``hgpipe.plan.costing.part_costs``: the plan's netlist costed
+part by part) beside Yosys's, with the block's totals. With ``--hgpipe-repo``, HG-PIPE's
+MLP0 + ATTN0 synthesized the same way (``benchmarks/timing.py``) are printed beneath.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hgpipe.plan.costing import kind_label, part_costs  # noqa: E402
+from hgpipe.resources.model import Resources  # noqa: E402
+
+FIELDS = (("lut", "lut", "LUT"), ("ff", "ff", "FF"), ("dsp", "dsp", "DSP"),
+          ("bram", "bram36", "BRAM36"), ("uram", "uram", "URAM"))
+
+
+def compare(plan, design, verilog_top: str, modules: dict, prefix: str):
+    """{kind: [parts, model Resources, yosys dict]} over the parts under ``prefix``."""
+    from hgpipe.synth.design import instance_modules
+    by_module = {m.synth.module: m.synth for m in design.modules}
+    inst = instance_modules(verilog_top, modules, prefix)
+    rows: dict[str, list] = {}
+    for part, cost in part_costs(plan):
+        if part.name not in inst or inst[part.name] not in by_module:
+            continue
+        s = by_module[inst[part.name]]
+        row = rows.setdefault(kind_label(plan, part), [0, Resources(), dict.fromkeys(
+            (y for _, y, _ in FIELDS), 0.0)])
+        row[0] += 1
+        row[1] = row[1] + cost
+        for _, y, _ in FIELDS:
+            row[2][y] += getattr(s, y)
+    return rows
+
+
+def _ratio(model: float, yosys: float) -> str:
+    return f"{model / yosys:.2f}" if yosys else ("-" if not model else "inf")
+
+
+def table(rows: dict) -> str:
+    head = "| part | n | " + " | ".join(f"{t} model / Yosys" for _, _, t in FIELDS) + \
+        " | LUT ratio | FF ratio |"
+    lines = [head, "|" + "---|" * (len(FIELDS) + 4)]
+    total_m, total_y, n_all = Resources(), dict.fromkeys((y for _, y, _ in FIELDS), 0.0), 0
+    for kind in sorted(rows, key=lambda k: -rows[k][2]["lut"]):
+        n, m, y = rows[kind]
+        n_all += n
+        total_m = total_m + m
+        for k in y:
+            total_y[k] += y[k]
+        lines.append(f"| {kind} | {n} | " + " | ".join(
+            f"{getattr(m, mf):,.0f} / {y[yf]:,.0f}" for mf, yf, _ in FIELDS)
+            + f" | {_ratio(m.lut, y['lut'])} | {_ratio(m.ff, y['ff'])} |")
+    lines.append(f"| **total** | {n_all} | " + " | ".join(
+        f"**{getattr(total_m, mf):,.0f} / {total_y[yf]:,.0f}**" for mf, yf, _ in FIELDS)
+        + f" | **{_ratio(total_m.lut, total_y['lut'])}** | "
+          f"**{_ratio(total_m.ff, total_y['ff'])}** |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--board", default="vck190")
+    ap.add_argument("--target-ii", type=int, default=57624, help="0: the fastest plan")
+    ap.add_argument("--instances", default="blocks_0_", help="instance-name prefix")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--hgpipe-repo", type=Path, help="a checkout (or bare clone) of hguq/HG-PIPE")
+    ap.add_argument("--out", type=Path, help="also write the table as Markdown here")
+    args = ap.parse_args()
+    from hgpipe.cli import build_parser, make_plan_from_args
+    from hgpipe.rtl.generate import TOP, generate
+    from hgpipe.synth.design import synth_design
+    from hgpipe.synth.yosys import split
+    argv = ["synth", "--model", "hgpipe-deit-tiny", "--bits", "w3a3", "--board", args.board,
+            "--out", "unused"] + (["--target-ii", str(args.target_ii)] if args.target_ii else [])
+    t0 = time.perf_counter()
+    graph, plan, _ = make_plan_from_args(build_parser().parse_args(argv),
+                                         lambda msg: print(f"  {msg}", file=sys.stderr))
+    _, source, _ = generate(graph, plan)
+    design = synth_design(source, TOP, plan.pipelining, jobs=args.jobs, prefix=args.instances)
+    modules = split(source)
+    rows = compare(plan, design, modules[TOP], modules, args.instances)
+    text = (f"DeiT-tiny w3a3 on {args.board}, plan II {plan.ii:,} (TP={plan.tp}), parts "
+            f"under '{args.instances}'; model: hgpipe.plan.costing; Yosys: synth_xilinx "
+            f"-family xcup per distinct module ({time.perf_counter() - t0:.0f} s)\n\n"
+            + table(rows))
+    if args.hgpipe_repo:
+        from timing import hgpipe_rows
+        hg = hgpipe_rows(args.hgpipe_repo)
+        text += "\n| HG-PIPE block (same Yosys command) | LUT | FF | DSP | BRAM36 | URAM |\n" \
+                "|---|---|---|---|---|---|\n"
+        for label, s in hg:
+            text += f"| {label} | {s.lut:,} | {s.ff:,} | {s.dsp} | {s.bram36:g} | {s.uram} |\n"
+        text += f"| MLP0 + ATTN0 | {sum(s.lut for _, s in hg):,} | " \
+                f"{sum(s.ff for _, s in hg):,} | | | |\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

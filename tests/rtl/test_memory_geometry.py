@@ -1,0 +1,43 @@
+"""Each stage's memories, as its parts elaborate them, against the resource model's
+declaration (``resources.model.datapath``): ROM bits and RAM bits per stage, all of its
+units (a head each for attention) and the FIFOs it owns (AV's per-head output rows)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hgpipe.plan import make_plan
+from hgpipe.plan.fold import stage_dims
+from hgpipe.plan.netlist import FifoPart, StageUnit
+from hgpipe.resources.board import load_board
+from hgpipe.resources.model import datapath
+from hgpipe.rtl.accelerator import Accelerator
+from hgpipe.rtl.generate import verilog
+from hgpipe.rtl.mem import census
+
+
+@pytest.mark.parametrize("tp", [None, 2], ids=["fastest", "tp2"])
+def test_every_stage_builds_the_memories_the_model_declares(micro_graph_w3a3, tp):
+    g = micro_graph_w3a3
+    plan = make_plan(g, load_board("vck190"), tp=tp)
+    acc = Accelerator(g, plan)
+    # block 0 and the stages outside the blocks (the other blocks repeat block 0's)
+    stages = [s for s in g.stages if not s.name.startswith("blocks.")
+              or s.name.startswith("blocks.0.")]
+    wrong = []
+    for st in stages:
+        parts = [p for p in acc.netlist.parts if p.owner == st.name
+                 and isinstance(p, (StageUnit, FifoPart))]
+        banks = max([p.banks for p in parts if isinstance(p, StageUnit)] + [2])
+        t, cin = stage_dims(g, st)
+        dp = datapath(st, plan.stage(st.name).folding, t, cin, g.config.num_heads, banks,
+                      plan.pipelining)
+        with census() as uses:
+            for p in parts:
+                verilog(acc._part(p, set()), "part")
+        for kind, rom in (("rom", True), ("ram", False)):
+            built = sum(m.bits for m in uses if m.kind == kind)
+            declared = sum(m.bits for m in dp.memories if m.rom == rom)
+            if built != declared:
+                wrong.append(f"{st.name} {kind}: built {built} bits, declared {declared}")
+    assert not wrong, "\n".join(wrong)
