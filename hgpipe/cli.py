@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import tempfile
@@ -158,6 +159,14 @@ def make_plan_from_args(args: argparse.Namespace, progress):
     from .plan import check_offchip, make_plan
     from .resources.board import load_board
     board = load_board(args.board)  # before the slow steps: a bad board fails at once
+    if args.tp is not None and args.tp < 1:
+        raise HgpipeError(f"tp: {args.tp}: expected a positive token parallelism (or none "
+                          "for the planner's choice)")
+    if args.target_fps is not None and not (math.isfinite(args.target_fps)
+                                            and args.target_fps >= 1e-3):
+        raise HgpipeError(f"target-fps: {args.target_fps}: expected images/s >= 0.001")
+    if getattr(args, "seed", 0) < 0:
+        raise HgpipeError(f"seed: {args.seed}: expected an integer >= 0")
     if args.clock_mhz is not None and not 0 < args.clock_mhz <= 2000:
         raise HgpipeError(f"clock-mhz: {args.clock_mhz}: expected a number in (0, 2000]")
     if args.usable_fraction is not None:
