@@ -11,7 +11,7 @@ calibrated logic; a stream in DDR its port logic (``resources.model.ddr_fifo``).
 from __future__ import annotations
 
 from ..resources.model import Resources, ddr_fifo
-from .netlist import (DdrFifoPart, DdrWeightsPart, FifoPart, Part, PartKind, StageUnit)
+from .netlist import DdrFifoPart, DdrWeightsPart, FifoPart, Part, PartKind, StageUnit
 from .plan import Plan
 
 
@@ -31,7 +31,7 @@ def part_costs(plan: Plan) -> list[tuple[Part, Resources]]:
         if isinstance(p, StageUnit):
             r = scaled(plan.stage(p.owner).resources, 1 / units[p.owner])
         elif isinstance(p, FifoPart):
-            r = p.logic() + (p.words() if "->" in p.owner or p.owner == "patches" else Resources())
+            r = p.logic() + (p.words() if p.on_edge else Resources())
         elif isinstance(p, (DdrFifoPart, DdrWeightsPart)):
             r = ddr_fifo(p.layout) if isinstance(p, DdrFifoPart) else Resources()
         else:

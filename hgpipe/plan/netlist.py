@@ -80,6 +80,12 @@ class FifoPart(Part):
     def sizes(self):
         return plumbing.fifo_sizes(self.width, self.beats, self.memory)
 
+    @property
+    def on_edge(self) -> bool:
+        """Its words are an edge's FIFO memory the plan places (or the input FIFO's), not a
+        stage's own (AV's per-head output rows are the stage's ``out`` memory)."""
+        return "->" in self.owner or self.owner == INPUT
+
     def words(self) -> Resources:
         return plumbing.fifo_words(self.name, self.width, self.beats, self.memory)
 
@@ -351,6 +357,6 @@ def fifo_groups(net: Netlist) -> dict[str, list[FifoPart]]:
     are not here: their words are the stage's ``out`` memory."""
     out: dict[str, list[FifoPart]] = {}
     for p in net.parts:
-        if isinstance(p, FifoPart) and ("->" in p.owner or p.owner == INPUT):
+        if isinstance(p, FifoPart) and p.on_edge:
             out.setdefault(p.owner, []).append(p)
     return out

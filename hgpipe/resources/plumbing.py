@@ -14,7 +14,7 @@ from __future__ import annotations
 from math import ceil, log2
 
 from .memory import Memory, options
-from .model import Resources, logic
+from .model import Resources, logic, placed
 
 
 def _clog2(n: int) -> int:
@@ -78,6 +78,4 @@ def plumbing_logic(kind: str, sizes: tuple[float, float]) -> Resources:
 def fifo_words(name: str, width: int, beats: int, memory: str | None) -> Resources:
     """A FIFO's words where the plan placed them (unplaced: LUTs)."""
     kind = memory or "lutram"
-    count = options(Memory(name, width, max(beats, 2)))[kind]
-    return Resources(lut=count) if kind == "lutram" else \
-        Resources(bram=count) if kind == "bram" else Resources(uram=int(count))
+    return placed(kind, options(Memory(name, width, max(beats, 2)))[kind])
