@@ -33,16 +33,18 @@ import numpy as np
 # this checkout's hgpipe, whatever is installed: the fit must describe this RTL and be
 # written beside this model
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hgpipe.graph.contract import Folding  # noqa: E402
+from hgpipe.graph.contract import Folding, legal_foldings  # noqa: E402
+from hgpipe.plan.fold import stage_dims  # noqa: E402
 from hgpipe.model import preset, random_weights  # noqa: E402
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model  # noqa: E402
 from hgpipe.graph.pipeline import default  # noqa: E402
-from hgpipe.resources.memory import lut_cost, register_bits  # noqa: E402
+from hgpipe.resources.memory import lut_cost  # noqa: E402
 from hgpipe.resources.model import (COEFFICIENTS, MODEL_KIND,  # noqa: E402
-                                    arbiter_size, coefficients, datapath, ddr_sizes,
+                                    arbiter_size, coefficients, datapath, ddr_sizes, fitted,
                                     fabric_formats, operand_format)
 from hgpipe.plan.netlist import FifoPart  # noqa: E402
 from hgpipe.rtl.axi import AxiParams  # noqa: E402
+from hgpipe.rtl.mem import census  # noqa: E402
 
 LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
                "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
@@ -124,6 +126,7 @@ GEARBOXES = ((1, 2, 8, 3), (2, 4, 16, 3), (4, 8, 32, 3), (2, 16, 4, 3), (4, 32, 
 FORKS = ((24, 2), (96, 3), (384, 2), (768, 4))
 MERGES = ((24, 3, 16), (96, 3, 8), (48, 6, 16), (192, 12, 4))
 FIFOS = ((24, 16), (96, 40), (192, 100), (384, 30), (12, 200))
+BRAM_FIFOS = ((24, 600), (12, 1200), (96, 512))
 
 
 def plumbing_instances():
@@ -141,15 +144,20 @@ def plumbing_instances():
     for w, d in FIFOS:
         yield (f"fifo/w{w}-d{d}", FifoPart("q", "x", w, d, "lutram"),
                lambda w=w, d=d: Fifo(w, d, style="lutram"))
+    for w, d in BRAM_FIFOS:    # words in a block RAM: the control alone is logic
+        yield (f"fifo/w{w}-d{d}-bram", FifoPart("q", "x", w, d, "bram"),
+               lambda w=w, d=d: Fifo(w, d, style="bram"))
 
 
 FULL_MODEL, FULL_BOARD = "hgpipe-deit-tiny", "vck190"
+HGPIPE_II = 57624
 FULL_STAGES = ("blocks.0.attn.qkv", "blocks.0.mlp.fc1", "blocks.0.mlp.fc2", "blocks.0.norm1",
                "blocks.0.attn.qk", "blocks.0.attn.softmax", "blocks.0.attn.av",
                "blocks.0.mlp.gelu", "blocks.0.add1")
 
 
-def planned_instances(model: str = FULL_MODEL, names=FULL_STAGES, plumbing: bool = True):
+def planned_instances(model: str = FULL_MODEL, names=FULL_STAGES, plumbing: bool = True,
+                      target_ii: int | None = None):
     """A model's block 0 parts as its fastest VCK190 plan builds them: one unit of each
     stage in ``names`` (label, graph, stage, folding, tokens, in_channels, banks, factory)
     and, with ``plumbing``, the largest gearbox, fork, merge and FIFO in LUTs (label, part,
@@ -163,11 +171,11 @@ def planned_instances(model: str = FULL_MODEL, names=FULL_STAGES, plumbing: bool
     imgs = np.random.default_rng(0).standard_normal((2, 3, cfg.image_size, cfg.image_size))
     g = quantize_model(cfg, random_weights(cfg, seed=0), imgs,
                        QuantConfig(bits=BitSpec.parse("w3a3")))
-    plan = make_plan(g, load_board(FULL_BOARD), model=model)
+    plan = make_plan(g, load_board(FULL_BOARD), model=model, target_ii=target_ii)
     acc = Accelerator(g, plan)
     acc.styles = {}     # the calibration's own mapping (-nobram): no placement attributes
     stages, parts = [], []
-    tag = "full" if model == FULL_MODEL else model
+    tag = ("full" if model == FULL_MODEL else model) + (f"@{target_ii}" if target_ii else "")
     for name in names:
         u = next(p for p in acc.netlist.parts if isinstance(p, StageUnit) and p.owner == name)
         t, cin = stage_dims(g, g[name])
@@ -177,11 +185,26 @@ def planned_instances(model: str = FULL_MODEL, names=FULL_STAGES, plumbing: bool
     for cls in (GearboxPart, ForkPart, MergePart, FifoPart) if plumbing else ():
         biggest = max((p for p in acc.netlist.parts if isinstance(p, cls)
                        and (not isinstance(p, FifoPart) or p.memory == "lutram")),
-                      key=lambda p: sum(p.sizes()), default=None)
+                      key=lambda p: sum(np.atleast_1d(p.sizes()[0])) + p.sizes()[1], default=None)
         if biggest is not None:
             parts.append((f"full/{biggest.name}", biggest,
                           lambda p=biggest: acc._part(p, set())))
     return stages, parts
+
+
+def full_layernorms(full_stages):
+    """DeiT-tiny's LayerNorm at TP 1 and 2 beside the plan's: what a row of 192 channels
+    costs apart from its tokens and lanes."""
+    from hgpipe.rtl.layernorm import LayerNormStage
+    out = []
+    for label, g, name, f, t, cin, banks, make in full_stages:
+        if g[name].kind == "layernorm":
+            for tp in (1, 2):
+                if tp != f.tp:
+                    fl = Folding(tp, 1, 1)
+                    out.append((f"full/{name}/{fl}", g, name, fl, t, cin, banks,
+                                lambda st=g[name], fl=fl, cin=cin: LayerNormStage(st, fl, cin)))
+    return out
 
 
 CACHE = Path.home() / ".cache" / "hgpipe" / "calibration"
@@ -349,21 +372,35 @@ def yosys_version() -> str:
     return out.stdout.strip().splitlines()[0]
 
 
+def _nonnegative_lstsq(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with every coefficient >= 0: a term that would fit negative is
+    dropped (no part costs less for being larger) and the rest refitted."""
+    keep = list(range(a.shape[1]))
+    while True:
+        coef = np.zeros(a.shape[1])
+        coef[keep] = np.linalg.lstsq(a[:, keep], y, rcond=None)[0]
+        neg = [k for k in keep if coef[k] < 0]
+        if not neg:
+            return coef
+        keep.remove(min(neg, key=lambda k: coef[k]))
+
+
 def fit(points: list[dict]) -> dict:
+    """Per kind and resource, ``[a1, ..., an, b]`` of ``a . size + b`` (a size of ``n``
+    terms; most have one)."""
     kinds = {}
     for kind in sorted({p["kind"] for p in points}):
         ps = [p for p in points if p["kind"] == kind]
         c = {}
         for res, size in (("lut", "lut_size"), ("ff", "ff_size")):
-            a = np.array([[p[size], 1.0] for p in ps])
+            a = np.array([[*np.atleast_1d(p[size]), 1.0] for p in ps], dtype=float)
             y = np.array([p[f"logic_{res}"] for p in ps], dtype=float)
-            if not a[:, 0].any():    # everything counted: a fixed cost at most
-                coef = np.array([0.0, max(0.0, float(y.mean()))])
+            if not a[:, :-1].any():    # everything counted: a fixed cost at most
+                coef = np.zeros(a.shape[1])
+                coef[-1] = max(0.0, float(y.mean()))
             else:
-                coef = np.linalg.lstsq(a, y, rcond=None)[0]
-            if coef[1] < 0:  # no negative fixed cost: refit through the origin
-                coef = np.array([float(a[:, 0] @ y / (a[:, 0] @ a[:, 0])), 0.0])
-            c[res] = [round(float(coef[0]), 4), round(float(coef[1]), 1)]
+                coef = _nonnegative_lstsq(a, y)
+            c[res] = [round(float(v), 4) for v in coef[:-1]] + [round(float(coef[-1]), 1)]
         kinds[kind] = c
     return kinds
 
@@ -395,16 +432,20 @@ def main() -> None:
         dp = datapath(st, f, t, cin, heads, banks)
         # QK^T's and AV's datapath covers every head; the instance is one head's unit
         k = 1 / st.heads if st.kind in ("qk", "av") else 1
+        with census() as uses:  # the memories the instance builds (not AV's output FIFOs)
+            text = verilog(make(), top)
         # -nobram: every memory in LUTs, its read registers in flip-flops
-        mem_ff = sum(register_bits(m, default().read_latency) for m in dp.memories)
+        lat = default().read_latency
         meta[label] = {"label": label, "kind": MODEL_KIND[st.kind], "stage_kind": st.kind,
-                       "lut_size": dp.lut_size * k, "ff_size": dp.ff_size * k,
+                       "lut_size": ([x * k for x in dp.lut_size]
+                                    if isinstance(dp.lut_size, tuple) else dp.lut_size * k),
+                       "ff_size": dp.ff_size * k,
                        "model_dsp": dp.dsp * k,
-                       "memory_luts": k * sum(lut_cost(m.width, m.depth, m.rom) * m.ports
-                                              for m in dp.memories),
-                       "pipe_ff": k * (dp.pipe_ff + mem_ff)}
+                       "memory_luts": sum(lut_cost(u.width, u.depth, u.kind == "rom")
+                                          * u.copies for u in uses),
+                       "pipe_ff": k * dp.pipe_ff + sum(u.width * u.copies * lat for u in uses)}
         flags = ("-nobram" if MODEL_KIND[st.kind] in DSP_KINDS else NO_DSP) + " " + SYNTH_FLAGS
-        jobs.append((label, None, verilog(make(), top), top, flags))
+        jobs.append((label, None, text, top, flags))
 
     for i, (name, key, stage, f, t, cin, heads, make) in enumerate(instances(gs)):
         st = gs[key][stage]
@@ -412,12 +453,31 @@ def main() -> None:
             continue
         stage_job(f"cal{i}", f"{key[0]}/{key[1]}/{stage}/{f}", st, f, t, cin, heads, 2,
                   lambda make=make, st=st: make(st))
-    if only is None or only & {"linear", "attention", "layernorm", "softmax", "requant", "add",
+    if only is None or only & {"linear", "qk", "av", "layernorm", "softmax", "requant", "add",
                                "fifo", "fork", "gearbox", "merge"}:
         print(f"full-size points: {FULL_MODEL} block 0, fastest {FULL_BOARD} plan", flush=True)
+        # planning costs stages with the stored fit: where a kind's size gained terms, its
+        # old cost stands in for each until this run's fit replaces it
+        sizes = [(part.kind.value, *part.sizes()) for _, part, _ in plumbing_instances()]
+        for g in gs.values():   # every stage kind at some legal folding
+            for st in g.stages:
+                t, cin = stage_dims(g, st)
+                dp = datapath(st, legal_foldings(st, t, cin, 1)[0], t, cin,
+                              g.config.num_heads)
+                sizes.append((MODEL_KIND[st.kind], dp.lut_size, dp.ff_size))
+        for kind, *size in sizes:
+            c = coefficients()["kinds"][kind]
+            for res, sz in zip(("lut", "ff"), size):
+                n = len(np.atleast_1d(sz))
+                if len(c[res]) != n + 1:
+                    c[res] = [c[res][0]] * n + [c[res][-1]]
         full_stages, full_parts = planned_instances()
         full_stages += planned_instances("vit-micro", ("blocks.0.attn.qk", "blocks.0.attn.av"),
                                          plumbing=False)[0]
+        full_stages += full_layernorms(full_stages)
+        # the attention units as HG-PIPE's II folds them too (other lane counts)
+        full_stages += planned_instances(names=("blocks.0.attn.qk", "blocks.0.attn.av"),
+                                         plumbing=False, target_ii=HGPIPE_II)[0]
         for i, (label, g, name, f, t, cin, banks, make) in enumerate(full_stages):
             if only is None or MODEL_KIND[g[name].kind] in only:
                 stage_job(f"full{i}", label, g[name], f, t, cin, 1, banks, make)
@@ -429,12 +489,14 @@ def main() -> None:
             continue
         top = f"plumb{i}"
         lut_size, ff_size = part.sizes()
+        in_bram = isinstance(part, FifoPart) and part.memory == "bram"
         mem = lut_cost(part.width, max(part.beats, 2), rom=False) \
-            if isinstance(part, FifoPart) else 0
+            if isinstance(part, FifoPart) and not in_bram else 0
         meta[label] = {"label": label, "kind": kind, "stage_kind": kind,
                        "lut_size": lut_size, "ff_size": ff_size, "model_dsp": 0,
                        "memory_luts": mem, "pipe_ff": 0}
-        jobs.append((label, None, verilog(make(), top), top, f"{NO_DSP} {SYNTH_FLAGS}"))
+        flags = "-nodsp" if in_bram else NO_DSP
+        jobs.append((label, None, verilog(make(), top), top, f"{flags} {SYNTH_FLAGS}"))
     for i, (label, lay, make) in enumerate(ddr_instances()):
         if only is not None and "ddr" not in only:
             continue
@@ -474,8 +536,8 @@ def main() -> None:
     exact = {}
     for i, p in enumerate(points):
         c = kinds[p["kind"]]
-        exact[i] = {"lut": c["lut"][0] * p["lut_size"] + c["lut"][1] + p["memory_luts"],
-                    "ff": c["ff"][0] * p["ff_size"] + c["ff"][1] + p.get("pipe_ff", 0)}
+        exact[i] = {"lut": fitted(c["lut"], p["lut_size"]) + p["memory_luts"],
+                    "ff": fitted(c["ff"], p["ff_size"]) + p.get("pipe_ff", 0)}
         p["model_lut"], p["model_ff"] = round(exact[i]["lut"], 1), round(exact[i]["ff"], 1)
     err = {}
     for kind in kinds:
@@ -487,16 +549,21 @@ def main() -> None:
            "command": f"synth_xilinx -family xcup -nobram {SYNTH_FLAGS} (-nodsp but for "
                       + ", ".join(DSP_KINDS) + "; the off-chip port and arbiter without "
                       + SYNTH_FLAGS + ")",
-           "model": "logic = a * size + b per kind, products at their measured LUTs; "
+           "model": "logic = a . size + b per kind (a size of one or more terms), products at their measured LUTs; "
                     "memories placed analytically",
            "kinds": kinds, "products": products, "dsp_products": dsps, "rom_luts": roms,
            "ram_luts": rams,
            "rms_relative_error": err, "points": points}
+    if Path(args.out).is_file():    # the full-size check stands until synth_block re-records it
+        old = json.loads(Path(args.out).read_text()).get("full_size")
+        if old:
+            out["full_size"] = old
     Path(args.out).write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print("\n| kind | LUT a | LUT b | FF a | FF b | RMS err LUT | RMS err FF |")
     print("|---|---|---|---|---|---|---|")
     for k, c in kinds.items():
-        print(f"| {k} | {c['lut'][0]} | {c['lut'][1]} | {c['ff'][0]} | {c['ff'][1]} | "
+        print(f"| {k} | {', '.join(map(str, c['lut'][:-1]))} | {c['lut'][-1]} | "
+              f"{', '.join(map(str, c['ff'][:-1]))} | {c['ff'][-1]} | "
               f"{err[k]['lut']:.1%} | {err[k]['ff']:.1%} |")
     print(f"\nwrote {args.out}")
 

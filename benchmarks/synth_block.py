@@ -27,8 +27,31 @@ FIELDS = (("lut", "lut", "LUT"), ("ff", "ff", "FF"), ("dsp", "dsp", "DSP"),
           ("bram", "bram36", "BRAM36"), ("uram", "uram", "URAM"))
 
 
-def compare(plan, design, verilog_top: str, modules: dict, prefix: str):
-    """{kind: [parts, model Resources, yosys dict]} over the parts under ``prefix``."""
+def as_yosys_maps(graph, plan, part, cost: Resources) -> Resources:
+    """``cost`` with the stage's ROMs placed in URAM counted as the block RAM Yosys maps
+    them to (its UltraScale+ mapping cannot initialise URAM; Versal's Vivado can)."""
+    from hgpipe.plan.netlist import StageUnit
+    from hgpipe.resources.memory import bram_cost, uram_cost
+    from hgpipe.resources.model import datapath
+    if not isinstance(part, StageUnit):
+        return cost
+    sp = plan.stage(part.owner)
+    where = dict(sp.memories)
+    units = sum(1 for p in plan.netlist.parts
+                if isinstance(p, StageUnit) and p.owner == part.owner)
+    dp = datapath(graph[part.owner], sp.folding, sp.tokens, sp.in_channels,
+                  graph.config.num_heads, part.banks or 2, plan.pipelining)
+    for m in dp.memories:
+        if m.rom and where.get(m.name) == "uram":
+            cost = cost + Resources(bram=bram_cost(m.width, m.depth) * m.ports / units,
+                                    uram=-uram_cost(m.width, m.depth) * m.ports // units)
+    return cost
+
+
+def compare(graph, plan, design, verilog_top: str, modules: dict, prefix: str,
+            detail: tuple[str, ...] = ()):
+    """{kind: [parts, model Resources, yosys dict]} over the parts under ``prefix``, the
+    model's memories as Yosys maps them (``as_yosys_maps``)."""
     from hgpipe.synth.design import instance_modules
     by_module = {m.synth.module: m.synth for m in design.modules}
     inst = instance_modules(verilog_top, modules, prefix)
@@ -36,8 +59,12 @@ def compare(plan, design, verilog_top: str, modules: dict, prefix: str):
     for part, cost in part_costs(plan):
         if part.name not in inst or inst[part.name] not in by_module:
             continue
+        cost = as_yosys_maps(graph, plan, part, cost)
         s = by_module[inst[part.name]]
-        row = rows.setdefault(kind_label(plan, part), [0, Resources(), dict.fromkeys(
+        label = kind_label(plan, part)
+        if label in detail:    # this kind part by part
+            label = f"{label} {part.name}"
+        row = rows.setdefault(label, [0, Resources(), dict.fromkeys(
             (y for _, y, _ in FIELDS), 0.0)])
         row[0] += 1
         row[1] = row[1] + cost
@@ -71,6 +98,27 @@ def table(rows: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record(rows: dict, plan, board: str) -> None:
+    """Store Yosys / model over the block's parts as the planner's full-size margin."""
+    import datetime
+    import json
+    from hgpipe.resources.model import COEFFICIENTS, coefficients
+    model = sum((r[1] for r in rows.values()), Resources())
+    yosys = {k: sum(r[2][k] for r in rows.values()) for k in ("lut", "ff")}
+    c = json.loads(COEFFICIENTS.read_text())
+    c["full_size"] = {"lut": round(yosys["lut"] / model.lut, 4),
+                      "ff": round(yosys["ff"] / model.ff, 4),
+                      "check": f"benchmarks/synth_block.py: DeiT-tiny w3a3 block 0 on {board} "
+                               f"at II {plan.ii:,} (TP={plan.tp}), Yosys {yosys['lut']:,.0f} "
+                               f"LUT / {yosys['ff']:,.0f} FF, model {model.lut:,.0f} / "
+                               f"{model.ff:,.0f}",
+                      "date": datetime.date.today().isoformat()}
+    COEFFICIENTS.write_text(json.dumps(c, indent=1, sort_keys=True) + "\n")
+    coefficients.cache_clear()
+    print(f"recorded the planner's margin: LUT x{c['full_size']['lut']}, "
+          f"FF x{c['full_size']['ff']}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--board", default="vck190")
@@ -79,6 +127,11 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--hgpipe-repo", type=Path, help="a checkout (or bare clone) of hguq/HG-PIPE")
     ap.add_argument("--out", type=Path, help="also write the table as Markdown here")
+    ap.add_argument("--record", action="store_true", help="store the block's Yosys / model "
+                    "LUT and FF ratios in hgpipe/resources/coefficients.json (full_size): "
+                    "the planner's margin")
+    ap.add_argument("--detail", default="", help="part kinds to list part by part "
+                    "(comma-separated, e.g. requant,layernorm)")
     args = ap.parse_args()
     from hgpipe.cli import build_parser, make_plan_from_args
     from hgpipe.rtl.generate import TOP, generate
@@ -92,10 +145,12 @@ def main() -> int:
     _, source, _ = generate(graph, plan)
     design = synth_design(source, TOP, plan.pipelining, jobs=args.jobs, prefix=args.instances)
     modules = split(source)
-    rows = compare(plan, design, modules[TOP], modules, args.instances)
+    rows = compare(graph, plan, design, modules[TOP], modules, args.instances,
+                   tuple(k for k in args.detail.split(",") if k))
     text = (f"DeiT-tiny w3a3 on {args.board}, plan II {plan.ii:,} (TP={plan.tp}), parts "
             f"under '{args.instances}'; model: hgpipe.plan.costing; Yosys: synth_xilinx "
-            f"-family xcup per distinct module ({time.perf_counter() - t0:.0f} s)\n\n"
+            f"-family xcup per distinct module ({time.perf_counter() - t0:.0f} s); ROMs the plan "
+            f"puts in URAM counted as the block RAM Yosys maps them to\n\n"
             + table(rows))
     if args.hgpipe_repo:
         from timing import hgpipe_rows
@@ -107,6 +162,8 @@ def main() -> int:
         text += f"| MLP0 + ATTN0 | {sum(s.lut for _, s in hg):,} | " \
                 f"{sum(s.ff for _, s in hg):,} | | | |\n"
     print(text)
+    if args.record:
+        record(rows, plan, args.board)
     if args.out:
         args.out.write_text(text)
     return 0

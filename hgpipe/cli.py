@@ -1,84 +1,23 @@
-"""The ``hgpipe`` command."""
+"""The ``hgpipe`` command: ``models``, ``run`` and ``plan`` here, the RTL commands in
+``cli_rtl``, what they share in ``cli_common``."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from .cli_common import (_add_model_args, _add_plan_args, _add_quant_args, _load_array,
+                         _model, _progress, add_force_arg, check_input_paths,
+                         make_plan_from_args,
+                         quant_config, summary)
+from .cli_rtl import add_commands
 from .errors import HgpipeError
 
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    """Write the whole file or nothing: a temporary sibling renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load_array(path: str, what: str) -> np.ndarray:
-    p = Path(path)
-    if not p.is_file():
-        raise HgpipeError(f"{what}: file {path!r} does not exist")
-    try:
-        return np.load(p, allow_pickle=False)
-    except Exception as exc:
-        raise HgpipeError(f"{what}: cannot read {path!r} as .npy: {exc}") from None
-
-
-def _model(args: argparse.Namespace):
-    from .model import load_config, load_weights, preset, random_weights
-    if bool(args.model) == bool(args.config):
-        raise HgpipeError("model: give exactly one of --model NAME or --config FILE")
-    cfg = preset(args.model) if args.model else load_config(args.config)
-    w = load_weights(cfg, args.weights) if args.weights else random_weights(cfg, args.seed)
-    return cfg, w
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="preset name (see `hgpipe models`)")
-    p.add_argument("--config", help="ViT config file (.json/.yaml)")
-    p.add_argument("--weights", help="timm-named state dict (.npz/.safetensors/.pth); "
-                   "default: random weights by --seed")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-
-
-def _add_quant_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bits", default="w3a3", help="w3a3 (default), w4a4, w8a8, mixed w4a3, "
-                   "residual width with r<N> (w3a3r10)")
-    p.add_argument("--calib", help="calibration images .npy (default: the input images)")
-    p.add_argument("--observer", default="mse", choices=("minmax", "percentile", "mse"),
-                   help="activation observer")
-    p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
-    p.add_argument("--steps", help="learned steps .json ({\"scales\": {tap or weight: step}, "
-                   "\"signs\": {...}}, e.g. from QAT): fixed instead of observed, and no bias "
-                   "correction")
-
-
-def quant_config(args: argparse.Namespace, cfg):
-    """The quantizer settings, checked against the model before any calibration runs."""
-    from .quant import BitSpec, QuantConfig, read_steps
-    from .quant.calibrate import check_steps
-    scales, signs = read_steps(args.steps) if args.steps else ({}, {})
-    q = QuantConfig(bits=BitSpec.parse(args.bits), act_observer=args.observer,
-                    per_channel=args.per_channel, scales=scales, signs=signs,
-                    bias_correction=not args.steps)
-    check_steps(cfg, q)
-    return q
+__all__ = ["build_parser", "main", "make_plan_from_args"]
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -93,9 +32,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .model.forward import forward, image_batch
+    from .outdir import OutFile, is_logits
+    out = OutFile(args.out, is_logits, args.force)
     cfg, w = _model(args)
     images = image_batch(cfg, _load_array(args.images, "images"))
-    out = Path(args.out)
     t0 = time.perf_counter()
     if args.float:
         logits = forward(cfg, w, images)
@@ -104,116 +44,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .golden import logits as int_logits
         from .quant import quantize_model
         qcfg = quant_config(args, cfg)
-        calib = image_batch(cfg, _load_array(args.calib, "calib")) if args.calib else images
+        calib = image_batch(cfg, _load_array(args.calib, "calib"), "calib") \
+            if args.calib else images
         print(f"calibrating {qcfg.bits.name} on {len(calib)} images ...", file=sys.stderr)
         graph = quantize_model(cfg, w, calib, qcfg)
         print(f"running the integer model on {len(images)} images ...", file=sys.stderr)
         logits = graph.dequantize_logits(int_logits(graph, graph.encode_images(images)))
         mode = qcfg.bits.name
-    _atomic_save(out, logits.astype(np.float32))
+    out.write(lambda f: np.save(f, logits.astype(np.float32)))
     top1 = logits.argmax(-1)
     for i, c in enumerate(top1):
         print(f"image {i}: class {int(c)}")
-    print(f"{mode}: {len(images)} images in {time.perf_counter() - t0:.2f} s, logits -> {out}")
+    print(f"{mode}: {len(images)} images in {time.perf_counter() - t0:.2f} s, logits -> {out.path}")
     return 0
 
 
-def _graph(args: argparse.Namespace, progress):
-    """Quantize the model: calibrate on --calib images, or on --calib-images random images."""
-    from .model.forward import image_batch
-    from .quant import quantize_model
-    cfg, w = _model(args)
-    qcfg = quant_config(args, cfg)
-    if args.calib:
-        calib = image_batch(cfg, _load_array(args.calib, "calib"))
-    else:
-        if args.calib_images < 1:
-            raise HgpipeError(f"calib-images: {args.calib_images}: expected >= 1")
-        rng = np.random.default_rng(args.seed)
-        calib = rng.standard_normal((args.calib_images, cfg.in_chans, cfg.image_size,
-                                     cfg.image_size))
-    progress(f"calibrating {qcfg.bits.name} on {len(calib)} images")
-    return quantize_model(cfg, w, calib, qcfg)
-
-
-def _add_plan_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--board", default="vck190", help="board name (boards/NAME.json) or a "
-                   "board .json file")
-    t = p.add_mutually_exclusive_group()
-    t.add_argument("--target-ii", type=int, help="cycles per image every stage must meet")
-    t.add_argument("--target-fps", type=float, help="images/s at the board clock")
-    p.add_argument("--clock-mhz", type=float, help="clock (default: the board's)")
-    p.add_argument("--usable-fraction", type=float, help="share of every resource the plan "
-                   "may use, in (0, 1] (default: the board's)")
-    p.add_argument("--tp", type=int, help="token parallelism (default: the planner's choice)")
-    p.add_argument("--offchip", default="auto",
-                   help="keep the residuals around attention and the head's weights in the "
-                   "board's DDR when the chip is full (auto, default), never (none) or "
-                   "always (all)")
-    p.add_argument("--calib-images", type=int, default=2,
-                   help="random calibration images when --calib is not given (default 2)")
-
-
-def make_plan_from_args(args: argparse.Namespace, progress):
-    from .perf.model import evaluate
-    from .plan import check_offchip, make_plan
-    from .resources.board import load_board
-    board = load_board(args.board)  # before the slow steps: a bad board fails at once
-    if args.tp is not None and args.tp < 1:
-        raise HgpipeError(f"tp: {args.tp}: expected a positive token parallelism (or none "
-                          "for the planner's choice)")
-    if args.target_fps is not None and not (math.isfinite(args.target_fps)
-                                            and args.target_fps >= 1e-3):
-        raise HgpipeError(f"target-fps: {args.target_fps}: expected images/s >= 0.001")
-    if getattr(args, "seed", 0) < 0:
-        raise HgpipeError(f"seed: {args.seed}: expected an integer >= 0")
-    if args.clock_mhz is not None and not 0 < args.clock_mhz <= 2000:
-        raise HgpipeError(f"clock-mhz: {args.clock_mhz}: expected a number in (0, 2000]")
-    if args.usable_fraction is not None:
-        if not 0 < args.usable_fraction <= 1:
-            raise HgpipeError(f"usable-fraction: {args.usable_fraction}: expected a number "
-                              "in (0, 1]")
-        board = dataclasses.replace(board, usable_fraction=args.usable_fraction)
-    check_offchip(args.offchip, board)
-    graph = _graph(args, progress)
-    progress(f"planning for {board.name}")
-    plan = make_plan(graph, board, target_ii=args.target_ii, target_fps=args.target_fps,
-                     clock_mhz=args.clock_mhz, model=args.model or Path(args.config).stem,
-                     tp=args.tp, offchip=args.offchip, progress=progress)
-    progress("scheduling 5 images")
-    return graph, plan, evaluate(graph, plan)
-
-
-def _progress(quiet: bool):
-    t0 = time.perf_counter()
-
-    def say(msg: str) -> None:
-        if not quiet:
-            print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
-    return say
-
-
-def summary(plan, perf) -> str:
-    r, b = plan.resources, plan.board.budget()
-    rows = [("II (cycles/image)", f"{plan.ii:,}"), ("latency (cycles)", f"{perf.latency_cycles:,.0f}"),
-            ("FPS", f"{perf.fps:,.1f}"), ("GOP/s", f"{perf.gops:,.1f}"),
-            ("LUT", f"{r.lut:,.0f} / {b['lut']:,}"), ("FF", f"{r.ff:,.0f} / {b['ff']:,}"),
-            ("DSP", f"{r.dsp:,} / {b['dsp']:,}"), ("BRAM36", f"{r.bram:,.1f} / {b['bram']:,}"),
-            ("URAM", f"{r.uram:,} / {b['uram']:,}"),
-            *([("DDR (bytes/image)", f"{plan.ddr_bytes:,} / {plan.ddr_budget:,.0f} "
-                f"({len(plan.ddr_regions)} streams)")] if plan.ddr_regions else []),
-            ("fits", "yes" if plan.fits else "NO"),
-            ("buffers (bits)", f"{plan.buffer_bits:,} "
-             f"({1 - plan.buffer_bits / plan.all_coarse_bits:.1%} below all-coarse)")]
-    w = max(len(k) for k, _ in rows)
-    return "\n".join(f"  {k:{w}s}  {v}" for k, v in rows)
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
+    from .outdir import OutDir
     from .report.plan_report import write
+    out = OutDir(args.out, args.force)
     say = _progress(args.quiet)
     graph, plan, perf = make_plan_from_args(args, say)
-    files = write(Path(args.out), graph, plan, perf, progress=say)
+    files = write(out, graph, plan, perf, progress=say)
     print(f"{plan.model} {plan.bits} on {plan.board.name} at {plan.clock_mhz:g} MHz, "
           f"TP={plan.tp}:")
     print(summary(plan, perf))
@@ -232,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--float", action="store_true", help="run the float reference")
     _add_quant_args(r)
     r.add_argument("--out", required=True, help="logits .npy (dequantized to float)")
+    add_force_arg(r, "replace an existing file that is not an earlier run's logits")
     r.set_defaults(fn=cmd_run)
     p = sub.add_parser("plan", help="plan the accelerator and estimate its performance and "
                        "resources")
@@ -239,20 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_args(p)
     _add_plan_args(p)
     p.add_argument("--out", required=True, help="directory for plan.json, report.md, plots")
+    add_force_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(fn=cmd_plan)
-    from .cli_rtl import add_commands
     add_commands(sub)
     return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .interrupt import Interrupted, handled
     args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except HgpipeError as exc:
-        print(f"hgpipe: error: {exc}", file=sys.stderr)
-        return 2
+    with handled():
+        try:
+            check_input_paths(args)
+            return args.fn(args)
+        except HgpipeError as exc:
+            print(f"hgpipe: error: {exc}", file=sys.stderr)
+            return 2
+        except Interrupted as sig:
+            print(f"hgpipe: interrupted by {sig.name}; nothing written", file=sys.stderr)
+            return sig.exit_code
 
 
 if __name__ == "__main__":

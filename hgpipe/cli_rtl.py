@@ -13,23 +13,33 @@ from tqdm import tqdm
 
 from .errors import HgpipeError
 
+MAX_STALL = 0.9     # beyond, a run takes ten times the cycles and more: the timeout's bound
+MAX_IMAGES = 10_000  # random test images (their vectors are held in memory)
+
 
 def _test_patches(args: argparse.Namespace, graph, n: int) -> np.ndarray:
     """The images the test vectors use: --inputs, or ``n`` random images by --seed."""
     from .model.forward import image_batch
     cfg = graph.config
     if getattr(args, "inputs", None):
-        from .cli import _load_array
-        images = image_batch(cfg, _load_array(args.inputs, "inputs"))
+        from .cli_common import _load_array
+        images = image_batch(cfg, _load_array(args.inputs, "inputs"), "inputs")
     else:
         rng = np.random.default_rng(args.seed + 1)
         images = rng.standard_normal((n, cfg.in_chans, cfg.image_size, cfg.image_size))
     return graph.encode_images(images)
 
 
+def check_images(args: argparse.Namespace, least: int) -> None:
+    """``--images`` (random test images) in range, before any work."""
+    if not args.inputs and not least <= args.images <= MAX_IMAGES:
+        raise HgpipeError(f"images: {args.images}: expected {least} to {MAX_IMAGES:,} test "
+                          "images")
+
+
 def _generate(args: argparse.Namespace, say, images: int):
     """Plan, elaborate and convert; returns what the writers and the simulator need."""
-    from .cli import make_plan_from_args
+    from .cli_common import make_plan_from_args
     from .golden.vectors import top_vectors
     from .rtl.generate import generate
     graph, plan, perf = make_plan_from_args(args, say)
@@ -92,11 +102,14 @@ def _file(name: str) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .cli import _progress, summary
+    from .cli_common import _progress, summary
+    from .outdir import OutDir
     from .report.plan_report import write
+    check_images(args, 1)
+    out = OutDir(args.out, args.force)
     say = _progress(args.quiet)
     graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
-    files = write(Path(args.out), graph, plan, perf, progress=say,
+    files = write(out, graph, plan, perf, progress=say,
                   extra=_rtl_files(source, vec, patches, acc))
     print(f"{plan.model} {plan.bits} on {plan.board.name} at {plan.clock_mhz:g} MHz, "
           f"TP={plan.tp}: {len(source.splitlines()):,} lines of Verilog")
@@ -107,22 +120,32 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from sim import e2e, runner
-    from .cli import _progress
+    from .cli_common import _progress
+    from .outdir import OutDir
     from .report.plan_report import write
-    if args.images < 2:
-        raise HgpipeError(f"images: {args.images}: expected >= 2 (the II is measured "
-                          f"between consecutive images)")
-    if not 0 <= args.stall < 1:
-        raise HgpipeError(f"stall: {args.stall}: expected a probability in [0, 1)")
+    if not args.inputs and not 2 <= args.images <= MAX_IMAGES:
+        raise HgpipeError(f"images: {args.images}: expected 2 to {MAX_IMAGES:,} (the II is "
+                          "measured between consecutive images)")
+    if not 0 <= args.stall <= MAX_STALL:
+        raise HgpipeError(f"stall: {args.stall}: expected a probability in [0, {MAX_STALL}]")
+    if args.inputs:     # the II is measured between images: two at least, checked up front
+        from .cli_common import _load_array
+        n = len(np.atleast_1d(_load_array(args.inputs, "inputs")))
+        if n < 2:
+            raise HgpipeError(f"inputs: {n} images in {args.inputs!r}: expected at least 2 "
+                              "(the II is measured between consecutive images)")
     if args.simulator not in runner.SIMULATORS:
         raise HgpipeError(f"simulator: {args.simulator!r}: expected one of "
                           f"{', '.join(runner.SIMULATORS)}")
+    out = OutDir(args.out, args.force)
+    build_root = Path(args.build_dir) if args.build_dir else \
+        Path.home() / ".cache" / "hgpipe" / "sim_build"
+    if build_root.exists() and not build_root.is_dir():
+        raise HgpipeError(f"build-dir: {str(build_root)!r}: exists and is not a directory")
     say = _progress(args.quiet)
     graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
     say(f"building and simulating with {args.simulator} ({args.images} images, "
         f"stall {args.stall})")
-    build_root = Path(args.build_dir) if args.build_dir else \
-        Path.home() / ".cache" / "hgpipe" / "sim_build"
     try:
         r = e2e.simulate(graph, acc, patches, simulator=args.simulator, stall=args.stall,
                          seed=args.seed, cycles_per_image=plan.ii, source=source,
@@ -142,7 +165,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     def extra(tmp: Path) -> None:
         _rtl_files(source, vec, patches, acc)(tmp)
         (tmp / "sim.json").write_text(json.dumps(result, indent=1) + "\n")
-    write(Path(args.out), graph, plan, perf, progress=say, extra=extra)
+    write(out, graph, plan, perf, progress=say, extra=extra)
     ii_err = (r.measured_ii_cycles - plan.ii) / plan.ii if r.measured_ii_cycles else None
     lat_err = (r.measured_latency_cycles - perf.latency_cycles) / perf.latency_cycles
     print(f"{plan.model} {plan.bits}, {args.simulator}, {r.images} images, stall "
@@ -155,17 +178,18 @@ def cmd_sim(args: argparse.Namespace) -> int:
     print(f"  busy     {min(r.stage_busy.values(), default=0):.1%} .. "
           f"{max(r.stage_busy.values(), default=0):.1%}"
           + (f"; below 95% at the II: {', '.join(low)}" if low else ""))
-    print(f"wrote {Path(args.out) / 'sim.json'}")
+    print(f"wrote {out.path / 'sim.json'}")
     return 0 if r.bit_exact else 1
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """Generate, then synthesize each distinct module with Yosys and estimate the clock."""
-    from .cli import _progress, summary
+    from .cli_common import _progress, summary
     from .report.plan_report import write
     from .rtl.generate import TOP
     from .synth.design import synth_design
     from .synth.report import clock_section, synth_json, synth_markdown
+    from .outdir import OutDir
     from .synth.yosys import YosysMissing, yosys_command
     if args.jobs < 1:
         raise HgpipeError(f"jobs: {args.jobs}: expected >= 1")
@@ -177,6 +201,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         yosys_command()
     except YosysMissing as exc:
         raise HgpipeError(f"synth: {exc}") from None
+    check_images(args, 1)
+    out = OutDir(args.out, args.force)
     say = _progress(args.quiet)
     graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
     pipe = plan.pipelining
@@ -200,7 +226,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         # the report states the FPS at the clock synthesis supports, beside the board's
         report = tmp / "report.md"
         report.write_text(report.read_text() + clock_section(j))
-    files = write(Path(args.out), graph, plan, perf, progress=say, extra=extra)
+    files = write(out, graph, plan, perf, progress=say, extra=extra)
     print(f"{plan.model} {plan.bits} on {plan.board.name}, TP={plan.tp}:")
     print(summary(plan, perf))
     w = d.worst
@@ -220,7 +246,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    from .cli import _add_model_args, _add_plan_args, _add_quant_args
+    from .cli_common import _add_model_args, _add_plan_args, _add_quant_args, add_force_arg
     for name, fn, text in (("generate", cmd_generate, "generate the accelerator's Verilog, "
                             "plan, reports and test vectors"),
                            ("sim", cmd_sim, "generate and verify the accelerator in cocotb "
@@ -235,11 +261,13 @@ def add_commands(sub) -> None:
         p.add_argument("--images", type=int, default=8 if name == "sim" else 2,
                        help="random test images (default %(default)s)")
         p.add_argument("--out", required=True, help="output directory")
+        add_force_arg(p)
         p.add_argument("--quiet", action="store_true", help="no progress messages")
         if name == "sim":
             p.add_argument("--simulator", default="verilator", help="verilator or icarus")
             p.add_argument("--stall", type=float, default=0.0,
-                           help="probability of a valid/ready stall per cycle on both streams")
+                           help="probability of a valid/ready stall per cycle on both streams, "
+                           f"0 to {MAX_STALL}")
             p.add_argument("--build-dir", help="simulator build cache "
                            "(default ~/.cache/hgpipe/sim_build)")
         if name == "synth":

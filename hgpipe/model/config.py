@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 
 CLASS_TOKEN_MODES = ("extra", "replace")
+MAX_MODEL_BYTES = 16 * 2**30     # one image's weights and activations, float64
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,9 @@ class ViTConfig:
             if value <= 0:
                 raise ConfigError(f"config: {key}={value}: expected a positive integer")
         if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)) \
-                or not self.mlp_ratio > 0:
-            raise ConfigError(f"config: mlp_ratio={self.mlp_ratio!r}: expected a positive number")
+                or not 0 < self.mlp_ratio < 1e6:
+            raise ConfigError(f"config: mlp_ratio={self.mlp_ratio!r}: expected a positive number "
+                              "below 1e6")
         hidden = self.embed_dim * self.mlp_ratio
         if abs(hidden - round(hidden)) > 1e-9:
             raise ConfigError(f"config: mlp_ratio={self.mlp_ratio}: embed_dim*mlp_ratio="
@@ -54,9 +56,10 @@ class ViTConfig:
             raise ConfigError(f"config: class_token={self.class_token!r}: expected one of "
                               f"{', '.join(CLASS_TOKEN_MODES)}")
         if isinstance(self.layer_norm_eps, bool) or \
-                not isinstance(self.layer_norm_eps, (int, float)) or not self.layer_norm_eps > 0:
+                not isinstance(self.layer_norm_eps, (int, float)) or \
+                not 0 < self.layer_norm_eps <= 1:
             raise ConfigError(f"config: layer_norm_eps={self.layer_norm_eps!r}: "
-                              "expected a positive number")
+                              "expected a positive number of at most 1")
         if self.image_size % self.patch_size:
             raise ConfigError(f"config: patch_size={self.patch_size}: must divide "
                               f"image_size={self.image_size}")
@@ -67,6 +70,18 @@ class ViTConfig:
             raise ConfigError(f"config: class_token='replace' needs at least 2 patches, "
                               f"image_size={self.image_size}/patch_size={self.patch_size} "
                               f"gives {self.num_patches}")
+        # what one image's pass would hold (the weights and the largest activation, float64)
+        # against a machine: a size no machine holds is refused before anything is allocated
+        params = self.depth * (4 * self.embed_dim ** 2 + 2 * self.embed_dim * self.mlp_hidden) \
+            + self.embed_dim * (self.patch_dim + self.num_classes + self.num_tokens)
+        act = self.num_tokens * max(self.num_tokens * self.num_heads, self.mlp_hidden,
+                                    self.patch_dim)
+        need = 8 * (params + act)
+        if need > MAX_MODEL_BYTES:
+            raise ConfigError(f"config: embed_dim={self.embed_dim}, depth={self.depth}, "
+                              f"image_size={self.image_size}, patch_size={self.patch_size}: "
+                              f"one image would need {need / 2**30:,.1f} GiB (weights and "
+                              f"activations); expected at most {MAX_MODEL_BYTES / 2**30:g} GiB")
 
     # Derived shapes ---------------------------------------------------------------------
     @property
@@ -159,7 +174,13 @@ def load_config(path: str | Path) -> ViTConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config: file {str(p)!r} does not exist")
-    text = p.read_text()
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config: file {str(p)!r} is not UTF-8 text (byte {exc.start}): "
+                          "expected .json or .yaml") from None
+    except OSError as exc:
+        raise ConfigError(f"config: file {str(p)!r}: cannot read it ({exc.strerror})") from None
     suffix = p.suffix.lower()
     try:
         if suffix == ".json":

@@ -45,8 +45,9 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-def image_batch(cfg: ViTConfig, images: np.ndarray) -> np.ndarray:
-    """Accept (N, C, H, W) or (N, H, W, C) images; return (N, C, H, W) float64."""
+def image_batch(cfg: ViTConfig, images: np.ndarray, what: str = "images") -> np.ndarray:
+    """Accept (N, C, H, W) or (N, H, W, C) images of finite real values; return
+    (N, C, H, W) float64. Errors name the input as ``what``."""
     a = np.asarray(images)
     s, c = cfg.image_size, cfg.in_chans
     if a.ndim == 4 and a.shape[1:] == (c, s, s):
@@ -54,11 +55,27 @@ def image_batch(cfg: ViTConfig, images: np.ndarray) -> np.ndarray:
     elif a.ndim == 4 and a.shape[1:] == (s, s, c):
         out = a.transpose(0, 3, 1, 2)
     else:
-        raise HgpipeError(f"images: shape {tuple(a.shape)}: expected (N, {c}, {s}, {s}) "
+        raise HgpipeError(f"{what}: shape {tuple(a.shape)}: expected (N, {c}, {s}, {s}) "
                           f"or (N, {s}, {s}, {c})")
-    if not np.issubdtype(out.dtype, np.number):
-        raise HgpipeError(f"images: dtype {a.dtype}: expected numbers")
-    return out.astype(np.float64)
+    if not np.issubdtype(out.dtype, np.number) or np.issubdtype(out.dtype, np.complexfloating):
+        raise HgpipeError(f"{what}: dtype {a.dtype}: expected real numbers")
+    if len(out) == 0:
+        raise HgpipeError(f"{what}: shape {tuple(a.shape)}: expected at least one image")
+    out = out.astype(np.float64)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        n, *at = np.argwhere(bad)[0]
+        raise HgpipeError(f"{what}: {int(bad.sum())} values are not finite (first: image {n}, "
+                          f"{float(out[(n, *at)])} at {tuple(int(i) for i in at)}): expected "
+                          "finite pixel values")
+    big = np.abs(out) > 1e6
+    if big.any():
+        n, *at = np.argwhere(big)[0]
+        raise HgpipeError(f"{what}: {int(big.sum())} values above 1e6 in magnitude (first: "
+                          f"image {n}, {float(out[(n, *at)]):g} at {tuple(int(i) for i in at)}):"
+                          " expected pixel values of at most 1e6 (normalised images are within "
+                          "about 10)")
+    return out
 
 
 def patchify(cfg: ViTConfig, images: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ import numpy as np
 from ..errors import WeightsError
 from .config import ViTConfig
 
+MAX_WEIGHT = 1e6    # a trained ViT's weights are within about 10
+
 
 @dataclass(frozen=True)
 class Affine:
@@ -109,6 +111,10 @@ def from_state_dict(cfg: ViTConfig, sd: Mapping[str, np.ndarray], source: str = 
             raise WeightsError(f"{source}: tensor {k!r} has dtype {a.dtype}: expected floats")
         if not np.all(np.isfinite(a)):
             raise WeightsError(f"{source}: tensor {k!r} holds NaN or infinity")
+        big = float(np.abs(a).max()) if a.size else 0.0
+        if big > MAX_WEIGHT:
+            raise WeightsError(f"{source}: tensor {k!r} has a value of magnitude {big:g}: "
+                               f"expected at most {MAX_WEIGHT:g}")
         arrays[k] = a.astype(np.float64)
 
     def aff(prefix: str) -> Affine:
@@ -157,6 +163,29 @@ def _read_pth(p: Path) -> Mapping[str, np.ndarray]:
             if hasattr(v, "detach")}
 
 
+def _check_npz_sizes(cfg: ViTConfig, p: Path) -> None:
+    """Refuse an .npz whose members would inflate past what the model's tensors can take
+    (8 bytes an element and a header), before any is decompressed."""
+    import zipfile
+    shapes = expected_shapes(cfg)
+    with zipfile.ZipFile(p) as zf:
+        for info in zf.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if name not in shapes:
+                continue    # reported by name when the dict is checked
+            limit = 8 * int(np.prod(shapes[name])) + 4096
+            if info.file_size > limit:
+                raise WeightsError(f"weights {p.name}: tensor {name!r} inflates to "
+                                   f"{info.file_size:,} bytes: expected shape {shapes[name]} "
+                                   f"(at most {limit:,} bytes)")
+        unknown = sorted(n for n in (i.filename[:-4] if i.filename.endswith(".npy")
+                                     else i.filename for i in zf.infolist()) if n not in shapes)
+        if unknown:
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise WeightsError(f"weights {p.name}: unexpected tensor {unknown[0]!r}{more}: not "
+                               f"part of a ViT with depth={cfg.depth}, qkv_bias={cfg.qkv_bias}")
+
+
 def load_weights(cfg: ViTConfig, path: str | Path) -> ViTWeights:
     """Load a timm-named state dict from .npz, .safetensors or .pth/.pt."""
     p = Path(path)
@@ -165,6 +194,7 @@ def load_weights(cfg: ViTConfig, path: str | Path) -> ViTWeights:
     suffix = p.suffix.lower()
     try:
         if suffix == ".npz":
+            _check_npz_sizes(cfg, p)
             with np.load(p, allow_pickle=False) as z:
                 sd = {k: z[k] for k in z.files}
         elif suffix == ".safetensors":

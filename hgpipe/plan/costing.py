@@ -31,7 +31,7 @@ def part_costs(plan: Plan) -> list[tuple[Part, Resources]]:
         if isinstance(p, StageUnit):
             r = scaled(plan.stage(p.owner).resources, 1 / units[p.owner])
         elif isinstance(p, FifoPart):
-            r = p.logic() + (p.words() if p.on_edge else Resources())
+            r = p.logic() + p.words()
         elif isinstance(p, (DdrFifoPart, DdrWeightsPart)):
             r = ddr_fifo(p.layout) if isinstance(p, DdrFifoPart) else Resources()
         else:

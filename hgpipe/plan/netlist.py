@@ -29,6 +29,7 @@ from .plan import Plan
 
 INPUT_FIFO = "s_axis_fifo"
 INPUT_FIFO_BEATS = 2
+OUT_GROUP = ":out"    # the FIFO group of a stage's per-head output FIFOs (AV's)
 
 
 class PartKind(enum.Enum):
@@ -81,10 +82,12 @@ class FifoPart(Part):
         return plumbing.fifo_sizes(self.width, self.beats, self.memory)
 
     @property
-    def on_edge(self) -> bool:
-        """Its words are an edge's FIFO memory the plan places (or the input FIFO's), not a
-        stage's own (AV's per-head output rows are the stage's ``out`` memory)."""
-        return "->" in self.owner or self.owner == INPUT
+    def group(self) -> str:
+        """The memory the plan places its words in, shared with the FIFOs of the same
+        group (one copy each): its edge ``src->dst``, the input FIFO's ``patches``, or
+        ``stage:out`` for AV's per-head output FIFOs."""
+        return self.owner if "->" in self.owner or self.owner == INPUT \
+            else f"{self.owner}{OUT_GROUP}"
 
     def words(self) -> Resources:
         return plumbing.fifo_words(self.name, self.width, self.beats, self.memory)
@@ -203,15 +206,14 @@ def output_end(st: Stage, f: Folding, port: Port) -> End:
 class Spec:
     """What decides the netlist: each stage's folding, the FIFO depth of each row edge
     (tokens) and the image banks of each tensor edge, and, once the plan has placed the
-    memories, each edge FIFO's primitive, the edges and stage weights in DDR and AV's
-    per-head output FIFOs' primitive."""
+    memories, each FIFO group's primitive (``FifoPart.group``) and the edges and stage
+    weights in DDR."""
     foldings: dict[str, Folding]
     depths: dict[str, int]
     banks: dict[str, int]
     fifo_memory: dict[str, str] = dataclasses.field(default_factory=dict)
     ddr: dict[str, tuple[DdrLayout, int]] = dataclasses.field(default_factory=dict)
     weights: dict[str, tuple[DdrLayout, int]] = dataclasses.field(default_factory=dict)
-    out_memory: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def spec_of(plan: Plan) -> Spec:
@@ -220,9 +222,7 @@ def spec_of(plan: Plan) -> Spec:
                 dict(plan.fifo_memories),
                 {f"{b.src}->{b.dst}": (b.ddr, b.base) for b in plan.ddr_buffers},
                 {s.name: (lay, base) for s in plan.stages for mem, lay, base in s.ddr
-                 if mem == "weights"},
-                {s.name: dict(s.memories)["out"] for s in plan.stages
-                 if "out" in dict(s.memories)})
+                 if mem == "weights"})
 
 
 class _Builder:
@@ -266,7 +266,7 @@ class _Builder:
             row = st.head_dim // f.cop
             merge = self.add(MergePart(f"{name}_merge", st.name, f.tp * f.cop * bits, heads,
                                        row))
-            memory = self.spec.out_memory.get(st.name)
+            memory = self.spec.fifo_memory.get(f"{st.name}{OUT_GROUP}")
             for h, u in enumerate(units):
                 q = self.add(FifoPart(f"{u.name}_out", st.name, f.tp * f.cop * bits, row + 2,
                                       memory))
@@ -352,11 +352,10 @@ def netlist(graph: IntGraph, spec: Spec | Plan) -> Netlist:
 
 
 def fifo_groups(net: Netlist) -> dict[str, list[FifoPart]]:
-    """The FIFOs whose words the plan places, by edge (``src->dst``, or ``patches`` for
-    the input FIFO): per-head FIFOs of an edge are one group. AV's per-head output FIFOs
-    are not here: their words are the stage's ``out`` memory."""
+    """The on-chip FIFOs by ``group``: each group's words are one memory the plan places,
+    a copy a FIFO."""
     out: dict[str, list[FifoPart]] = {}
     for p in net.parts:
-        if isinstance(p, FifoPart) and p.on_edge:
-            out.setdefault(p.owner, []).append(p)
+        if isinstance(p, FifoPart):
+            out.setdefault(p.group, []).append(p)
     return out

@@ -183,6 +183,7 @@ class Plan:
             "part": self.board.part, "clock_mhz": self.clock_mhz, "tp": self.tp,
             "target_ii": self.target_ii, "ii_cycles": self.ii, "fits": self.fits,
             "resources": self.resources.as_dict(), "budget": self.board.budget(),
+            "usable": self.board.usable(),
             "device": dict(self.board.resources),
             "utilization": {k: round(v, 4) for k, v in self.utilization.items()},
             "buffers": {"coarse_bits": self.coarse_bits, "total_bits": self.buffer_bits,

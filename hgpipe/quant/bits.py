@@ -48,6 +48,9 @@ class BitSpec:
         if not m:
             raise QuantError(f"bits: {spec!r}: expected w<N>a<N>[p<N>][r<N>], e.g. w3a3, "
                              "w4a4, w8a8, w4a3, w3a3p4r10")
+        if m.group(3) is not None and int(m.group(3)) == 0:
+            raise QuantError(f"bits: {spec!r}: p0: expected a probability width of 2 to 8 "
+                             "bits (or no p for the activation width)")
         w, a = int(m.group(1)), int(m.group(2))
         p = int(m.group(3)) if m.group(3) else a
         r = int(m.group(4)) if m.group(4) else max(8, a)

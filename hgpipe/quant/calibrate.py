@@ -217,7 +217,19 @@ def check_steps(cfg: ViTConfig, q: QuantConfig) -> None:
 def quantize_model(cfg: ViTConfig, weights: ViTWeights, calib_images: np.ndarray,
                    qcfg: QuantConfig | None = None) -> IntGraph:
     """Calibrate on ``calib_images`` (float, as the float model takes them) and build the
-    integer graph."""
+    integer graph. Weights or images whose scales the integer graph cannot hold (an
+    overflow, a scale of zero or infinity) are a ``QuantError``, never a wrong graph."""
+    try:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            return _quantize_model(cfg, weights, calib_images, qcfg)
+    except (FloatingPointError, OverflowError, ZeroDivisionError) as exc:
+        raise QuantError(f"quant: building the integer graph gives {exc}: expected weights "
+                         "and calibration images of a usable range (finite, not all zero, "
+                         "magnitudes up to 1e6)") from None
+
+
+def _quantize_model(cfg: ViTConfig, weights: ViTWeights, calib_images: np.ndarray,
+                    qcfg: QuantConfig | None) -> IntGraph:
     q = qcfg or QuantConfig()
     check_steps(cfg, q)
     bits = q.bits

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ..graph.graph import IntGraph
+from ..outdir import OutDir
 from ..perf.model import Performance, traffic_bytes
 from ..plan.plan import Plan
 from ..resources.board import KINDS
@@ -84,9 +82,14 @@ def markdown(graph: IntGraph, plan: Plan, perf: Performance) -> str:
         lines.append(f"| {k.upper()} | {_fmt(round(getattr(res, k), 1))} | {budget[k]:,} | "
                      f"{b.resources[k]:,} | {util[k]:.1%} |")
     err = cal["rms_relative_error"]
+    full = cal.get("full_size")
+    margin = (f" The LUT and FF budgets are the usable fraction divided by the model's "
+              f"shortfall at full size (Yosys / model: LUT {full['lut']}, FF {full['ff']}; "
+              f"{full['check']}), so a plan within them is within "
+              f"{b.usable_fraction:.0%} of the device by Yosys's count too." if full else "")
     lines += ["", FAMILY_NOTE[b.family].format(**cal) + " Calibration RMS error per stage kind: "
               + ", ".join(f"{k} LUT {v['lut']:.0%} / FF {v['ff']:.0%}" for k, v in err.items())
-              + ".", "",
+              + "." + margin, "",
               "## Buffers", "",
               f"On-chip activation buffers: {plan.buffer_bits:,} bits, of which "
               f"{plan.coarse_bits:,} in coarse (whole-tensor or deep) buffers. An all-coarse "
@@ -146,16 +149,14 @@ def _ddr_section(plan: Plan, perf: Performance) -> list[str]:
     return lines
 
 
-def write(out: Path, graph: IntGraph, plan: Plan, perf: Performance, progress=None,
+def write(out: OutDir, graph: IntGraph, plan: Plan, perf: Performance, progress=None,
           extra=None) -> list[Path]:
-    """Write every file into a temporary directory, then move them into ``out``: a
-    failure leaves no half-written report. ``extra(tmp)`` adds more files or directories
-    (the RTL, test vectors) to the same transaction."""
+    """Publish the plan, the report and the plots as one result in ``out`` (whole or not
+    at all: ``hgpipe.outdir``). ``extra(tmp)`` adds more files or directories (the RTL,
+    test vectors) to the same result."""
     from . import plots
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".partial-"))
-    try:
+
+    def fill(tmp: Path) -> None:
         (tmp / "plan.json").write_text(json.dumps(plan_dict(graph, plan, perf), indent=1) + "\n")
         (tmp / "report.md").write_text(markdown(graph, plan, perf))
         for name, fn in plots.PLOTS.items():
@@ -164,12 +165,4 @@ def write(out: Path, graph: IntGraph, plan: Plan, perf: Performance, progress=No
             fn(tmp / f"{name}.png", graph, plan, perf)
         if extra is not None:
             extra(tmp)
-        written = []
-        for f in sorted(tmp.iterdir()):
-            if f.is_dir() and (out / f.name).exists():
-                shutil.rmtree(out / f.name)
-            os.replace(f, out / f.name)
-            written.append(out / f.name)
-        return written
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return out.publish(fill)

@@ -52,7 +52,16 @@ class Board:
     ddr: DdrBoard | None = None
 
     def budget(self) -> dict[str, int]:
-        """What the planner may use: the usable fraction of every resource."""
+        """What the planner may use, in the resource model's units: the usable fraction of
+        every resource, LUTs and FFs less the model's measured shortfall at full size
+        (``full_size_margin``), so that a plan within it is within the usable fraction by
+        synthesis too."""
+        from .model import full_size_margin
+        m = full_size_margin()
+        return {k: int(self.resources[k] * self.usable_fraction / m.get(k, 1.0)) for k in KINDS}
+
+    def usable(self) -> dict[str, int]:
+        """The usable fraction of every resource (by synthesis's count)."""
         return {k: int(self.resources[k] * self.usable_fraction) for k in KINDS}
 
     @property
@@ -82,9 +91,17 @@ def load_board(name_or_path: str) -> Board:
     if not p.is_file():
         raise BoardError(f"board: {str(p)!r}: no such file")
     try:
-        d = json.loads(p.read_text())
+        d = json.loads(p.read_bytes().decode("utf-8"))
     except json.JSONDecodeError as e:
         raise BoardError(f"board {p.name}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError as e:
+        raise BoardError(f"board {p.name}: not UTF-8 text (byte {e.start}): expected JSON"
+                         ) from None
+    except RecursionError:
+        raise BoardError(f"board {p.name}: nested too deeply: expected a board object"
+                         ) from None
+    except OSError as e:
+        raise BoardError(f"board {p.name}: cannot read it ({e.strerror})") from None
     if not isinstance(d, dict):
         raise BoardError(f"board {p.name}: expected a JSON object")
     return _parse(d, p)

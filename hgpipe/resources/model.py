@@ -25,13 +25,14 @@ from ..graph.contract import Folding, q_ring_groups
 from ..graph.ddr import DdrLayout
 from ..graph.intrange import IntRange
 from ..graph.pipeline import Pipelining, default
+from ..graph.table import PotTable
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
 from .memory import BUDGET_KEY, Memory, budget_key, lut_cost, place_in
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to this wide
-MODEL_KIND = {"linear": "linear", "qk": "attention", "av": "attention", "requant": "requant",
+MODEL_KIND = {"linear": "linear", "qk": "qk", "av": "av", "requant": "requant",
               "add": "add", "tokens": "add", "layernorm": "layernorm", "softmax": "softmax",
               "ddr": "ddr", "axi_arbiter": "axi_arbiter", "fifo": "fifo", "fork": "fork",
               "gearbox": "gearbox", "merge": "merge"}
@@ -57,7 +58,7 @@ class Resources:
 class Datapath:
     """What the logic model needs: structural sizes and the stage's memories."""
 
-    lut_size: int
+    lut_size: int | tuple[int, ...]     # several terms: each its own fitted cost
     ff_size: int
     dsp: int
     memories: tuple[Memory, ...]
@@ -146,6 +147,18 @@ def fabric_formats() -> list[tuple[IntRange, IntRange]]:
     return [(x, w) for x in fmts for w in fmts if not dsp_blocks(x, w)]
 
 
+def index_size(table: PotTable, x: IntRange) -> int:
+    """LUT size of ``hgpipe.rtl.lut.table_index`` on ``x``: the offset adder, the segment
+    comparators, the multiplexer over the table's distinct shifts and the clamp (a
+    multiplexer per index bit, and the bits above the index reduced to its two limits)."""
+    sb = table.index_sum_range(x).bits
+    shifts = len(set(table.shift.ravel().tolist()))
+    ib = table.bound.bit_length()
+    above = max(0, sb - int(table.shift.min()) - ib)
+    return ((sb if table.offset.any() else 0) + (table.segments - 1) * x.bits
+            + sb * (shifts - 1).bit_length() + ib + -(-above // 3))
+
+
 def _products(outputs: int, x: IntRange, w: IntRange, acc: int, cip: int
               ) -> tuple[int, int, int]:
     """(lut size, dsp, ff size) of ``outputs`` dot-product lanes of ``cip`` terms: the
@@ -187,21 +200,28 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
                     Memory("q_wait", f.tp * f.cip * xb,
                            q_ring_groups(tokens, f.tp) * (hd // f.cip), ports=h))
         else:
-            # and each head's output row FIFO in front of the merge (``rtl.accelerator``)
+            # (each head's output FIFO in front of the merge is a netlist part)
             mems = (Memory("v", f.cop * wb, coarse_banks * (hd // f.cop) * (tokens // f.cip),
                            ports=h * f.cip),
-                    Memory("rows", f.tp * f.cip * xb, 2 * (tokens // f.cip), ports=h),
-                    Memory("out", f.tp * f.cop * _bits(st.out_range), hd // f.cop + 2,
-                           ports=h))
-        return Datapath(lut, ff + h * f.tp * f.cip * xb, dsp, mems,
+                    Memory("rows", f.tp * f.cip * xb, 2 * (tokens // f.cip), ports=h))
+        # LUTs in two terms: the dot products, and per K/V bank its write port (the
+        # address arithmetic, the slot multiplexer of the tp keys of a beat); FFs: the
+        # accumulators and the output register (``stream.mac``), a word each
+        kv = mems[0]
+        banks = h * (f.cop if isinstance(st, AttentionScores) else f.cip)
+        lut = (lut, banks * ((kv.depth - 1).bit_length() + kv.width))
+        return Datapath(lut, 2 * ff, dsp, mems,
                         mac_pipe_ff(h * f.tp * f.cop, st.in_ranges[0], st.in_ranges[-1], f.cip,
                                     pipe))
     if isinstance(st, Requant):
-        ib, ob, t = _bits(st.in_ranges[0]), _bits(st.out_range), st.table
+        t = st.table
         # every register is counted: the index pipeline below, the ROM's read registers
         # with its placement
-        return Datapath(n * (ib + ob), 0, 0,
-                        (Memory("table", ob, t.groups * t.size, rom=True, ports=n),),
+        # per lane: a fixed cost (Yosys folds the index's add and clamp into the ROM's
+        # LUTs where it can: widths barely show) and the multiplexers that pick the
+        # offset and base of several groups or segments, by their select bits
+        return Datapath((n, n * (t.groups * t.segments - 1).bit_length()), 0, 0,
+                        (Memory("table", _bits(st.out_range), t.groups * t.size, rom=True, ports=n),),
                         # the index's sum, then the index, per lane; the valid line
                         n * (_bits(t.index_sum_range(st.in_ranges[0]))
                              + (t.groups * t.size - 1).bit_length()) + pipe.read_latency + 1)
@@ -226,10 +246,18 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         banks = pipe.row_banks("layernorm", nb)
         dsp = (n * (dsp_blocks(xr, xr) + dsp_blocks(d["d"], d["r"]) + dsp_blocks(d["t"], gr))
                + f.tp * dsp_blocks(d["s1"], d["s1"]))
-        # per lane the fabric around the DSPs; per token about five wide operations on the
-        # statistics (C*s2's shifted adds, v, v + offset, the segment compare and shift, the
-        # clamp), which dominate at full size (calibrated on DeiT-tiny's LayerNorm too)
-        lut = n * (xb + db + tb + ub) + 5 * f.tp * (s1b + s2b + vb)
+        # three terms, each its fitted cost: per lane the adders and multiplexers around
+        # the DSPs (C*x's shifted adds less s1, the sum of t*gamma's DSP pieces and
+        # + beta, the clamp); per token the sums of x and x^2 and their accumulators,
+        # C*s2's shifted adds, v, the rsqrt index (``index_size``) and the held s1 and r;
+        # and per channel of the row, which DeiT-tiny's LayerNorm (192 channels: ~3 LUTs a
+        # channel, at every TP) shows and the 16-channel instances cannot
+        adds = bin(in_channels).count("1")
+        lut = (n * (adds * db + dsp_blocks(d["t"], gr) * ub + _bits(d["shifted"])),
+               f.tp * (tree_bits(f.cip, xr) + tree_bits(f.cip, xr * xr) + 2 * s1b + s2b
+                       + (adds - 1) * _bits(d["c_s2"]) + vb + index_size(st.rsqrt, d["v"])
+                       + _bits(d["r"])),
+               in_channels)
         mems = (Memory("row", n * xb, banks * nb), Memory("rsqrt", _bits(d["r"]),
                                                            st.rsqrt.size,
                                                            rom=True, ports=f.tp),
@@ -273,9 +301,27 @@ def lut_per_mac(x: IntRange, w: IntRange) -> float:
     return coefficients()["kinds"]["linear"]["lut"][0] * (product_luts(x, w) + (x * w).bits + 1)
 
 
-def logic(kind: str, lut_size: float, ff_size: float) -> tuple[float, float]:
+def full_size_margin() -> dict[str, float]:
+    """Synthesis's count over the model's on a whole DeiT-tiny encoder block (LUT, FF;
+    ``benchmarks/synth_block.py --record``), 1 where the model is not short: the planner's
+    budget divides by it."""
+    r = coefficients().get("full_size", {})
+    return {k: max(1.0, float(r[k])) for k in ("lut", "ff") if k in r}
+
+
+def fitted(coef: list[float], size) -> float:
+    """``a * size + b``, or ``a1 * s1 + a2 * s2 + ... + b`` for a size of several terms
+    (the parts of a datapath that scale differently, each with its fitted cost)."""
+    terms = size if isinstance(size, (tuple, list)) else (size,)
+    if len(coef) != len(terms) + 1:
+        raise KeyError(f"coefficients {coef} do not fit a size of {len(terms)} terms: "
+                       "re-run benchmarks/calibrate_resources.py")
+    return sum(a * x for a, x in zip(coef, terms)) + coef[-1]
+
+
+def logic(kind: str, lut_size, ff_size) -> tuple[float, float]:
     c = coefficients()["kinds"][MODEL_KIND[kind]]
-    return (c["lut"][0] * lut_size + c["lut"][1], c["ff"][0] * ff_size + c["ff"][1])
+    return fitted(c["lut"], lut_size), fitted(c["ff"], ff_size)
 
 
 def placed(kind: str, count: float) -> Resources:

@@ -34,12 +34,13 @@ def pmux_luts(n: int) -> float:
     return 0 if n <= 1 else (1 if n <= 4 else 1.4 + 0.3 * n)
 
 
-def fifo_sizes(width: int, beats: int, memory: str | None) -> tuple[float, float]:
-    """A FIFO's pointers, level and valid; its read register is in FFs where its words
-    are in LUTs (in a block RAM it is the block's own)."""
+def fifo_sizes(width: int, beats: int, memory: str | None) -> tuple[tuple, float]:
+    """A FIFO's pointers, level and valid: LUTs in two terms, the control, and the control
+    again where the words are in LUTs (their address decode); its read register is in
+    FFs where its words are in LUTs (in a block RAM it is the block's own)."""
     a, lvl = _clog2(beats), _clog2(beats + 1)
-    read = width if memory in (None, "lutram") else 0
-    return 2 * a + lvl, 2 * a + lvl + 1 + read
+    in_luts = memory in (None, "lutram")
+    return (2 * a + lvl, (2 * a + lvl) * in_luts), 2 * a + lvl + 1 + width * in_luts
 
 
 def fork_sizes(width: int, ways: int) -> tuple[float, float]:

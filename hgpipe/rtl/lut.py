@@ -35,28 +35,32 @@ def table_index(m: Module, x, table: PotTable, group, in_range: IntRange, name: 
         splits = [Array(Const(int(v)) for v in t.splits[:, k]) for k in range(t.segments - 1)]
         seg = sum((x >= (splits[k][group] if t.groups > 1 else int(t.splits[0, k])))
                   .as_unsigned() for k in range(t.segments - 1))
+    # the shift is one of the table's few distinct shifts: the register holds which one
+    # (not the amount, which would make the shift a barrel shifter) and a multiplexer of
+    # constant shifts applies it
+    shifts = sorted(set(int(v) for v in t.shift.ravel()))
     if t.groups == 1 and t.segments == 1:
-        offset, shift = int(t.offset[0, 0]), int(t.shift[0, 0])
+        offset, which = int(t.offset[0, 0]), 0
     else:
         flat = [(g, k) for g in range(t.groups) for k in range(t.segments)]
         sel = group * t.segments + seg if t.groups > 1 else seg
         offset = Array(Const(int(t.offset[g, k]), shape_of(IntRange(int(t.offset.min()),
                                                                      int(t.offset.max()))))
                        for g, k in flat)[sel]
-        shift = Array(Const(int(t.shift[g, k]), range(int(t.shift.max()) + 1))
-                      for g, k in flat)[sel]
+        which = Array(Const(shifts.index(int(t.shift[g, k])), range(len(shifts)))
+                      for g, k in flat)[sel] if len(shifts) > 1 else 0
     s = Signal(shape_of(sum_range), name=f"{name}_sum")
     m.d.comb += s.eq(x + offset)
     base = (group * t.segments + seg) if t.groups > 1 else seg
     if register is not None:
         s = register(s, f"{name}_sum_r")
-        if not isinstance(shift, int):
-            shift = register(shift, f"{name}_shift_r")
+        if not isinstance(which, int):
+            which = register(which, f"{name}_shift_r")
         if t.groups > 1 or t.segments > 1:
             base = register(base, f"{name}_base_r")
-    shifted = s >> shift
+    shifted = Array(s >> k for k in shifts)[which] if len(shifts) > 1 else s >> shifts[0]
     idx = Signal(range(n), name=f"{name}_idx")
-    lo_shift = int(t.shift.min())
+    lo_shift = shifts[0]
     m.d.comb += idx.eq(clamp(shifted, IntRange(0, t.bound),
                              IntRange(sum_range.lo >> lo_shift if sum_range.lo < 0 else 0,
                                       sum_range.hi >> lo_shift)))

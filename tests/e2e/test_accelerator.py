@@ -73,19 +73,18 @@ def test_the_plans_memory_placement_reaches_the_verilog(planned):
 
 
 def test_each_attention_output_row_fifo_takes_its_placement(planned):
-    """The heads' output row FIFOs in front of the merge are a memory of the AV stage in
-    the plan, and the RTL builds them where the plan puts them."""
+    """The heads' output row FIFOs in front of the merge are one FIFO group of the plan
+    (``stage:out``), and the RTL builds them where the plan puts them."""
     g, plan = planned
     av = next(s for s in plan.stages if s.kind == "av")
     st, f = g[av.name], av.folding
-    assert "out" in dict(av.memories)
+    key = f"{av.name}:out"
+    assert key in dict(plan.fifo_memories)
     # the FIFO's RAM: tp x cop outputs a word, a row of them plus two
     ram = (rf"hgpipe_ram_(\w+) #\(\s*\.ABITS\(32'd\d+\),\s*\.DEPTH\(32'd{st.head_dim // f.cop + 2}\),"
            rf"\s*\.WIDTH\(32'd{f.tp * f.cop * st.out_range.bits}\)")
     for kind in ("uram", "bram"):
-        moved = replace(av, memories=tuple((n, kind if n == "out" else k)
-                                           for n, k in av.memories))
+        moved = tuple((n, kind if n == key else k) for n, k in plan.fifo_memories)
         # a plan changed by hand: its netlist is derived again from the new decisions
-        src = generate(g, replace(plan, stages=tuple(moved if s is av else s
-                                                     for s in plan.stages), netlist=None))[1]
+        src = generate(g, replace(plan, fifo_memories=moved, netlist=None))[1]
         assert kind in re.findall(ram, src)

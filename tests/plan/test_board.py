@@ -8,6 +8,7 @@ import pytest
 
 from hgpipe.errors import BoardError
 from hgpipe.resources.board import board_names, load_board
+from hgpipe.resources.model import full_size_margin
 
 
 def test_shipped_boards_have_the_device_counts():
@@ -16,7 +17,12 @@ def test_shipped_boards_have_the_device_counts():
     assert z.resources == {"lut": 274080, "ff": 548160, "dsp": 2520, "bram": 912, "uram": 0}
     assert v.resources == {"lut": 899840, "ff": 1799680, "dsp": 1968, "bram": 967, "uram": 463}
     assert v.clock_mhz == 425 and v.family == "versal" and z.family == "xcup"
-    assert v.budget()["lut"] == int(899840 * v.usable_fraction)
+    assert v.usable()["lut"] == int(899840 * v.usable_fraction)
+    # the planner's budget: the usable share less the model's measured full-size shortfall
+    m = full_size_margin()
+    assert m["lut"] > 1 and m["ff"] > 1
+    assert v.budget()["lut"] == int(899840 * v.usable_fraction / m["lut"])
+    assert v.budget()["dsp"] == v.usable()["dsp"]
     # DDR: the smaller of the memory's usable share and a 128-bit word each way a cycle
     assert z.ddr.data_bits == 128 and z.ddr.gbytes_per_s == 19.2
     assert z.ddr.bytes_per_image(300_000, 300) == pytest.approx(19.2e9 * 0.5 * 1e-3)

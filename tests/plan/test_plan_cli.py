@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hgpipe.cli import main
+from hgpipe.resources.model import full_size_margin
 
 KEYS = {"model", "bits", "board", "clock_mhz", "ii_cycles", "latency_cycles", "fps", "gops",
         "fits", "resources", "budget", "buffers", "stages"}
@@ -28,8 +29,9 @@ def test_plan_writes_report_plots_and_is_deterministic(tmp_path, capsys):
     s = d["stages"][0]
     assert {"name", "kind", "cycles", "busy", "folding", "resources"} <= set(s)
     files = sorted(p.name for p in outs[0].iterdir())
-    assert files == ["cycles.png", "plan.json", "report.md", "resources.png", "roofline.png",
-                     "timing.png"]
+    assert files == [".hgpipe-manifest.json", "cycles.png", "plan.json", "report.md",
+                     "resources.png", "roofline.png", "timing.png"]
+    assert json.loads((outs[0] / files[0]).read_text())["files"] == files[1:]
     for f in files:
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
     report = (outs[0] / "report.md").read_text()
@@ -49,7 +51,8 @@ def test_usable_fraction_sets_the_budget(tmp_path):
     assert main(["plan", "--model", "vit-micro", "--board", "zcu102", "--target-ii", "64",
                  "--usable-fraction", "0.5", "--out", str(tmp_path), "--quiet"]) == 0
     d = json.loads((tmp_path / "plan.json").read_text())
-    assert d["budget"]["lut"] == int(d["device"]["lut"] * 0.5)
+    assert d["usable"]["lut"] == int(d["device"]["lut"] * 0.5)
+    assert d["budget"]["lut"] == int(d["device"]["lut"] * 0.5 / full_size_margin()["lut"])
     assert "50% of the device" in (tmp_path / "report.md").read_text()
 
 

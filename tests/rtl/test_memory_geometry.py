@@ -1,6 +1,6 @@
 """Each stage's memories, as its parts elaborate them, against the resource model's
 declaration (``resources.model.datapath``): ROM bits and RAM bits per stage, all of its
-units (a head each for attention) and the FIFOs it owns (AV's per-head output rows)."""
+units (a head each for attention); and every FIFO's words against its placed group."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_every_stage_builds_the_memories_the_model_declares(micro_graph_w3a3, tp
     wrong = []
     for st in stages:
         parts = [p for p in acc.netlist.parts if p.owner == st.name
-                 and isinstance(p, (StageUnit, FifoPart))]
+                 and isinstance(p, StageUnit)]
         banks = max([p.banks for p in parts if isinstance(p, StageUnit)] + [2])
         t, cin = stage_dims(g, st)
         dp = datapath(st, plan.stage(st.name).folding, t, cin, g.config.num_heads, banks,
@@ -41,3 +41,21 @@ def test_every_stage_builds_the_memories_the_model_declares(micro_graph_w3a3, tp
             if built != declared:
                 wrong.append(f"{st.name} {kind}: built {built} bits, declared {declared}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_fifo_builds_its_groups_words(micro_graph_w3a3):
+    """A FIFO elaborates one memory of its beats and width (AV's per-head output FIFOs
+    included), and the plan placed every group."""
+    g = micro_graph_w3a3
+    plan = make_plan(g, load_board("vck190"))
+    acc = Accelerator(g, plan)
+    placed = dict(plan.fifo_memories)
+    fifos = [p for p in acc.netlist.parts if isinstance(p, FifoPart)]
+    assert any(p.group.endswith(":out") for p in fifos)
+    for p in fifos:
+        assert p.group in placed, p.name
+        assert p.memory == placed[p.group], p.name
+        with census() as uses:
+            verilog(acc._part(p, set()), "part")
+        assert [(u.kind, u.width, u.depth) for u in uses] == [("ram", p.width, max(p.beats, 2))], \
+            p.name
