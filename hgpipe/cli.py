@@ -73,10 +73,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, its errors as one line like every other bad input (``--help`` shows the
+    usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"hgpipe: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="hgpipe", description="Hybrid-grained pipeline "
-                                 "accelerators for Vision Transformers.")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+    ap = _Parser(prog="hgpipe", description="Hybrid-grained pipeline accelerators for Vision "
+                 "Transformers.")
+    sub = ap.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     sub.add_parser("models", help="list the preset models").set_defaults(fn=cmd_models)
     r = sub.add_parser("run", help="run the float or integer model on images")
     _add_model_args(r)

@@ -101,3 +101,16 @@ def test_run_with_learned_steps(tmp_path):
                  "--out", str(tmp_path / "b.npy")]) == 0
     a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
     assert a.shape == b.shape == (4, 10) and not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["plan", "--model", "vit-micro", "--observer", "foo", "--out", "o"], "--observer"),
+    (["plan", "--model", "vit-micro", "--tp", "two", "--out", "o"], "--tp: invalid int"),
+    (["plan", "--model", "vit-micro"], "--out"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_argument_errors_are_one_line_too(tmp_path, args, message):
+    r = hgpipe(*args, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("hgpipe: error: ") and message in r.stderr, r.stderr
+    assert not any(tmp_path.iterdir())

@@ -174,3 +174,31 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state[state.rfind(")") + 2] not in "ZX"
+
+
+def test_sigterm_during_a_simulator_build_stops_the_build(tmp_path):
+    """The simulator's make and compilers are the run's processes too."""
+    out, build = tmp_path / "out", tmp_path / "build"
+    p = subprocess.Popen([sys.executable, "-m", "hgpipe.cli", "sim", "--model", "vit-micro",
+                          "--target-ii", "1024", "--images", "2", "--build-dir", str(build),
+                          "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    for line in p.stderr:
+        if "building and simulating" in line:
+            break
+    children = []
+    for _ in range(100):         # until the build has started its tools
+        time.sleep(0.1)
+        children = descendants(p.pid)
+        if children:
+            break
+    time.sleep(1.0)
+    children = sorted(set(children) | set(descendants(p.pid)))
+    p.send_signal(signal.SIGTERM)
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 143, err
+    assert "interrupted by SIGTERM" in err and "Traceback" not in err, err
+    assert children, "no build process seen: the test did not test"
+    time.sleep(0.5)
+    assert not [c for c in children if _alive(c)]
+    assert not out.exists()
+    _no_leftovers(tmp_path)

@@ -11,6 +11,7 @@ from typing import Mapping
 
 from ..errors import QuantError
 
+STEP_RANGE = (1e-12, 1e12)     # a learned step (the real value of one LSB), finite
 _SPEC = re.compile(r"^w(\d+)a(\d+)(?:p(\d+))?(?:r(\d+))?$")
 OBSERVERS = ("minmax", "percentile", "mse")
 
@@ -125,7 +126,7 @@ def read_steps(path: str) -> tuple[dict[str, float], dict[str, bool]]:
         raise QuantError(f"steps: file {path!r} does not exist")
     try:
         data = json.loads(p.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise QuantError(f"steps: cannot read {path!r} as JSON: {exc}") from None
     if not isinstance(data, dict) or set(data) - {"scales", "signs"} or "scales" not in data:
         raise QuantError(f"steps {path}: expected an object with keys 'scales' and "
@@ -138,6 +139,9 @@ def read_steps(path: str) -> tuple[dict[str, float], dict[str, bool]]:
             if not isinstance(v, kind) or (kind is not bool and isinstance(v, bool)):
                 raise QuantError(f"steps {path}: {key}[{name!r}]={v!r}: expected "
                                  f"{'true or false' if kind is bool else 'a number'}")
+            if kind is not bool and not STEP_RANGE[0] <= v <= STEP_RANGE[1]:
+                raise QuantError(f"steps {path}: {key}[{name!r}]={v!r}: expected a step "
+                                 f"from {STEP_RANGE[0]:g} to {STEP_RANGE[1]:g}")
     return {k: float(v) for k, v in scales.items()}, dict(signs)
 
 
