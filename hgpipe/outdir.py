@@ -140,6 +140,7 @@ class OutDir:
         tmp = Path(tempfile.mkdtemp(dir=p.parent, prefix=f"{_HIDDEN}{p.name}-"))
         old = None
         try:
+            os.chmod(tmp, 0o777 & ~_umask())     # as mkdir would make it, not mkdtemp's 0700
             fill(tmp)
             files = sorted(f for f in _contents(tmp) if (tmp / f).is_file())
             (tmp / MANIFEST).write_text(json.dumps({"tool": "hgpipe", "files": files},
@@ -194,6 +195,7 @@ class OutFile:
             raise OutputError(f"{self.what}: {_shown(self.raw)}: cannot write "
                               f"({exc.strerror or exc})") from None
         try:
+            os.chmod(tmp, 0o666 & ~_umask())     # as open would make it, not mkstemp's 0600
             with os.fdopen(fd, "wb") as f:
                 save(f)
             with _signals_held():
@@ -204,6 +206,12 @@ class OutFile:
         finally:
             Path(tmp).unlink(missing_ok=True)
         return p
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def is_logits(p: Path) -> bool:

@@ -202,3 +202,11 @@ def test_sigterm_during_a_simulator_build_stops_the_build(tmp_path):
     assert not [c for c in children if _alive(c)]
     assert not out.exists()
     _no_leftovers(tmp_path)
+
+
+def test_the_result_directory_has_the_usual_permissions(tmp_path):
+    out = tmp_path / "out"
+    assert main(PLAN + ["--out", str(out)]) == 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask

@@ -29,11 +29,14 @@ def _over(r: Resources, board: Board) -> str:
 
 
 def _limit(plan: Plan) -> str:
-    over = _over(plan.resources, plan.board)
+    """What the plan exceeds, every condition of ``Plan.fits`` named."""
+    over = [o for o in [_over(plan.resources, plan.board)] if o]
     if plan.ddr_bytes > plan.ddr_budget:
-        over += (", " if over else "") + (f"DDR {plan.ddr_bytes:,} bytes an image > "
-                                          f"{plan.ddr_budget:,.0f}")
-    return over
+        over.append(f"DDR {plan.ddr_bytes:,} bytes an image > {plan.ddr_budget:,.0f}")
+    if plan.ddr_regions and plan.ddr_region_bytes > plan.board.ddr.bytes:
+        over.append(f"DDR regions {plan.ddr_region_bytes:,} bytes > the board's "
+                    f"{plan.board.ddr.bytes:,}")
+    return ", ".join(over) or "nothing (an unnamed limit: report it)"
 
 
 def _stages_total(chosen: dict[str, Option], board: Board) -> Resources:

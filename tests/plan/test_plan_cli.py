@@ -102,3 +102,16 @@ def test_offchip_all_needs_a_board_with_ddr(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "offchip=all: board bare has no ddr section" in err
     assert err.count("\n") == 1 and not out.exists()
+
+
+def test_a_ddr_range_too_small_is_named_in_the_no_fit_message(tmp_path, capsys):
+    board = json.loads((Path(__file__).parents[2] / "boards" / "zcu102.json").read_text())
+    board["ddr"]["bytes"] = 64
+    board["name"] = "smallddr"
+    (tmp_path / "smallddr.json").write_text(json.dumps(board))
+    code = main(["plan", "--model", "vit-micro", "--board", str(tmp_path / "smallddr.json"),
+                 "--target-ii", "512", "--offchip", "all", "--out", str(tmp_path / "o"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "DDR regions" in err and "> the board's 64" in err, err
