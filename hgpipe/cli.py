@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .interrupt import Interrupted, handled
+    from .interrupt import Interrupted, handled, run_temp
     args = build_parser().parse_args(argv)
-    with handled():
+    with handled(), run_temp():
         try:
             check_input_paths(args)
             return args.fn(args)

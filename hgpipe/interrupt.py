@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
 import time
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -61,18 +63,21 @@ def descendants(pid: int | None = None) -> list[int]:
 
 
 def stop_descendants(grace: float = 2.0) -> None:
-    """SIGTERM every descendant, then SIGKILL what is still there after ``grace`` s."""
-    procs = descendants()
-    for p in procs:
-        with contextlib.suppress(OSError):
-            os.kill(p, signal.SIGTERM)
-    end = time.monotonic() + grace
-    while time.monotonic() < end:    # (zombies are dead: their parents reap them)
-        alive = [p for p in procs if _alive(p)]
-        if not alive:
-            return
-        time.sleep(0.05)
-    for p in procs:
+    """SIGTERM every descendant, the deepest first (a process stopped before its children
+    would leave them to init), again for any that appear meanwhile; SIGKILL what is still
+    there after ``grace`` s."""
+    end, seen = time.monotonic() + grace, set()
+    while True:
+        procs = descendants()
+        for p in reversed(procs):
+            if p not in seen:
+                seen.add(p)
+                with contextlib.suppress(OSError):
+                    os.kill(p, signal.SIGTERM)
+        if not [p for p in procs if _alive(p)] or time.monotonic() >= end:
+            break
+        time.sleep(0.05)    # (zombies are dead: their parents reap them)
+    for p in reversed(descendants()):
         with contextlib.suppress(OSError):
             os.kill(p, signal.SIGKILL)
 
@@ -87,16 +92,37 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
+def run_temp():
+    """A temporary directory for the run, the default of ``tempfile`` here and (through
+    ``TMPDIR``) in every process it starts, removed when the run ends however it ends: a
+    worker stopped in native code (Yosys under wasmtime) leaves nothing behind."""
+    root = tempfile.mkdtemp(prefix="hgpipe-run-")
+    old_env, old_default = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"], tempfile.tempdir = root, root
+    try:
+        yield root
+    finally:
+        tempfile.tempdir = old_default
+        if old_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_env
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def handled():
     """Within the block, the three signals stop the run's processes and raise
     ``Interrupted`` (once; later signals during the cleanup are ignored)."""
-    fired = []
+    fired, main = [], os.getpid()
 
     def handler(signum, frame):
         if fired:
             return
         fired.append(signum)
         stop_descendants()
+        if os.getpid() != main:     # a forked worker: gone at once, not on to its next job
+            os._exit(128 + signum)
         raise Interrupted(signum)
 
     old = {s: signal.signal(s, handler) for s in SIGNALS}

@@ -146,10 +146,11 @@ def test_complex_images_are_refused(tmp_path, capsys):
                                        (signal.SIGHUP, 129)])
 def test_a_signal_during_conversion_leaves_no_process_and_no_partial_result(tmp_path, sig,
                                                                             code):
-    out = tmp_path / "out"
+    out, tmp = tmp_path / "out", tmp_path / "tmp"
+    tmp.mkdir()
     p = subprocess.Popen([sys.executable, "-m", "hgpipe.cli", "generate", "--model",
                           "vit-digits-48", "--out", str(out)], stderr=subprocess.PIPE,
-                         text=True)
+                         text=True, env={**os.environ, "TMPDIR": str(tmp)})
     for line in p.stderr:       # wait until the conversion pool is at work
         if "converting" in line:
             break
@@ -166,6 +167,7 @@ def test_a_signal_during_conversion_leaves_no_process_and_no_partial_result(tmp_
     assert not alive, alive
     assert not out.exists()
     _no_leftovers(tmp_path)
+    assert not any(tmp.iterdir()), list(tmp.iterdir())   # the run's temporaries too
 
 
 def _alive(pid: int) -> bool:
@@ -178,10 +180,12 @@ def _alive(pid: int) -> bool:
 
 def test_sigterm_during_a_simulator_build_stops_the_build(tmp_path):
     """The simulator's make and compilers are the run's processes too."""
-    out, build = tmp_path / "out", tmp_path / "build"
+    out, build, tmp = tmp_path / "out", tmp_path / "build", tmp_path / "tmp"
+    tmp.mkdir()
     p = subprocess.Popen([sys.executable, "-m", "hgpipe.cli", "sim", "--model", "vit-micro",
                           "--target-ii", "1024", "--images", "2", "--build-dir", str(build),
-                          "--out", str(out)], stderr=subprocess.PIPE, text=True)
+                          "--out", str(out)], stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "TMPDIR": str(tmp)})
     for line in p.stderr:
         if "building and simulating" in line:
             break
@@ -202,6 +206,7 @@ def test_sigterm_during_a_simulator_build_stops_the_build(tmp_path):
     assert not [c for c in children if _alive(c)]
     assert not out.exists()
     _no_leftovers(tmp_path)
+    assert not any(tmp.iterdir()), list(tmp.iterdir())
 
 
 def test_the_result_directory_has_the_usual_permissions(tmp_path):
