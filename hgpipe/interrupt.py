@@ -74,9 +74,10 @@ def stop_descendants(grace: float = 2.0) -> None:
                 seen.add(p)
                 with contextlib.suppress(OSError):
                     os.kill(p, signal.SIGTERM)
+        # zombies count as gone: their parents reap them
         if not [p for p in procs if _alive(p)] or time.monotonic() >= end:
             break
-        time.sleep(0.05)    # (zombies are dead: their parents reap them)
+        time.sleep(0.05)
     for p in reversed(descendants()):
         with contextlib.suppress(OSError):
             os.kill(p, signal.SIGKILL)

@@ -33,10 +33,6 @@ class OutputError(HgpipeError):
     """The output path cannot take the result."""
 
 
-def _shown(path: str) -> str:
-    return repr(path)
-
-
 def _writable_ancestor(p: Path, what: str, raw: str) -> Path:
     """The nearest existing ancestor of ``p``, after checking that a directory can be
     created in it (the only test that holds for read-only mounts, /proc and the like)."""
@@ -46,11 +42,11 @@ def _writable_ancestor(p: Path, what: str, raw: str) -> Path:
             break
         a = a.parent
     if not a.is_dir():
-        raise OutputError(f"{what}: {_shown(raw)}: {str(a)!r} is not a directory")
+        raise OutputError(f"{what}: {raw!r}: {str(a)!r} is not a directory")
     try:
         probe = tempfile.mkdtemp(dir=a, prefix=_HIDDEN + "probe-")
     except OSError as exc:
-        raise OutputError(f"{what}: {_shown(raw)}: cannot write in {str(a)!r} "
+        raise OutputError(f"{what}: {raw!r}: cannot write in {str(a)!r} "
                           f"({exc.strerror or exc})") from None
     os.rmdir(probe)
     return a
@@ -103,23 +99,23 @@ class OutDir:
     def check(self) -> None:
         p, raw, what = self.path, self.raw, self.what
         if p == Path(p.anchor) or os.path.ismount(p):
-            raise OutputError(f"{what}: {_shown(raw)}: is a file-system root or mount point; "
+            raise OutputError(f"{what}: {raw!r}: is a file-system root or mount point; "
                               "expected a directory below it")
         cwd = Path.cwd()
         if p == cwd or p in cwd.parents:
-            raise OutputError(f"{what}: {_shown(raw)}: is the working directory or above it; "
+            raise OutputError(f"{what}: {raw!r}: is the working directory or above it; "
                               "expected a directory of its own")
         if p.is_symlink():
-            raise OutputError(f"{what}: {_shown(raw)}: is a symbolic link; expected a "
+            raise OutputError(f"{what}: {raw!r}: is a symbolic link; expected a "
                               "directory")
         if p.exists() and not p.is_dir():
-            raise OutputError(f"{what}: {_shown(raw)}: exists and is not a directory")
+            raise OutputError(f"{what}: {raw!r}: exists and is not a directory")
         _writable_ancestor(p, what, raw)
         if p.is_dir() and not self.force:
             try:
                 present = _contents(p)
             except OSError as exc:
-                raise OutputError(f"{what}: {_shown(raw)}: cannot read it ({exc.strerror})"
+                raise OutputError(f"{what}: {raw!r}: cannot read it ({exc.strerror})"
                                   ) from None
             listed = _manifest_files(p) if present else set()
             foreign = sorted(present - (listed or set()))
@@ -127,7 +123,7 @@ class OutDir:
                 kind = "an earlier hgpipe result with files it did not write" \
                     if listed else "a directory hgpipe did not write"
                 raise OutputError(
-                    f"{what}: {_shown(raw)}: is {kind} (e.g. {foreign[0]!r}); expected a new "
+                    f"{what}: {raw!r}: is {kind} (e.g. {foreign[0]!r}); expected a new "
                     "or empty directory or an earlier hgpipe result (--force replaces it "
                     "whole)")
 
@@ -159,7 +155,7 @@ class OutDir:
                     raise
             return [p / n for n in top]
         except OSError as exc:
-            raise OutputError(f"{self.what}: {_shown(self.raw)}: cannot write the result "
+            raise OutputError(f"{self.what}: {self.raw!r}: cannot write the result "
                               f"({exc.strerror or exc})") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -177,12 +173,12 @@ class OutFile:
         self.raw, self.what = raw, what
         self.path = p = _absolute(raw, what)
         if p.is_dir():
-            raise OutputError(f"{what}: {_shown(raw)}: is a directory; expected a file path")
+            raise OutputError(f"{what}: {raw!r}: is a directory; expected a file path")
         if p.is_symlink():
-            raise OutputError(f"{what}: {_shown(raw)}: is a symbolic link; expected a file "
+            raise OutputError(f"{what}: {raw!r}: is a symbolic link; expected a file "
                               "path")
         if p.exists() and not force and not replaceable(p):
-            raise OutputError(f"{what}: {_shown(raw)}: exists and is not a file hgpipe "
+            raise OutputError(f"{what}: {raw!r}: exists and is not a file hgpipe "
                               "writes; expected a new path (--force replaces it)")
         _writable_ancestor(p, what, raw)
 
@@ -192,7 +188,7 @@ class OutFile:
             p.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f"{_HIDDEN}{p.name}-")
         except OSError as exc:
-            raise OutputError(f"{self.what}: {_shown(self.raw)}: cannot write "
+            raise OutputError(f"{self.what}: {self.raw!r}: cannot write "
                               f"({exc.strerror or exc})") from None
         try:
             os.chmod(tmp, 0o666 & ~_umask())     # as open would make it, not mkstemp's 0600
@@ -201,7 +197,7 @@ class OutFile:
             with _signals_held():
                 os.replace(tmp, p)
         except OSError as exc:
-            raise OutputError(f"{self.what}: {_shown(self.raw)}: cannot write "
+            raise OutputError(f"{self.what}: {self.raw!r}: cannot write "
                               f"({exc.strerror or exc})") from None
         finally:
             Path(tmp).unlink(missing_ok=True)
