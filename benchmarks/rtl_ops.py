@@ -43,7 +43,7 @@ def components(g):
     f = Folding(2, 16, 16)
     yield "patch embed", "patch_embed", f, LinearStage(g["patch_embed"], f), None
     f = Folding(2, 4, 4)
-    yield "tokens", "tokens", f, TokensStage(g["tokens"], f, 196), None
+    yield "tokens", "tokens", f, TokensStage(g["tokens"], f, g.layout), None
     yield "layernorm", f"{b}.norm1", HG["ln"], LayerNormStage(g[f"{b}.norm1"], HG["ln"], 192), None
     yield "linear qkv", f"{b}.attn.qkv", HG["qkv"], LinearStage(g[f"{b}.attn.qkv"], HG["qkv"]), None
     f = Folding(2, 36, 36)

@@ -38,7 +38,7 @@ def stage_vectors(graph: IntGraph, name: str, patches: np.ndarray, f: Folding,
     Attention maps (images, heads, T, T) stream one ``head`` (a per-head unit's share)."""
     st = graph[name]
     env = run(graph, patches, keep=set(st.inputs) | {name})
-    env[INPUT] = np.asarray(patches)
+    env[INPUT] = graph.stream_patches(patches)
     if head is not None:
         env = {k: (v[:, head] if v.ndim == 4 else v) for k, v in env.items()}
     inputs = {}

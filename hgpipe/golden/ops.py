@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..graph.layout import TokenLayout
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
 
@@ -38,9 +39,10 @@ def _heads(x: np.ndarray, part: int, heads: int, head_dim: int) -> np.ndarray:
     return x[..., part * d:(part + 1) * d].reshape(b, t, heads, head_dim).transpose(0, 2, 1, 3)
 
 
-def linear(st: Linear, x: np.ndarray, trace: Trace = None) -> np.ndarray:
+def linear(st: Linear, x: np.ndarray, trace: Trace = None, layout: TokenLayout | None = None
+           ) -> np.ndarray:
     if st.cls_only:
-        x = x[:, 0]
+        x = x[:, layout.cls_row if layout else 0]
     acc = int_matmul(x, st.weight.T) + st.bias
     if trace is not None:
         lo_hi = np.stack([x.min(-1), x.max(-1)], -1)  # corners bound every product
@@ -59,17 +61,26 @@ def requant(st: Requant, x: np.ndarray, trace: Trace = None) -> np.ndarray:
     return y
 
 
-def tokens(st: Tokens, x: np.ndarray, trace: Trace = None) -> np.ndarray:
+def tokens(st: Tokens, x: np.ndarray, trace: Trace = None, layout: TokenLayout | None = None
+           ) -> np.ndarray:
+    """In the model's order (class token first) as the stage says, then each real token to
+    its row of ``layout``; padding rows zero."""
     n, _, d = x.shape
+    p = st.pos.shape[0] - (st.mode == "extra")       # real patches
     cls = np.broadcast_to(st.cls.reshape(1, 1, d), (n, 1, d))
     if st.mode == "extra":
-        tok = np.concatenate([cls, x], axis=1)
+        tok = np.concatenate([cls, x[:, :p]], axis=1)
     else:
-        tok = x.copy()
+        tok = x[:, :p].copy()
         tok[:, :1] = cls
     s = tok + st.pos[None]
     _record(trace, sum=s)
-    return np.clip(s, st.out_format.lo, st.out_format.hi)
+    y = np.clip(s, st.out_format.lo, st.out_format.hi)
+    if layout is None:
+        return y
+    out = np.zeros((n, layout.rows, d), dtype=np.int64)
+    out[:, :layout.tokens] = y[:, layout.model_index()]
+    return out
 
 
 def layernorm(st: LayerNorm, x: np.ndarray, trace: Trace = None) -> np.ndarray:
@@ -98,6 +109,9 @@ def qk(st: AttentionScores, x: np.ndarray, trace: Trace = None) -> np.ndarray:
 
 
 def softmax(st: Softmax, x: np.ndarray, trace: Trace = None) -> np.ndarray:
+    """Over the first ``row_len`` keys; keys past them (padding) get probability 0."""
+    keys = x.shape[-1]
+    x = x[..., :st.row_len]
     diff = x.max(-1, keepdims=True) - x
     e = st.exp.apply(diff)
     z = e.sum(-1, keepdims=True)
@@ -107,6 +121,8 @@ def softmax(st: Softmax, x: np.ndarray, trace: Trace = None) -> np.ndarray:
     if trace is not None:
         _record(trace, diff=diff, e=e, z=z, r=r, product=prod,
                 exp_index_sum=st.exp.index_sum(diff), recip_index_sum=st.recip.index_sum(z))
+    if keys > st.row_len:
+        y = np.concatenate([y, np.zeros(y.shape[:-1] + (keys - st.row_len,), np.int64)], -1)
     return y
 
 
@@ -135,8 +151,11 @@ OPS: dict[type, Callable[..., np.ndarray]] = {
 }
 
 
-def run_stage(st: Stage, inputs: list[np.ndarray], trace: Trace = None) -> np.ndarray:
-    """Execute one stage on its input arrays; record ``out`` in the trace too."""
-    y = OPS[type(st)](st, *[np.asarray(a, dtype=np.int64) for a in inputs], trace=trace)
+def run_stage(st: Stage, inputs: list[np.ndarray], trace: Trace = None,
+              layout: TokenLayout | None = None) -> np.ndarray:
+    """Execute one stage on its input arrays, streamed as ``layout`` says (None: the
+    model's order, unpadded); record ``out`` in the trace too."""
+    kw = {"layout": layout} if isinstance(st, (Tokens, Linear)) else {}
+    y = OPS[type(st)](st, *[np.asarray(a, dtype=np.int64) for a in inputs], trace=trace, **kw)
     _record(trace, out=y)
     return y

@@ -12,17 +12,14 @@ from .ops import run_stage
 
 def run(graph: IntGraph, patches: np.ndarray, keep: Iterable[str] | None = None
         ) -> dict[str, np.ndarray]:
-    """Execute ``graph`` on integer ``patches`` (batch, patches, C*P*P).
+    """Execute ``graph`` on integer ``patches`` (batch, patches, C*P*P), its streams laid
+    out as ``graph.layout`` says (padding rows executed too).
 
     Returns the tensors named in ``keep`` (every stage's output when None) plus the
     final output under the last stage's name. Tensors nobody reads again are dropped as
     soon as possible, so a deep model runs in bounded memory.
     """
-    patches = np.asarray(patches, dtype=np.int64)
-    if patches.ndim != 3 or patches.shape[1:] != (graph.config.num_patches,
-                                                   graph.config.patch_dim):
-        raise ValueError(f"patches: shape {patches.shape}: expected (N, "
-                         f"{graph.config.num_patches}, {graph.config.patch_dim})")
+    patches = graph.stream_patches(patches)
     wanted = None if keep is None else set(keep) | {graph.output.name}
     last_use = {}
     for i, st in enumerate(graph.stages):
@@ -31,7 +28,7 @@ def run(graph: IntGraph, patches: np.ndarray, keep: Iterable[str] | None = None
     env = {INPUT: patches}
     out: dict[str, np.ndarray] = {}
     for i, st in enumerate(graph.stages):
-        env[st.name] = run_stage(st, [env[n] for n in st.inputs])
+        env[st.name] = run_stage(st, [env[n] for n in st.inputs], layout=graph.layout)
         if wanted is None or st.name in wanted:
             out[st.name] = env[st.name]
         for name in st.inputs:

@@ -54,7 +54,7 @@ def cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
     if isinstance(st, (Requant, ResidualAdd, LayerNorm, Tokens)):
         return (t // f.tp) * (in_channels // f.cip)
     if isinstance(st, Softmax):
-        return (t // f.tp) * (st.row_len // f.cip)
+        return (t // f.tp) * (in_channels // f.cip)     # padding keys included
     # a per-head attention unit also takes in the whole QKV stream, one beat per cycle:
     # QK^T at cip lanes (Q and K chunks), AV at cop lanes (V chunks)
     qkv = 3 * st.heads * st.head_dim if isinstance(st, (AttentionScores, AttentionValue)) \
@@ -96,7 +96,7 @@ def lag(st: Stage, f: Folding, tokens: int, in_channels: int, pipe: Pipelining) 
     if isinstance(st, LayerNorm):
         return in_channels // f.cip + 3 + pipe.row_pass_extra("layernorm", "layernorm")
     if isinstance(st, Softmax):
-        return 2 * (st.row_len // f.cip) + 4 + pipe.row_pass_extra("max", "exp") \
+        return 2 * (in_channels // f.cip) + 4 + pipe.row_pass_extra("max", "exp") \
             + pipe.row_pass_extra("recip", "normalise")
     if isinstance(st, Linear):
         return (st.in_features // f.cip) * (st.out_features // f.cop) + 2 \
@@ -115,7 +115,8 @@ def input_grains(st: Stage) -> tuple[str, ...]:
 
 
 def legal_foldings(st: Stage, tokens: int, in_channels: int, tp: int) -> list[Folding]:
-    """Every folding with token parallelism ``tp`` that divides the stage's dimensions."""
+    """Every folding with token parallelism ``tp`` that divides the stage's dimensions
+    (``tokens``: the streamed rows, a multiple of ``tp`` once padded)."""
     def divisors(n):
         return [d for d in range(1, n + 1) if n % d == 0]
     if tokens % tp:
@@ -131,8 +132,7 @@ def legal_foldings(st: Stage, tokens: int, in_channels: int, tp: int) -> list[Fo
     if isinstance(st, AttentionValue):
         return [Folding(tp, a, b) for a in divisors(tokens) for b in divisors(st.head_dim)
                 if a >= tp]
-    n = st.row_len if isinstance(st, Softmax) else in_channels
-    return [Folding(tp, a, a) for a in divisors(n)]
+    return [Folding(tp, a, a) for a in divisors(in_channels)]
 
 
 FIFO_MARGIN_BEATS = 4   # registers of gearboxes and forks that the plan's row model ignores

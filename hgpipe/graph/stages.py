@@ -45,8 +45,8 @@ class Stage:
 class Linear(Stage):
     """``acc[t, j] = bias[j] + sum_k x[t, k] * weight[j, k]`` (the raw accumulator).
 
-    ``role`` is patch_embed, qkv, proj, fc1, fc2 or head; the head reads the class token
-    (token 0) only.
+    ``role`` is patch_embed, qkv, proj, fc1, fc2 or head; the head reads the class token's
+    row only (``TokenLayout.cls_row``).
     """
 
     weight: np.ndarray = None  # (out, in) int
@@ -96,7 +96,8 @@ class Tokens(Stage):
     """Class token and position embedding.
 
     ``mode='extra'`` prepends ``cls`` as token 0; ``'replace'`` overwrites patch token 0
-    with it. Then ``y = clamp(x + pos, out_format)``.
+    with it. Then ``y = clamp(x + pos, out_format)``. Streamed, each token goes to its
+    row of the graph's ``TokenLayout`` and padding rows are 0.
     """
 
     cls: np.ndarray = None   # (D,) int
@@ -174,7 +175,9 @@ class Softmax(Stage):
     """Integer softmax over each row of scores.
 
     ``m = max x``; ``e = exp_table(m - x)``; ``z = sum e``; ``r = recip_table(z)``;
-    ``y = clamp((e * r + 2^(shift-1)) >> shift, out_format)``.
+    ``y = clamp((e * r + 2^(shift-1)) >> shift, out_format)``. A streamed row may be
+    longer than ``row_len`` (padding keys): those keys take part in neither the max nor
+    the sum, and their ``y`` is 0.
     """
 
     exp: PotTable = None

@@ -17,10 +17,11 @@ from ..plan.schedule import Schedule, simulate
 
 
 def macs(graph: IntGraph, st: Stage) -> int:
-    """Multiply-accumulates of one stage per image."""
+    """Multiply-accumulates of one stage per image, on real tokens (padding rows are the
+    hardware's cost, not the model's work)."""
     c = graph.config
     if isinstance(st, Linear):
-        rows = 1 if st.cls_only else graph.shape(st.inputs[0])[0]
+        rows = 1 if st.cls_only else c.num_patches if st.inputs[0] == INPUT else c.num_tokens
         return rows * st.in_features * st.out_features
     if isinstance(st, (AttentionScores, AttentionValue)):
         return st.heads * c.num_tokens * c.num_tokens * st.head_dim
@@ -29,7 +30,9 @@ def macs(graph: IntGraph, st: Stage) -> int:
 
 def traffic_bytes(graph: IntGraph, plan: Plan, st: Stage) -> float:
     """On-chip bytes a stage moves per image: its input and output streams, and its weight
-    (or K/V buffer) reads, once per token group."""
+    (or K/V buffer) reads, once per token group; padding rows included."""
+    graph = plan.laid_out(graph)
+
     def tensor_bits(name):
         shape = graph.shape(name)
         n = 1

@@ -9,6 +9,7 @@ from math import ceil
 from ..graph.contract import Folding, input_lanes, q_ring_groups
 from ..graph.ddr import DdrLayout
 from ..graph.graph import INPUT, IntGraph
+from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining
 from ..resources.board import Board
 from ..resources.memory import Memory, place_all, register_bits
@@ -56,6 +57,7 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     it is), and a weight ROM read once an image in address order (the head's) whose read
     buffer covers the latency. With ``offchip="auto"`` they go there when the chip is over
     budget, with ``"all"`` always, with ``"none"`` never."""
+    graph = graph.with_layout(TokenLayout.stream(graph.config, tp))
     foldings = {k: o.folding for k, o in chosen.items()}
     first = graph.stages[0]
     pipe = Pipelining.at(clock_mhz)
@@ -177,7 +179,8 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         nodes = _with_ddr_delays(nodes, buffers, latency)
     ii = max(s.cycles for s in stages)
     plan = Plan(model, graph.bits, board, clock_mhz, tp, target_ii, ii, tuple(stages),
-                tuple(buffers), fifo, tuple(nodes), offchip, fifo_memories=tuple(fifo_kinds))
+                tuple(buffers), fifo, tuple(nodes), offchip, fifo_memories=tuple(fifo_kinds),
+                layout=graph.layout)
     net = netlist(graph, plan)
     return dataclasses.replace(plan, netlist=net, plumbing=sum(
         (p.logic() for p in net.parts if p.kind in PLUMBING), Resources()))

@@ -13,6 +13,7 @@ from functools import cached_property
 
 from ..graph.contract import Folding, cycles, legal_foldings
 from ..graph.graph import IntGraph
+from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining
 from ..graph.stages import Stage
 from ..resources.board import KINDS, Board
@@ -21,10 +22,11 @@ from ..resources.model import Resources, memory_resources, stage_logic
 
 
 def stage_dims(graph: IntGraph, st: Stage) -> tuple[int, int]:
-    """(tokens, in_channels) the contract's formulas take for a stage."""
+    """(tokens, in_channels) the contract's formulas take for a stage: streamed rows,
+    padding included."""
     shape = graph.shape(st.inputs[0])
     if st.kind == "tokens":
-        return graph.config.num_tokens, shape[-1]
+        return graph.layout.rows, shape[-1]
     return (shape[1] if len(shape) == 3 else shape[0]), shape[-1]
 
 
@@ -49,12 +51,16 @@ class Option:
 
 @dataclass
 class Folder:
-    """Costed foldings of every stage of ``graph`` at token parallelism ``tp``."""
+    """Costed foldings of every stage of ``graph`` at token parallelism ``tp`` (the graph
+    laid out for ``tp``: its streams padded to a multiple of it)."""
 
     graph: IntGraph
     board: Board
     tp: int
     pipe: Pipelining
+
+    def __post_init__(self) -> None:
+        self.graph = self.graph.with_layout(TokenLayout.stream(self.graph.config, self.tp))
 
     @cached_property
     def options(self) -> dict[str, list[Option]]:

@@ -333,6 +333,7 @@ class _Builder:
 def netlist(graph: IntGraph, spec: Spec | Plan) -> Netlist:
     """Every part of the accelerator ``spec`` (or a plan's) decides, and how they connect."""
     if isinstance(spec, Plan):
+        graph = spec.laid_out(graph)
         spec = spec_of(spec)
     b = _Builder(graph, spec)
     made = {st.name: b.stage(st) for st in graph.stages}

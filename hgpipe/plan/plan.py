@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from ..graph.contract import Folding
 from ..graph.ddr import DdrLayout
+from ..graph.graph import IntGraph
+from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining
 from ..resources.board import KINDS, Board
 from ..resources.model import Resources
@@ -102,6 +104,12 @@ class Plan:
     plumbing: Resources = Resources()   # the netlist's FIFO control, forks, gearboxes, merges
     netlist: object = None      # every part and link (``hgpipe.plan.netlist.Netlist``)
     fifo_memories: tuple[tuple[str, str], ...] = ()   # edge FIFO -> lutram / bram / uram
+    layout: TokenLayout | None = None   # the streams' rows: the graph as planned is
+                                        # ``graph.with_layout(layout)``
+
+    def laid_out(self, graph: IntGraph) -> IntGraph:
+        """``graph`` with this plan's token layout (its streams padded to the plan's TP)."""
+        return graph.with_layout(self.layout) if self.layout else graph
 
     @property
     def pipelining(self) -> Pipelining:
@@ -182,6 +190,7 @@ class Plan:
             "model": self.model, "bits": self.bits, "board": self.board.name,
             "part": self.board.part, "clock_mhz": self.clock_mhz, "tp": self.tp,
             "target_ii": self.target_ii, "ii_cycles": self.ii, "fits": self.fits,
+            "tokens": self.layout.to_dict() if self.layout else None,
             "resources": self.resources.as_dict(), "budget": self.board.budget(),
             "usable": self.board.usable(),
             "device": dict(self.board.resources),

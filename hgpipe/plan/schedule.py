@@ -16,7 +16,7 @@ resolved while work remains, the pipeline is deadlocked, and it says where.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from math import inf
+from math import ceil, inf
 
 import numpy as np
 
@@ -26,6 +26,10 @@ from ..graph.pipeline import Pipelining
 
 
 BANK_RELEASE_CYCLES = 8
+# The row model's latencies run up to this fraction short of the RTL's (the e2e tests
+# allow 5%): a FIFO as deep as half an image spans a long path, and would stall the
+# pipeline by that shortfall, so it holds this much more.
+LATENCY_SHORTFALL = 0.05
 # cycles a beat spends between stages in the generated RTL: the FIFO on the edge (its
 # write-to-read latency and output register) and a gearbox or fork register
 EDGE_LATENCY = 4
@@ -43,8 +47,7 @@ class Node:
     lag: int
     lanes: int = 1          # output elements of one token per beat
     inputs: tuple[tuple[str, str], ...] = ()   # (producer, grain)
-    token_shift: int = 0    # output token t reads input token t - shift (class token prepended)
-    first_row_out: bool = False  # the head: the image's output is its class-token row
+    out_row: int = -1       # the head: the image's output is this row's (the class token's)
     delays: tuple[float, ...] = ()   # per input, cycles its edge adds (an off-chip FIFO)
 
     def delay(self, k: int) -> float:
@@ -67,10 +70,10 @@ def nodes_of(graph: IntGraph, foldings: dict[str, Folding], source_beat_cycles: 
     """The scheduler's view of a folded graph whose datapaths are pipelined as ``pipe``
     says; the source streams one patch row per ``source_beat_cycles`` cycles (the rate
     the patch embedding reads it)."""
-    c = graph.config
+    c, lay = graph.config, graph.layout
     first = graph.stages[0]
     f0 = foldings[first.name]
-    out = [Node(INPUT, f0.tp, c.num_patches // f0.tp, c.num_patches, source_beat_cycles, 0,
+    out = [Node(INPUT, f0.tp, lay.patch_rows // f0.tp, lay.patch_rows, source_beat_cycles, 0,
                 lanes=f0.cip)]
     for st in graph.stages:
         f = foldings[st.name]
@@ -78,13 +81,12 @@ def nodes_of(graph: IntGraph, foldings: dict[str, Folding], source_beat_cycles: 
         tokens = shape[1] if len(shape) == 3 else shape[0]
         cin = shape[-1]
         if st.kind == "tokens":
-            tokens = c.num_tokens
+            tokens = lay.rows
         out.append(Node(st.name, f.tp, rows(st, f, tokens), graph.shape(st.name)[-2],
                         row_cycles(st, f, tokens, cin), lag(st, f, tokens, cin, pipe) + EDGE_LATENCY,
                         f.cop * (c.num_heads if st.kind in ("qk", "av") else 1),
                         tuple(zip(st.inputs, input_grains(st))),
-                        token_shift=c.num_tokens - c.num_patches if st.kind == "tokens" else 0,
-                        first_row_out=getattr(st, "cls_only", False)))
+                        out_row=lay.cls_row // f.tp if getattr(st, "cls_only", False) else -1))
     return out
 
 
@@ -106,8 +108,8 @@ class Schedule:
     def done(self, name: str, image: int) -> float:
         """When stage ``name`` has produced all of image ``image``."""
         n = self.nodes[name]
-        if n.first_row_out:
-            return self.finish[name][image * n.rows] - n.p + n.lag
+        if n.out_row >= 0:
+            return self.finish[name][image * n.rows + n.out_row] - n.p + n.lag
         return self.finish[name][(image + 1) * n.rows - 1]
 
     def start(self, name: str, image: int) -> float:
@@ -154,7 +156,7 @@ def _bounded(nodes: list[Node], images: int, depths: dict[str, float],
         return max(fin[name][g] - n.p, arr[name][g])
 
     def need_row(prod: Node, cons: Node, image: int, r: int) -> int:
-        last = min((r + 1) * cons.tp - 1 - cons.token_shift, prod.tokens - 1)
+        last = min((r + 1) * cons.tp - 1, prod.tokens - 1)
         return image * prod.rows + max(last, 0) // prod.tp
 
     def ready(n: Node, g: int) -> float | None:
@@ -188,7 +190,7 @@ def _bounded(nodes: list[Node], images: int, depths: dict[str, float],
             if tok < 0:
                 continue
             ci, ct = divmod(tok, n.tokens)
-            cr = min(ct + cons.token_shift, cons.rows * cons.tp - 1) // cons.tp
+            cr = min(ct, cons.rows * cons.tp - 1) // cons.tp
             t = taken(e.dst, ci * cons.rows + cr)
             if t is None:
                 return None
@@ -212,7 +214,7 @@ def _bounded(nodes: list[Node], images: int, depths: dict[str, float],
                     a = max(a, (g // n.rows) * pace)
                 prev = f[-1] if f else -n.p
                 # the head drains its other rows while it computes the class token's
-                lag = n.p if n.first_row_out else n.lag
+                lag = n.p if n.out_row >= 0 else n.lag
                 f.append(max(prev + n.p, a + lag, b))
                 arr[n.name].append(a)
                 progressed = True
@@ -250,11 +252,11 @@ def _free(nodes: list[Node], images: int, pace: float | None) -> Schedule:
             if grain == "tensor":
                 need = (image + 1) * prod.rows - 1
             else:
-                last = np.minimum((r + 1) * n.tp - 1 - n.token_shift, prod.tokens - 1)
+                last = np.minimum((r + 1) * n.tp - 1, prod.tokens - 1)
                 need = image * prod.rows + np.maximum(last, 0) // prod.tp
             a = np.maximum(a, fin[src][need] + n.delay(k))
         gp = g * n.p
-        c = a + (n.p if n.first_row_out else n.lag) - gp
+        c = a + (n.p if n.out_row >= 0 else n.lag) - gp
         c[0] = max(c[0], 0.0)
         f = gp + np.maximum.accumulate(c)
         fin[n.name] = f
@@ -269,7 +271,7 @@ def _needed_rows(prod: Node, cons: Node, rows_total: int) -> np.ndarray:
     """For each row of ``cons`` (over all images), the row of ``prod`` it needs last."""
     g = np.arange(rows_total)
     image, r = np.divmod(g, cons.rows)
-    last = np.minimum((r + 1) * cons.tp - 1 - cons.token_shift, prod.tokens - 1)
+    last = np.minimum((r + 1) * cons.tp - 1, prod.tokens - 1)
     return image * prod.rows + np.maximum(last, 0) // prod.tp
 
 
@@ -308,7 +310,7 @@ def required_depths(nodes: list[Node], sch: Schedule) -> tuple[dict[str, int], d
         taken = np.asarray(sch.taken[e.dst])
         image, r = np.divmod(np.arange(len(taken)), cons.rows)
         counts = image * prod.tokens + np.maximum(
-            np.minimum((r + 1) * cons.tp - cons.token_shift, prod.tokens), 0)
+            np.minimum((r + 1) * cons.tp, prod.tokens), 0)
         order = np.argsort(taken, kind="stable")
         times, consumed = taken[order], np.maximum.accumulate(counts[order])
         # against the tokens produced when each producer row is emitted
@@ -318,6 +320,8 @@ def required_depths(nodes: list[Node], sch: Schedule) -> tuple[dict[str, int], d
         k = np.searchsorted(times, emitted, side="right")   # rows taken by then
         held = produced - np.where(k > 0, consumed[np.maximum(k - 1, 0)], 0)
         peak = int(held.max())
+        if peak >= prod.tokens // 2:   # a deep FIFO across a long path (attention's)
+            peak = ceil(peak * (1 + LATENCY_SHORTFALL))
         unit = max(prod.tp, cons.tp)
         depths[e.key] = max(-(-peak // unit) * unit, 2 * unit)
     return depths, banks

@@ -17,8 +17,8 @@ TP_CHOICES = (1, 2, 4, 7, 8)
 
 
 def _tp_choices(graph: IntGraph) -> list[int]:
-    c = graph.config
-    return [tp for tp in TP_CHOICES if c.num_tokens % tp == 0 and c.num_patches % tp == 0]
+    """Every TP choice up to the token count: streams are padded to a multiple of it."""
+    return [tp for tp in TP_CHOICES if tp <= graph.config.num_tokens]
 
 
 def _over(r: Resources, board: Board) -> str:
@@ -74,10 +74,9 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
             raise PlanError(f"target_fps={target_fps}: above one image per cycle at {clock} MHz")
     if target_ii is not None and target_ii < 1:
         raise PlanError(f"target_ii={target_ii}: expected a positive number of cycles")
-    tps = [tp] if tp else _tp_choices(graph)
-    if not tps or (tp and (graph.config.num_tokens % tp or graph.config.num_patches % tp)):
-        raise PlanError(f"tp={tp}: expected a divisor of {graph.config.num_tokens} tokens and "
-                        f"{graph.config.num_patches} patches")
+    tps = [tp] if tp is not None else _tp_choices(graph)
+    if tp is not None and not 1 <= tp <= graph.config.num_tokens:
+        raise PlanError(f"tp={tp}: expected 1 to {graph.config.num_tokens} (the token count)")
     # Cost every TP's stages first (cheap), then build plans (each schedules images to
     # size the FIFOs) in order of their stage-only II, which no FIFO can lower: a TP whose
     # bound is already slower than the best plan is never built.
@@ -118,18 +117,19 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
             if progress:
                 progress(f"{'searching IIs' if search else 'sizing buffers'} at TP={t}")
             if target_ii is not None:
-                plan = build(graph, board, t, folder.choose(target_ii), target_ii, model, clock,
-                             offchip)
+                plan = build(folder.graph, board, t, folder.choose(target_ii), target_ii, model,
+                             clock, offchip)
                 if not plan.fits:
                     why[t] = f"it needs {_limit(plan)}"
                     continue
             elif not search:
-                plan = build(graph, board, t, folder.choose(bound), None, model, clock, offchip)
+                plan = build(folder.graph, board, t, folder.choose(bound), None, model, clock,
+                             offchip)
                 if not plan.fits:
                     why[t] = f"the plan at II {bound:,} needs {_limit(plan)}"
                     continue
             else:
-                plan = _fastest_fit(graph, board, folder, bound, model, clock, offchip,
+                plan = _fastest_fit(board, folder, bound, model, clock, offchip,
                                     below=None if best is None else best.ii)
                 if plan is None:
                     why[t] += ", as do the next 16 IIs"
@@ -166,14 +166,15 @@ def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
     return iis[lo] if lo < len(iis) else None
 
 
-def _fastest_fit(graph, board, folder: Folder, bound: int, model: str,
+def _fastest_fit(board, folder: Folder, bound: int, model: str,
                  clock: float, offchip: str, below: int | None = None) -> Plan | None:
     """The first of the 16 IIs above the stage-only bound (and under ``below``) whose whole
     plan, FIFOs included, fits. A scan, not a search: where BRAM binds, a slower II's
     narrower, deeper memories can pack worse, so fitting is not monotonic in the II."""
     for ii in [ii for ii in folder.candidate_iis()
                if bound < ii and (below is None or ii < below)][:16]:
-        plan = build(graph, board, folder.tp, folder.choose(ii), None, model, clock, offchip)
+        plan = build(folder.graph, board, folder.tp, folder.choose(ii), None, model, clock,
+                     offchip)
         if plan.fits:
             return plan
     return None

@@ -61,7 +61,10 @@ def markdown(graph: IntGraph, plan: Plan, perf: Performance) -> str:
     lines = [
         f"# hgpipe plan: {plan.model or 'custom ViT'} {plan.bits} on {b.name}",
         "",
-        f"{c.num_tokens} tokens x {c.embed_dim} channels, {c.depth} blocks, {c.num_heads} heads; "
+        f"{c.num_tokens} tokens"
+        + (f" (streamed as {plan.layout.rows} rows, {plan.layout.rows - c.num_tokens} of them "
+           f"padding)" if plan.layout and plan.layout.rows > c.num_tokens else "")
+        + f" x {c.embed_dim} channels, {c.depth} blocks, {c.num_heads} heads; "
         f"part {b.part}; clock {plan.clock_mhz:g} MHz; token parallelism TP = {plan.tp}"
         + (f"; target II {plan.target_ii:,} cycles" if plan.target_ii else
            "; fastest plan that fits") + ".",

@@ -274,7 +274,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         h = heads  # one unit per head; per lane e * r in a DSP
         eb, rb, zb = (_bits(d[k]) for k in ("e", "r", "z"))
         xb = _bits(st.in_ranges[0])
-        nb = st.row_len // f.cip
+        nb = in_channels // f.cip      # a streamed row, padding keys included
         lut = h * (n * (xb + eb) + f.tp * (zb + rb))
         # two row passes a head (``rtl.softmax``), each with its own row memory of
         # 2 + ceil((finish latency + 1) / nb) rows: scores, then exponentials

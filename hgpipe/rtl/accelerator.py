@@ -53,6 +53,7 @@ class Accelerator(wiring.Component):
     ``axi``."""
 
     def __init__(self, graph: IntGraph, plan: Plan, make=None, axi: AxiParams | None = None):
+        graph = plan.laid_out(graph)
         self.graph, self.plan = graph, plan
         self.netlist: Netlist = plan.netlist or netlist(graph, plan)
         self.pipe = plan.pipelining
@@ -66,7 +67,7 @@ class Accelerator(wiring.Component):
         self.in_width = self.netlist.input.width
         self.out_lanes = fl.cop
         self.out_bits = last.out_range.bits
-        self.beats_per_image_in = graph.config.num_patches // f0.tp * \
+        self.beats_per_image_in = graph.layout.patch_rows // f0.tp * \
             (graph.config.patch_dim // f0.cip)
         self.beats_per_image_out = last.out_features // fl.cop
         super().__init__({
@@ -106,11 +107,11 @@ class Accelerator(wiring.Component):
         if st.kind == "qk":
             return self.make(QkHead, st, f, u.head, tokens, u.banks, **kw, **pipe)
         if st.kind == "softmax":
-            return self.make(SoftmaxStage, st, f, **kw, **pipe)
+            return self.make(SoftmaxStage, st, f, cin, **kw, **pipe)
         if st.kind == "av":
             return self.make(AvHead, st, f, u.head, tokens, u.banks, **kw, **pipe)
         if st.kind == "linear" and st.cls_only:
-            return self.make(HeadStage, st, f, tokens, **kw, **pipe,
+            return self.make(HeadStage, st, f, tokens, self.graph.layout.cls_row, **kw, **pipe,
                              **({"weights": "stream"} if streamed else {}))
         if st.kind == "linear":
             return self.make(LinearStage, st, f, **kw, **pipe)
@@ -120,7 +121,7 @@ class Accelerator(wiring.Component):
             return self.make(LutStage, st.table, st.in_ranges[0], st.out_range, f.tp, f.cip,
                              cin, **kw, **pipe)
         if st.kind == "tokens":
-            return self.make(TokensStage, st, f, self.graph.config.num_tokens, **kw, **pipe)
+            return self.make(TokensStage, st, f, self.graph.layout, **kw, **pipe)
         if st.kind == "add":
             return self.make(ResidualAddStage, st, f.tp * f.cip, **kw)
         raise ValueError(f"Accelerator: stage {st.name}: no unit for kind {st.kind!r}")

@@ -147,16 +147,17 @@ class LinearStage(wiring.Component):
 
 
 class HeadStage(wiring.Component):
-    """The classifier head: ``ClassSelect`` keeps the class token's row of the image (and
-    drains the others at one beat a cycle) and a ``tp = 1`` linear stage computes it.
-    In: ``tp x cip`` beats of all rows. Out: the logits' accumulators, ``cop`` a beat."""
+    """The classifier head: ``ClassSelect`` keeps the class token's row (``cls_row``) of
+    the image (and drains the others at one beat a cycle) and a ``tp = 1`` linear stage
+    computes it. In: ``tp x cip`` beats of all rows. Out: the logits' accumulators,
+    ``cop`` a beat."""
 
-    def __init__(self, st: Linear, f: Folding, tokens: int, *,
+    def __init__(self, st: Linear, f: Folding, tokens: int, cls_row: int = 0, *,
                  styles: dict[str, str] | None = None, weights: str = "rom",
                  pipe: Pipelining | None = None):
         if tokens % f.tp:
             raise ValueError(f"HeadStage {st.name}: tp {f.tp} does not divide {tokens} tokens")
-        self.stage, self.f, self.tokens = st, f, tokens
+        self.stage, self.f, self.tokens, self.cls_row = st, f, tokens, cls_row
         self.linear = LinearStage(st, Folding(1, f.cip, f.cop), class_row=True, styles=styles,
                                   weights=weights, pipe=pipe)
         x = st.in_ranges[0]
@@ -171,7 +172,8 @@ class HeadStage(wiring.Component):
         m = Module()
         f, st = self.f, self.stage
         m.submodules.select = sel = ClassSelect(f.tp, f.cip, st.in_ranges[0].bits,
-                                                self.tokens // f.tp, st.in_features // f.cip)
+                                                self.tokens // f.tp, st.in_features // f.cip,
+                                                self.cls_row)
         m.submodules.linear = self.linear
         wiring.connect(m, wiring.flipped(self.i), sel.i)
         wiring.connect(m, sel.o, self.linear.i)

@@ -215,11 +215,15 @@ class Merge(wiring.Component):
 
 
 class ClassSelect(wiring.Component):
-    """Keep the class token's row (token slot 0 of the first ``chunks`` beats of each
-    image, ``rows * chunks`` beats) and drop the rest: the head's input."""
+    """Keep the class token's row (token ``row``: slot ``row % tp`` of the ``chunks`` beats
+    of group ``row // tp``, of ``rows * chunks`` beats an image) and drop the rest: the
+    head's input."""
 
-    def __init__(self, tp: int, lanes: int, bits: int, rows: int, chunks: int):
+    def __init__(self, tp: int, lanes: int, bits: int, rows: int, chunks: int, row: int = 0):
+        if not 0 <= row < rows * tp:
+            raise ValueError(f"ClassSelect: row {row}: expected 0 to {rows * tp - 1}")
         self.tp, self.lanes, self.bits, self.rows, self.chunks = tp, lanes, bits, rows, chunks
+        self.row = row
         super().__init__({"i": In(stream.Signature(tp * lanes * bits)),
                           "o": Out(stream.Signature(lanes * bits))})
 
@@ -227,8 +231,11 @@ class ClassSelect(wiring.Component):
         m = Module()
         n = self.rows * self.chunks
         k = Signal(range(n))
-        keep = k < self.chunks
-        m.d.comb += [self.o.payload.eq(self.i.payload[:self.lanes * self.bits]),
+        first = self.row // self.tp * self.chunks
+        keep = (k >= first) & (k < first + self.chunks) if first else k < self.chunks
+        w = self.lanes * self.bits
+        slot = self.row % self.tp
+        m.d.comb += [self.o.payload.eq(self.i.payload[slot * w:(slot + 1) * w]),
                      self.o.valid.eq(self.i.valid & keep),
                      self.i.ready.eq(Mux(keep, self.o.ready, 1))]
         count(m, self.i.valid & self.i.ready, (k, n))

@@ -8,6 +8,10 @@ one beat a cycle, and ``emit`` computes each output element from the stored elem
 row's finished statistic and per-chunk constants. Rows in flight occupy different banks, so
 writing row k+1 overlaps replaying row k: a row costs one pass in steady state.
 
+A row may end in padding (elements from ``valid_len`` on, as softmax's padded keys): they
+are stored and replayed like the others, but enter the statistics as the subclass's
+``pad_term`` and leave as 0.
+
 Protocol on both streams: valid/ready; rows in order; the replay stalls (and with it the
 output) only on output backpressure; the writer stalls only when every bank is busy.
 
@@ -41,7 +45,8 @@ class RowPass(wiring.Component):
     emit_step: str = ""
 
     def __init__(self, in_range: IntRange, out_range: IntRange, tp: int, lanes: int,
-                 row_len: int, row_style: str | None = None, pipe: Pipelining | None = None):
+                 row_len: int, row_style: str | None = None, pipe: Pipelining | None = None,
+                 valid_len: int | None = None):
         self.pipe = pipe or default()
         self.finish_latency = self.pipe.finish_latency(self.finish_step)
         self.emit_latency = self.pipe.emit_latency(self.emit_step)
@@ -50,6 +55,9 @@ class RowPass(wiring.Component):
                              f"{row_len}")
         self.in_range, self.out_range = in_range, out_range
         self.tp, self.lanes, self.row_len = tp, lanes, row_len
+        self.valid_len = row_len if valid_len is None else valid_len
+        # lane p of chunk j is padding from chunk ceil((valid_len - p) / lanes) on
+        self.pad_from = [-(-(self.valid_len - p) // lanes) for p in range(lanes)]
         self.row_style = row_style   # the plan's placement of the row memory
         self.nb = row_len // lanes
         self.banks = self.pipe.row_banks(self.finish_step, self.nb)
@@ -67,6 +75,14 @@ class RowPass(wiring.Component):
         """Per-element terms of the statistics (registered before ``accumulate``): the
         elements themselves unless a subclass needs more (LayerNorm's squares)."""
         return xs
+
+    def pad_term(self) -> int:
+        """The element a padding element stands for in the statistics (neutral for them)."""
+        raise NotImplementedError(f"{type(self).__name__}: rows without padding only")
+
+    def padded_lanes(self) -> list[int]:
+        """The lanes that carry padding in some chunk."""
+        return [p for p in range(self.lanes) if self.pad_from[p] < self.nb]
 
     def accumulate(self, m: Module, terms: list, stats: list, first) -> list:
         """New statistics of one token from its ``prepare``d terms of this beat."""
@@ -113,6 +129,8 @@ class RowPass(wiring.Component):
         first_a = delay(m, None, jw == 0, n_in, "first_a")
         last_a = delay(m, None, take & last_w, n_in, "last_a")
         beat_a = delay(m, None, self.i.payload, n_in - 1, "beat_a")
+        pad_a = {p: delay(m, None, jw >= self.pad_from[p], n_in - 1, f"pad_a{p}")
+                 for p in self.padded_lanes()}
         bank_a = delay(m, None, bw, n_in, "bank_a")
         m.d.sync += done.eq(last_a)
         finals = []
@@ -120,7 +138,8 @@ class RowPass(wiring.Component):
             stats = [Signal(shape_of(r), name=f"stat{k}_{t}")
                      for k, r in enumerate(self.stat_ranges)]
             final = [Signal.like(s, name=f"final{k}_{t}") for k, s in enumerate(stats)]
-            xs = [lane(beat_a, t * lanes + p, xr) for p in range(lanes)]
+            xs = [Mux(pad_a[p], self.pad_term(), lane(beat_a, t * lanes + p, xr))
+                  if p in pad_a else lane(beat_a, t * lanes + p, xr) for p in range(lanes)]
             terms = [delay(m, None, v, 1, f"term{k}_{t}")
                      for k, v in enumerate(self.prepare(m, xs))]
             new = self.accumulate(m, terms, stats, first_a)
@@ -177,6 +196,11 @@ class RowPass(wiring.Component):
                   for t in range(tp)]
         results = [self.emit(m, lane(rd.data, t * lanes + p, xr), staged[t], consts, t, p, en)
                    for t in range(tp) for p in range(lanes)]
+        # padding leaves as 0: its flag travels with the element (read, then emit)
+        pad_r = {p: delay(m, en, jr >= self.pad_from[p], lat + self.emit_latency, f"pad_r{p}")
+                 for p in self.padded_lanes()}
+        results = [Mux(pad_r[i % lanes], 0, r) if i % lanes in pad_r else r
+                   for i, r in enumerate(results)]
         for _ in range(self.emit_latency):
             nv = Signal()
             with m.If(en):

@@ -29,12 +29,16 @@ from .stream import delay, shape_of, stream_of
 class _MaxExp(RowPass):
     finish_step, emit_step = "max", "exp"
 
-    def __init__(self, st: Softmax, f: Folding, styles: dict[str, str], pipe: Pipelining):
+    def __init__(self, st: Softmax, f: Folding, keys: int, styles: dict[str, str],
+                 pipe: Pipelining):
         self.stage, self.styles = st, styles
         x = st.in_ranges[0]
         self.stat_ranges = self.held_ranges = [x]
-        super().__init__(x, st.exp.out_range, f.tp, f.cip, st.row_len, styles.get("score_rows"),
-                         pipe)
+        super().__init__(x, st.exp.out_range, f.tp, f.cip, keys, styles.get("score_rows"),
+                         pipe, valid_len=st.row_len)
+
+    def pad_term(self):
+        return self.in_range.lo    # no real score is below it: the max is the real keys'
 
     def accumulate(self, m, xs, stats, first):
         best = stats[0]
@@ -66,11 +70,14 @@ class _MaxExp(RowPass):
 class _SumNormalise(RowPass):
     finish_step, emit_step = "recip", "normalise"
 
-    def __init__(self, st: Softmax, f: Folding, styles: dict[str, str], pipe: Pipelining):
+    def __init__(self, st: Softmax, f: Folding, keys: int, styles: dict[str, str],
+                 pipe: Pipelining):
+        # padding keys arrive as e = 0 (the first pass's output), so they add nothing to
+        # z and leave as (0 * r + 2^(shift-1)) >> shift = 0: no mask needed here
         self.stage, self.styles = st, styles
         self.stat_ranges = [IntRange(0, st.derived["z"].hi)]  # partial sums start at 0
         self.held_ranges = [st.derived["r"]]
-        super().__init__(st.exp.out_range, st.out_range, f.tp, f.cip, st.row_len,
+        super().__init__(st.exp.out_range, st.out_range, f.tp, f.cip, keys,
                          styles.get("exp_rows"), pipe)
 
     def accumulate(self, m, xs, stats, first):
@@ -103,16 +110,19 @@ class _SumNormalise(RowPass):
 
 
 class SoftmaxStage(wiring.Component):
-    """One softmax unit: rows of ``row_len`` scores, ``tp`` rows x ``cip`` scores a beat."""
+    """One softmax unit: rows of ``keys`` scores (``row_len`` real keys, then padding),
+    ``tp`` rows x ``cip`` scores a beat."""
 
-    def __init__(self, st: Softmax, f: Folding, *, styles: dict[str, str] | None = None,
-                 pipe: Pipelining | None = None):
-        if f.cip != f.cop:
-            raise ValueError(f"SoftmaxStage {st.name}: folding {f} needs cip == cop")
+    def __init__(self, st: Softmax, f: Folding, keys: int | None = None, *,
+                 styles: dict[str, str] | None = None, pipe: Pipelining | None = None):
+        keys = st.row_len if keys is None else keys
+        if f.cip != f.cop or keys < st.row_len:
+            raise ValueError(f"SoftmaxStage {st.name}: folding {f} with {keys} keys needs "
+                             f"cip == cop and at least {st.row_len} keys")
         self.stage, self.f = st, f
         pipe = pipe or default()
-        self.max_exp = _MaxExp(st, f, styles or {}, pipe)
-        self.normalise = _SumNormalise(st, f, styles or {}, pipe)
+        self.max_exp = _MaxExp(st, f, keys, styles or {}, pipe)
+        self.normalise = _SumNormalise(st, f, keys, styles or {}, pipe)
         super().__init__({"i": In(stream_of(f.tp * f.cip, st.in_ranges[0])),
                           "o": Out(stream_of(f.tp * f.cop, st.out_range))})
         self.busy = self.normalise.busy

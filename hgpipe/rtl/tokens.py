@@ -1,9 +1,12 @@
 """Class token and position embedding: ``y = clamp(tok + pos)``, one beat a cycle.
 
-The class token is folded into the position ROM (token 0 holds ``cls + pos[0]``) and
-token 0's input is zeroed, so ``replace`` mode (the class token overwrites patch 0) and
-``extra`` mode (it is prepended; the stage emits token 0 without taking a beat) share one
-datapath. ``extra`` needs ``tp = 1`` (N patches and N + 1 tokens share no other grouping).
+Tokens leave in the stream order of the plan's ``TokenLayout``: patch row ``r`` stays row
+``r``, the class token takes its row (after the patches, or in place of the first) and
+padding rows are 0. The class token is folded into the position ROM (its row holds
+``cls + pos[0]``, padding rows 0) and the input of every row that is no patch is zeroed,
+so one datapath serves both class-token modes at any TP. When the token rows need a group
+more than the patch rows (``extra`` with TP dividing the patch count), the stage emits
+that group without taking a beat.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
 from ..graph.intrange import IntRange
+from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Tokens
 from .elementwise import clamp
@@ -23,23 +27,35 @@ from .stream import count, delay, lane, pack, pack_word, shape_of, stream_of
 
 
 class TokensStage(wiring.Component):
-    """In: patch tokens, ``tp x cip`` a beat. Out: tokens with the class token, same shape,
-    ``1 + pipe.read_latency`` cycles after the beat is taken (``contract.lag``)."""
+    """In: patch rows (``layout.patch_rows`` an image), ``tp x cip`` a beat. Out: token
+    rows (``layout.rows``), same shape, ``1 + pipe.read_latency`` cycles after the beat is
+    taken (``contract.lag``)."""
 
-    def __init__(self, st: Tokens, f: Folding, tokens: int, *,
+    def __init__(self, st: Tokens, f: Folding, layout: TokenLayout, *,
                  styles: dict[str, str] | None = None, pipe: Pipelining | None = None):
         channels = st.cls.shape[0]
-        if tokens % f.tp or channels % f.cip or (st.mode == "extra" and f.tp != 1):
-            raise ValueError(f"TokensStage {st.name}: folding {f} does not fit {tokens} "
-                             f"tokens x {channels} channels (mode {st.mode!r} needs "
-                             f"{'tp = 1' if st.mode == 'extra' else 'tp | tokens'})")
-        self.stage, self.f, self.tokens, self.channels = st, f, tokens, channels
+        src = layout.patch_of_row()
+        if layout.rows % f.tp or layout.patch_rows % f.tp or channels % f.cip \
+                or any(p not in (-1, r) for r, p in enumerate(src)):
+            raise ValueError(f"TokensStage {st.name}: folding {f} does not fit {layout} x "
+                             f"{channels} channels (rows and patch rows a multiple of tp, "
+                             f"patch r on row r)")
+        self.stage, self.f, self.layout, self.channels = st, f, layout, channels
+        self.tokens = layout.rows
         self.styles = styles or {}
         self.pipe = pipe or default()
-        pos = st.pos.astype(np.int64).copy()
-        pos[0] += st.cls
+        pos = np.zeros((layout.rows, channels), dtype=np.int64)   # padding rows: 0
+        pos[:layout.tokens] = st.pos.astype(np.int64)[layout.model_index()]
+        pos[layout.cls_row] += st.cls
         self.pos = pos
         self.pos_range = IntRange.of_array(pos)
+        # the token groups whose slot t carries a patch: a range per slot
+        self.kept = []
+        for t in range(f.tp):
+            groups = [g for g in range(layout.rows // f.tp) if src[g * f.tp + t] >= 0]
+            lo, hi = (groups[0], groups[-1] + 1) if groups else (0, 0)
+            assert groups == list(range(lo, hi))
+            self.kept.append((lo, hi))
         x = st.in_ranges[0]
         super().__init__({"i": In(stream_of(f.tp * f.cip, x)),
                           "o": Out(stream_of(f.tp * f.cip, st.out_range))})
@@ -55,14 +71,14 @@ class TokensStage(wiring.Component):
         m = Module()
         st, f = self.stage, self.f
         ng, nc, x = self.tokens // f.tp, self.channels // f.cip, st.in_ranges[0]
+        ng_in = self.layout.patch_rows // f.tp
         lat = self.pipe.read_latency
         m.submodules.pos = rom = Rom(f.tp * f.cip * self.pos_range.bits, self.pos_words(),
                                      self.styles.get("pos"), lat)
         rp = rom.read_port()
         g, c = Signal(range(ng)), Signal(range(nc))
         addr = Signal(range(ng * nc))       # g * nc + c, counted
-        first = g == 0
-        insert = first if st.mode == "extra" else 0      # token 0 takes no input beat
+        insert = g >= ng_in if ng > ng_in else 0     # a group past the patches: no input
         advance = ~self.o.valid | self.o.ready
         step = Signal()
         m.d.comb += [self.i.ready.eq(advance & ~insert),
@@ -78,9 +94,9 @@ class TokensStage(wiring.Component):
         result = Signal.like(self.o.payload, name="result")
         with m.If(advance):
             m.d.sync += held_valid.eq(step)
+            keep = [(g >= lo if lo else 1) & (g < hi if hi < ng else 1) for lo, hi in self.kept]
             for e, h in enumerate(held):
-                zero = first if e < f.cip else 0         # slot 0 of group 0 is token 0
-                m.d.sync += h.eq(Mux(zero, 0, lane(self.i.payload, e, x)))
+                m.d.sync += h.eq(Mux(keep[e // f.cip], lane(self.i.payload, e, x), 0))
             m.d.sync += [self.o.valid.eq(delay(m, advance, held_valid, lat - 1, "v")),
                          self.o.payload.eq(result)]
         held = [delay(m, advance, h, lat - 1, f"x{e}") for e, h in enumerate(held)]

@@ -71,6 +71,26 @@ def test_sim_with_the_residual_in_ddr(tmp_path, simulator, stall):
         assert abs(d["measured_ii_cycles"] - d["model_ii_cycles"]) <= 0.01 * d["model_ii_cycles"]
 
 
+@pytest.mark.parametrize("simulator", SIMULATORS)
+@pytest.mark.parametrize("tp", [2, 4])
+def test_sim_pads_a_prime_token_count(tmp_path, simulator, tp):
+    """vit-digits: 16 patches and an extra class token, 17 tokens, streamed at TP 2 and 4
+    as 18 and 20 rows (the class token's row after the patches, then zero rows, their keys
+    masked): bit-exact under stalls on both AXI-Streams; without them at the model's II."""
+    for stall in (0.3, 0.0):
+        out = tmp_path / f"{stall}"
+        assert main(["sim", "--model", "vit-digits", "--bits", "w4a4", "--tp", str(tp),
+                     "--target-ii", "300", "--simulator", simulator, "--stall", str(stall),
+                     "--images", "4", "--out", str(out), "--build-dir",
+                     str(runner.DEFAULT_BUILD), "--quiet"]) == 0
+        d = json.loads((out / "sim.json").read_text())
+        plan = json.loads((out / "plan.json").read_text())
+        assert plan["tp"] == tp and plan["tokens"]["tokens"] == 17
+        assert plan["tokens"]["rows"] == {2: 18, 4: 20}[tp] and plan["tokens"]["cls_row"] == 16
+        assert d["bit_exact"] and d["images"] == 4 and d["mismatches"] == 0
+    assert d["measured_ii_cycles"] == d["model_ii_cycles"]
+
+
 def test_sim_w3a3_default_plan(tmp_path):
     """The fastest plan that fits (no target): wide foldings, several images in flight."""
     out = tmp_path / "fast"

@@ -60,7 +60,7 @@ def test_usable_fraction_sets_the_budget(tmp_path):
     (["--board", "nope"], "board: 'nope'"),
     (["--target-ii", "1"], "target II 1 cycles cannot be met"),
     (["--target-ii", "0"], "target_ii=0"),
-    (["--tp", "3"], "tp=3"),
+    (["--tp", "17"], "tp=17: expected 1 to 16"),
     (["--tp", "0"], "tp: 0: expected a positive token parallelism"),
     (["--tp", "-2"], "tp: -2: expected a positive token parallelism"),
     (["--target-fps", "nan"], "target-fps: nan: expected images/s >= 0.001"),

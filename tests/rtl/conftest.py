@@ -38,6 +38,16 @@ def micro_graphs():
     return graphs, patches
 
 
+@pytest.fixture(scope="session")
+def extra_graph():
+    """vit-micro with DeiT's extra class token (16 patches, 17 tokens, a prime) at w4a4,
+    plus test patches."""
+    cfg = preset("vit-micro").replace(class_token="extra")
+    g = quantize_model(cfg, random_weights(cfg, seed=2), images_for(cfg, 8),
+                       QuantConfig(bits=BitSpec.parse("w4a4")))
+    return g, g.encode_images(images_for(cfg, IMAGES, seed=6))
+
+
 def simulate_stage(graph, patches, name, component, folding: Folding, simulator: str,
                    stall: float, tokens: int, in_channels: int, head: int | None = None):
     """Simulate one stage against its golden vectors; return the result and the contract's

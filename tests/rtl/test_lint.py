@@ -15,6 +15,7 @@ from hgpipe.rtl.ddr import DdrFifoPort
 from hgpipe.rtl.linear import HeadStage
 from hgpipe.rtl.plumbing import Fifo, Fork, Gearbox, Merge
 from hgpipe.rtl.softmax import SoftmaxStage
+from hgpipe.graph.layout import TokenLayout
 from hgpipe.rtl.tokens import TokensStage
 from sim.lint import lint
 from sim.runner import verilog
@@ -32,7 +33,10 @@ COMPONENTS = {
     "softmax": lambda g: SoftmaxStage(g["blocks.0.attn.softmax"], F),
     "qk_head": lambda g: QkHead(g["blocks.0.attn.qk"], Folding(2, 4, 2), 1, 16, banks=3),
     "av_head": lambda g: AvHead(g["blocks.0.attn.av"], Folding(2, 4, 4), 0, 16),
-    "tokens": lambda g: TokensStage(g["tokens"], F, 16),
+    "tokens": lambda g: TokensStage(g["tokens"], F, g.layout),
+    # padding: 4 keys masked in softmax, 4 zero token rows
+    "softmax_padded": lambda g: SoftmaxStage(g["blocks.0.attn.softmax"], F, 20),
+    "tokens_padded": lambda g: TokensStage(g["tokens"], F, TokenLayout(16, 16, 20, 20, 0)),
     "head": lambda g: HeadStage(g["head"], Folding(2, 4, 5), 16),
     "fifo": lambda g: Fifo(12, 5),
     "gearbox": lambda g: Gearbox(2, 3, 4, 5),

@@ -3,13 +3,11 @@
 import pytest
 
 from hgpipe.graph.contract import Folding
-from hgpipe.model import preset, random_weights
-from hgpipe.quant import BitSpec, QuantConfig, quantize_model
+from hgpipe.graph.layout import TokenLayout
 from hgpipe.rtl.linear import HeadStage, LinearStage
 from hgpipe.rtl.tokens import TokensStage
 
-from ..conftest import images_for
-from .conftest import IMAGES, check, simulate_stage, stage_matrix
+from .conftest import check, simulate_stage, stage_matrix
 
 
 @stage_matrix
@@ -18,38 +16,31 @@ def test_tokens_replace(micro_graphs, simulator, bits, folding, stall):
     graphs, patches = micro_graphs
     g = graphs[bits]
     tokens, channels = g.shape("tokens")
-    comp = TokensStage(g["tokens"], folding, tokens)
+    comp = TokensStage(g["tokens"], folding, g.layout)
     result, declared, per_image = simulate_stage(g, patches[bits], "tokens", comp, folding,
                                                  simulator, stall, tokens, channels)
     check(result, declared, per_image, stall)
 
 
-@pytest.fixture(scope="module")
-def extra_graph():
-    """vit-micro with a prepended class token (17 tokens): DeiT's ``extra`` mode."""
-    cfg = preset("vit-micro").replace(class_token="extra")
-    g = quantize_model(cfg, random_weights(cfg, seed=2), images_for(cfg, 8),
-                       QuantConfig(bits=BitSpec.parse("w4a4")))
-    return g, g.encode_images(images_for(cfg, IMAGES, seed=6))
-
-
 @pytest.mark.parametrize("simulator", ["verilator", "icarus"])
 @pytest.mark.parametrize("stall", [0.0, 0.3])
 def test_tokens_extra(extra_graph, simulator, stall):
+    """At TP = 1 the class token's row follows the 16 patches' (one group more out than in)."""
     g, patches = extra_graph
+    g = g.with_layout(TokenLayout.stream(g.config, 1))
     f = Folding(1, 8, 8)
     tokens, channels = g.shape("tokens")
-    assert tokens == 17
+    assert tokens == 17 and g.layout.cls_row == 16
     result, declared, per_image = simulate_stage(g, patches, "tokens", TokensStage(
-        g["tokens"], f, tokens), f, simulator, stall, tokens, channels)
+        g["tokens"], f, g.layout), f, simulator, stall, tokens, channels)
     check(result, declared, per_image, stall)
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-def test_tokens_extra_rejects_tp2(extra_graph):
+def test_tokens_rejects_a_layout_its_tp_does_not_divide(extra_graph):
     g, _ = extra_graph
-    with pytest.raises(ValueError, match="tp = 1"):
-        TokensStage(g["tokens"], Folding(2, 8, 8), 17)
+    with pytest.raises(ValueError, match="multiple of tp"):
+        TokensStage(g["tokens"], Folding(2, 8, 8), TokenLayout(16, 17, 17, 16, 16))
 
 
 @stage_matrix
