@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from ..graph.layout import TokenLayout
+from ..model.config import ClassToken
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
 
@@ -66,9 +67,10 @@ def tokens(st: Tokens, x: np.ndarray, trace: Trace = None, layout: TokenLayout |
     """In the model's order (class token first) as the stage says, then each real token to
     its row of ``layout``; padding rows zero."""
     n, _, d = x.shape
-    p = st.pos.shape[0] - (st.mode == "extra")       # real patches
+    extra = st.mode is ClassToken.EXTRA
+    p = st.pos.shape[0] - extra                     # real patches
     cls = np.broadcast_to(st.cls.reshape(1, 1, d), (n, 1, d))
-    if st.mode == "extra":
+    if extra:
         tok = np.concatenate([cls, x[:, :p]], axis=1)
     else:
         tok = x[:, :p].copy()

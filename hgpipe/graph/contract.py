@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .kinds import InputGrain
 from .pipeline import Pipelining
 from .stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant, ResidualAdd,
                      Softmax, Stage, Tokens)
@@ -31,10 +32,6 @@ class Folding:
         for k in ("tp", "cip", "cop"):
             if getattr(self, k) < 1:
                 raise ValueError(f"folding: {k}={getattr(self, k)}: expected >= 1")
-
-
-def divides(folding: Folding, tokens: int, cin: int, cout: int) -> bool:
-    return tokens % folding.tp == 0 and cin % folding.cip == 0 and cout % folding.cop == 0
 
 
 def cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
@@ -104,14 +101,14 @@ def lag(st: Stage, f: Folding, tokens: int, in_channels: int, pipe: Pipelining) 
     return row_cycles(st, f, tokens, in_channels) + 2 + pipe.mac_extra(f.cip)
 
 
-def input_grains(st: Stage) -> tuple[str, ...]:
-    """Per input: ``row`` (a row is computed from the same rows of the input) or ``tensor``
+def input_grains(st: Stage) -> tuple[InputGrain, ...]:
+    """Per input: ``ROW`` (a row is computed from the same rows of the input) or ``TENSOR``
     (every row needs the whole input tensor: K for QK^T, V for AV)."""
     if isinstance(st, AttentionScores):
-        return ("tensor",)
+        return (InputGrain.TENSOR,)
     if isinstance(st, AttentionValue):
-        return ("row", "tensor")
-    return ("row",) * len(st.inputs)
+        return (InputGrain.ROW, InputGrain.TENSOR)
+    return (InputGrain.ROW,) * len(st.inputs)
 
 
 def legal_foldings(st: Stage, tokens: int, in_channels: int, tp: int) -> list[Folding]:

@@ -11,6 +11,7 @@ import numpy as np
 from ..model.config import ViTConfig
 from ..model.forward import image_batch, patchify
 from .intrange import IntRange
+from .kinds import StageKind
 from .layout import TokenLayout
 from .stages import Stage
 
@@ -78,7 +79,7 @@ class IntGraph:
             return (lay.rows, self.shape(st.inputs[0])[1])
         if isinstance(st, (AttentionScores, Softmax)):
             return (c.num_heads, lay.rows, lay.rows)
-        if st.kind == "av":
+        if st.kind is StageKind.AV:
             return (lay.rows, c.embed_dim)
         return self.shape(st.inputs[0])
 

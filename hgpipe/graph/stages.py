@@ -15,7 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..model.config import ClassToken
 from .intrange import IntRange, dot_range
+from .kinds import StageKind
 from .table import PotTable
 
 
@@ -27,7 +29,7 @@ class Stage:
     ref: str            # the float activation this stage's output approximates
     out_scale: float    # real value of one output LSB (metadata: not part of the semantics)
 
-    kind: ClassVar[str] = "stage"
+    kind: ClassVar[StageKind]
 
     def ranges(self) -> dict[str, IntRange]:
         raise NotImplementedError
@@ -53,7 +55,7 @@ class Linear(Stage):
     bias: np.ndarray = None    # (out,) int, in accumulator units
     role: str = ""
 
-    kind: ClassVar[str] = "linear"
+    kind: ClassVar[StageKind] = StageKind.LINEAR
 
     @property
     def cls_only(self) -> bool:
@@ -83,7 +85,7 @@ class Requant(Stage):
     fn: str = "identity"
     out_format: IntRange = None
 
-    kind: ClassVar[str] = "requant"
+    kind: ClassVar[StageKind] = StageKind.REQUANT
 
     def ranges(self) -> dict[str, IntRange]:
         x = self.in_ranges[0]
@@ -102,10 +104,10 @@ class Tokens(Stage):
 
     cls: np.ndarray = None   # (D,) int
     pos: np.ndarray = None   # (T, D) int
-    mode: str = "extra"
+    mode: ClassToken = ClassToken.EXTRA
     out_format: IntRange = None
 
-    kind: ClassVar[str] = "tokens"
+    kind: ClassVar[StageKind] = StageKind.TOKENS
 
     def ranges(self) -> dict[str, IntRange]:
         tok = IntRange.hull([self.in_ranges[0], IntRange.of_array(self.cls)])
@@ -129,7 +131,7 @@ class LayerNorm(Stage):
     shift: int = 0
     out_format: IntRange = None
 
-    kind: ClassVar[str] = "layernorm"
+    kind: ClassVar[StageKind] = StageKind.LAYERNORM
 
     @property
     def channels(self) -> int:
@@ -162,7 +164,7 @@ class AttentionScores(Stage):
     heads: int = 1
     head_dim: int = 1
 
-    kind: ClassVar[str] = "qk"
+    kind: ClassVar[StageKind] = StageKind.QK
 
     def ranges(self) -> dict[str, IntRange]:
         x = self.in_ranges[0]
@@ -186,7 +188,7 @@ class Softmax(Stage):
     row_len: int = 1
     out_format: IntRange = None
 
-    kind: ClassVar[str] = "softmax"
+    kind: ClassVar[StageKind] = StageKind.SOFTMAX
 
     def ranges(self) -> dict[str, IntRange]:
         x = self.in_ranges[0]
@@ -212,7 +214,7 @@ class AttentionValue(Stage):
     head_dim: int = 1
     tokens: int = 1
 
-    kind: ClassVar[str] = "av"
+    kind: ClassVar[StageKind] = StageKind.AV
 
     def ranges(self) -> dict[str, IntRange]:
         p = self.in_ranges[0] * self.in_ranges[1]
@@ -230,7 +232,7 @@ class ResidualAdd(Stage):
     skip_shift: int = 0
     out_format: IntRange = None
 
-    kind: ClassVar[str] = "add"
+    kind: ClassVar[StageKind] = StageKind.ADD
 
     def ranges(self) -> dict[str, IntRange]:
         k = self.skip_shift
@@ -241,7 +243,7 @@ class ResidualAdd(Stage):
                 "out": s.clamp(self.out_format.lo, self.out_format.hi)}
 
 
-STAGE_KINDS: dict[str, type[Stage]] = {
+STAGE_KINDS: dict[StageKind, type[Stage]] = {
     cls.kind: cls for cls in (Linear, Requant, Tokens, LayerNorm, AttentionScores, Softmax,
                               AttentionValue, ResidualAdd)
 }

@@ -8,9 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..choice import Choice
 from ..errors import ConfigError
 
-CLASS_TOKEN_MODES = ("extra", "replace")
+
+class ClassToken(Choice):
+    """Where the class token goes."""
+
+    EXTRA = "extra"         # a token of its own (DeiT)
+    REPLACE = "replace"     # in place of the first patch token (HG-PIPE)
+
+
 MAX_MODEL_BYTES = 16 * 2**30     # one image's weights and activations, float64
 
 
@@ -19,7 +27,8 @@ class ViTConfig:
     """A Vision Transformer's shape. Defaults are DeiT-tiny's.
 
     ``class_token='extra'`` prepends the class token (DeiT: 197 tokens at 224/16);
-    ``'replace'`` overwrites the first patch token with it (HG-PIPE: 196 tokens).
+    ``'replace'`` overwrites the first patch token with it (HG-PIPE: 196 tokens)
+    (``ClassToken``).
     """
 
     image_size: int = 224
@@ -31,7 +40,7 @@ class ViTConfig:
     mlp_ratio: float = 4.0
     num_classes: int = 1000
     qkv_bias: bool = True
-    class_token: str = "extra"
+    class_token: ClassToken = ClassToken.EXTRA
     layer_norm_eps: float = 1e-6
 
     def __post_init__(self) -> None:
@@ -52,9 +61,11 @@ class ViTConfig:
                               f"{hidden} must be a whole number of channels")
         if not isinstance(self.qkv_bias, bool):
             raise ConfigError(f"config: qkv_bias={self.qkv_bias!r}: expected true or false")
-        if self.class_token not in CLASS_TOKEN_MODES:
-            raise ConfigError(f"config: class_token={self.class_token!r}: expected one of "
-                              f"{', '.join(CLASS_TOKEN_MODES)}")
+        try:
+            object.__setattr__(self, "class_token",
+                               ClassToken.parse(self.class_token, "config: class_token"))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if isinstance(self.layer_norm_eps, bool) or \
                 not isinstance(self.layer_norm_eps, (int, float)) or \
                 not 0 < self.layer_norm_eps <= 1:
@@ -66,7 +77,7 @@ class ViTConfig:
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"config: num_heads={self.num_heads}: must divide "
                               f"embed_dim={self.embed_dim}")
-        if self.class_token == "replace" and self.num_patches < 2:
+        if self.class_token is ClassToken.REPLACE and self.num_patches < 2:
             raise ConfigError(f"config: class_token='replace' needs at least 2 patches, "
                               f"image_size={self.image_size}/patch_size={self.patch_size} "
                               f"gives {self.num_patches}")
@@ -94,7 +105,7 @@ class ViTConfig:
 
     @property
     def num_tokens(self) -> int:
-        return self.num_patches + (1 if self.class_token == "extra" else 0)
+        return self.num_patches + (1 if self.class_token is ClassToken.EXTRA else 0)
 
     @property
     def head_dim(self) -> int:

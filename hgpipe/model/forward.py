@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import HgpipeError
-from .config import ViTConfig
+from .config import ClassToken, ViTConfig
 from .weights import Affine, ViTWeights
 
 Tap = Callable[[str, np.ndarray], None]
@@ -91,7 +91,7 @@ def assemble_tokens(cfg: ViTConfig, patch_tokens: np.ndarray, cls: np.ndarray,
     """Class token (prepended or replacing patch 0) plus position embedding."""
     n, _, d = patch_tokens.shape
     cls_row = np.broadcast_to(cls.reshape(1, 1, d), (n, 1, d))
-    if cfg.class_token == "extra":
+    if cfg.class_token is ClassToken.EXTRA:
         x = np.concatenate([cls_row, patch_tokens], axis=1)
     else:
         x = patch_tokens.copy()

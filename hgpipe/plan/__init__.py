@@ -2,8 +2,8 @@
 ``Plan``."""
 
 from .build import build
-from .plan import OFFCHIP, BufferPlan, DdrRegion, Plan, StagePlan
+from .plan import BufferPlan, DdrRegion, Grain, Offchip, Plan, StagePlan
 from .search import check_offchip, make_plan
 
-__all__ = ["OFFCHIP", "BufferPlan", "DdrRegion", "Plan", "StagePlan", "build",
+__all__ = ["BufferPlan", "DdrRegion", "Grain", "Offchip", "Plan", "StagePlan", "build",
            "check_offchip", "make_plan"]

@@ -9,14 +9,15 @@ from math import ceil
 from ..graph.contract import Folding, input_lanes, q_ring_groups
 from ..graph.ddr import DdrLayout
 from ..graph.graph import INPUT, IntGraph
+from ..graph.kinds import InputGrain, StageKind
 from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining
 from ..resources.board import Board
-from ..resources.memory import Memory, place_all, register_bits
+from ..resources.memory import ON_CHIP, Memory, MemoryKind, place_all, register_bits
 from ..resources.model import Resources, ddr_arbiter, ddr_fifo, placed, stage_logic
 from .fold import Option, stage_dims
 from .netlist import PLUMBING, Spec, fifo_groups, netlist
-from .plan import BufferPlan, Plan, StagePlan
+from .plan import BufferPlan, Grain, Offchip, Plan, StagePlan
 from .schedule import Node, edges_of, nodes_of, required_depths, simulate, slack
 
 SCHEDULE_IMAGES = 5
@@ -31,9 +32,9 @@ def _edge_channels(graph: IntGraph, src: str, dst: str) -> int:
     shape = graph.shape(src)
     c = shape[0] * shape[2] if len(shape) == 3 else shape[1]
     kind = graph[dst].kind
-    if kind == "qk":
+    if kind is StageKind.QK:
         return c * 2 // 3
-    if kind == "av" and len(shape) == 2:
+    if kind is StageKind.AV and len(shape) == 2:
         return c // 3
     return c
 
@@ -49,7 +50,8 @@ def _beats_per_image(graph: IntGraph, foldings: dict[str, Folding], b: BufferPla
 
 
 def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
-          target_ii: int | None, model: str, clock_mhz: float, offchip: str = "auto") -> Plan:
+          target_ii: int | None, model: str, clock_mhz: float,
+          offchip: Offchip = Offchip.AUTO) -> Plan:
     """Size buffers for the chosen foldings, place every memory and total the resources.
 
     Two kinds of memory may live in DDR: a coarse FIFO whose rows wait longer than a round
@@ -68,8 +70,9 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     depths, banks = required_depths(nodes, sch)
     by = {n.name: n for n in nodes}
     budget = board.budget()
-    ddr = board.ddr if offchip != "none" else None
-    if ddr is not None and offchip == "auto":
+    offchip = Offchip(offchip)
+    ddr = board.ddr if offchip is not Offchip.NONE else None
+    if ddr is not None and offchip is Offchip.AUTO:
         budget = {**budget, "ddr": ddr.bytes_per_image(ii, clock_mhz)}
     latency = ddr.latency_cycles(clock_mhz) if ddr is not None else 0
     layouts: dict[Memory, DdrLayout] = {}   # what may go off chip, as it would be laid out
@@ -89,28 +92,28 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     for e in edges:
         ch, eb = _edge_channels(graph, e.src, e.dst), _element_bits(graph, e.src)
         tokens = by[e.src].tokens
-        if e.grain == "tensor":
-            q = graph[e.dst].kind == "qk"   # Q (half the channels) waits in a ring
-            buffers.append(BufferPlan(e.src, e.dst, "coarse", banks[e.key], tokens, ch, eb,
-                                      "stage", ring_channels=ch // 2 if q else 0,
+        if e.grain is InputGrain.TENSOR:
+            q = graph[e.dst].kind is StageKind.QK   # Q (half the channels) waits in a ring
+            buffers.append(BufferPlan(e.src, e.dst, Grain.COARSE, banks[e.key], tokens, ch, eb,
+                                      MemoryKind.STAGE, ring_channels=ch // 2 if q else 0,
                                       ring_tokens=q_ring_groups(tokens, by[e.dst].tp)
                                       * by[e.dst].tp if q else 0))
             continue
         d = depths[e.key]
-        buffers.append(BufferPlan(e.src, e.dst, "coarse" if d >= tokens // 2 else "fine", d,
-                                  tokens, ch, eb, ""))
+        grain = Grain.COARSE if d >= tokens // 2 else Grain.FINE
+        buffers.append(BufferPlan(e.src, e.dst, grain, d, tokens, ch, eb, None))
     # the FIFOs the netlist builds (one a consumer; per-head ones of an edge a group),
     # each group one placed memory of as many copies
-    row = {f"{b.src}->{b.dst}": b for b in buffers if b.memory != "stage"}
+    row = {f"{b.src}->{b.dst}": b for b in buffers if b.memory is not MemoryKind.STAGE}
     spec = Spec(foldings, {k: b.depth for k, b in row.items()},
-                {f"{b.src}->{b.dst}": b.depth for b in buffers if b.memory == "stage"})
+                {f"{b.src}->{b.dst}": b.depth for b in buffers if b.memory is MemoryKind.STAGE})
     groups = fifo_groups(netlist(graph, spec))
     fifo_mems = []
     for key, parts in groups.items():
         q = parts[0]
         mem = Memory(key, q.width, q.beats, ports=len(parts))
         b = row.get(key)
-        if ddr is not None and b is not None and b.grain == "coarse" and len(parts) == 1:
+        if ddr is not None and b is not None and b.grain is Grain.COARSE and len(parts) == 1:
             beats = _beats_per_image(graph, foldings, b, by)
             lay = DdrLayout(q.width, beats, q.beats, ddr.data_bits)
             mem = candidate(mem, lay, slack(nodes, sch, b.src, b.dst)
@@ -119,7 +122,7 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     logic, stage_mems = [], []
     for st in graph.stages:
         t, cin = stage_dims(graph, st)
-        k = max((banks[e.key] for e in edges if e.dst == st.name and e.grain == "tensor"),
+        k = max((banks[e.key] for e in edges if e.dst == st.name and e.grain is InputGrain.TENSOR),
                 default=2)
         res, mems = stage_logic(st, chosen[st.name].folding, t, cin, heads, k, pipe)
         if ddr is not None and getattr(st, "cls_only", False):   # weights read once an image
@@ -131,11 +134,12 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         stage_mems.append(mems)
     used = sum(logic, Resources())
     flat = [m for mems in stage_mems for m in mems] + fifo_mems
-    forced = {i for i, m in enumerate(flat) if m.offchip_bytes} if offchip == "all" else set()
+    forced = {i for i, m in enumerate(flat) if m.offchip_bytes} \
+        if offchip is Offchip.ALL else set()
     placed_flat = iter(place_all([m for i, m in enumerate(flat) if i not in forced], budget,
                                  {"lut": used.lut}, board.rom_in_uram,
                                  ddr_luts=lambda m: ddr_fifo(layouts[m]).lut))
-    choice = [("ddr", float(m.offchip_bytes)) if i in forced else next(placed_flat)
+    choice = [(MemoryKind.DDR, float(m.offchip_bytes)) if i in forced else next(placed_flat)
               for i, m in enumerate(flat)]
     base = ddr.base_address if ddr is not None else 0
     placement = iter(zip(flat, choice))
@@ -147,11 +151,11 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
             res = res + placed(kind, count)
             # read registers: in LUTs every one is flip-flops; a block RAM or URAM holds the
             # first, and Yosys leaves the output register (latency 2) in flip-flops beside it
-            if kind in ("lutram", "bram", "uram"):
+            if kind in ON_CHIP:
                 res = res + Resources(ff=register_bits(
-                    m, pipe.read_latency - (kind != "lutram")))
+                    m, pipe.read_latency - (kind is not MemoryKind.LUTRAM)))
             kinds.append((mem.name, kind))
-            if kind == "ddr":
+            if kind is MemoryKind.DDR:
                 off.append((mem.name, layouts[m], base))
                 base += layouts[m].region_bytes
                 res = res + ddr_fifo(layouts[m])   # a read-only stream is costed as a FIFO
@@ -165,15 +169,15 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         m, (kind, count) = next(placement)
         if key in row:
             b = dataclasses.replace(buffers[index[key]], memory=kind)
-            if kind == "ddr":
+            if kind is MemoryKind.DDR:
                 b = dataclasses.replace(b, ddr=layouts[m], base=base)
                 base += b.ddr.region_bytes
                 fifo = fifo + ddr_fifo(b.ddr)
             buffers[index[key]] = b
-        if kind != "ddr":
+        if kind is not MemoryKind.DDR:
             fifo_kinds.append((key, kind))
         fifo = fifo + placed(kind, count)
-    n_ddr = sum(1 for b in buffers if b.memory == "ddr") + sum(len(s.ddr) for s in stages)
+    n_ddr = sum(1 for b in buffers if b.memory is MemoryKind.DDR) + sum(len(s.ddr) for s in stages)
     if n_ddr:
         fifo = fifo + ddr_arbiter(n_ddr, ddr.data_bits, ddr.addr_bits)
         nodes = _with_ddr_delays(nodes, buffers, latency)
@@ -199,7 +203,7 @@ def _with_ddr_delays(nodes: list[Node], buffers: list[BufferPlan], latency: int)
     """The nodes with each DDR edge's delay on its consumer's input (``_ddr_delay``)."""
     by = {n.name: n for n in nodes}
     slow = {(b.src, b.dst): _ddr_delay(b.ddr, by[b.src], latency)
-            for b in buffers if b.memory == "ddr"}
+            for b in buffers if b.memory is MemoryKind.DDR}
     return [dataclasses.replace(n, delays=tuple(slow.get((src, n.name), 0.0)
                                                 for src, _ in n.inputs))
             if any((src, n.name) in slow for src, _ in n.inputs) else n for n in nodes]

@@ -13,6 +13,7 @@ from functools import cached_property
 
 from ..graph.contract import Folding, cycles, legal_foldings
 from ..graph.graph import IntGraph
+from ..graph.kinds import StageKind
 from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining
 from ..graph.stages import Stage
@@ -25,7 +26,7 @@ def stage_dims(graph: IntGraph, st: Stage) -> tuple[int, int]:
     """(tokens, in_channels) the contract's formulas take for a stage: streamed rows,
     padding included."""
     shape = graph.shape(st.inputs[0])
-    if st.kind == "tokens":
+    if st.kind is StageKind.TOKENS:
         return graph.layout.rows, shape[-1]
     return (shape[1] if len(shape) == 3 else shape[0]), shape[-1]
 

@@ -14,14 +14,27 @@ from dataclasses import dataclass
 from ..graph.contract import Folding
 from ..graph.ddr import DdrLayout
 from ..graph.graph import IntGraph
+from ..choice import Choice
 from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining
 from ..resources.board import KINDS, Board
+from ..resources.memory import MemoryKind
 from ..resources.model import Resources
 from .schedule import Node
 
-OFFCHIP = ("auto", "none", "all")   # DDR for what may go there: when the chip is full, never,
-                                    # always
+class Offchip(Choice):
+    """Where what may live in DDR goes (``build``)."""
+
+    AUTO = "auto"       # off chip while a resource is over budget
+    NONE = "none"       # never
+    ALL = "all"         # always
+
+
+class Grain(Choice):
+    """An edge's buffer: a FIFO of a few rows, or a whole-tensor (or half-image) one."""
+
+    FINE = "fine"
+    COARSE = "coarse"
 
 
 @dataclass(frozen=True)
@@ -60,12 +73,13 @@ class BufferPlan:
 
     src: str
     dst: str
-    grain: str
+    grain: Grain
     depth: int          # tokens (FIFOs) or tensors (banks of a whole-tensor buffer)
     tokens: int
     channels: int
     element_bits: int
-    memory: str         # lutram / bram / uram / ddr, or "stage" when the stage owns it (K, V, Q)
+    memory: MemoryKind | None   # as placed (``STAGE``: the stage owns it: K, V, Q);
+                                # None until placed
     ddr: DdrLayout | None = None   # in DDR: the ring's layout and byte address
     base: int = 0
     ring_channels: int = 0   # of ``channels``, those a stage keeps in a ring of
@@ -74,9 +88,9 @@ class BufferPlan:
     @property
     def bits(self) -> int:
         """Bits held on chip."""
-        if self.memory == "ddr":
+        if self.memory is MemoryKind.DDR:
             return 0
-        if self.memory != "stage":
+        if self.memory is not MemoryKind.STAGE:
             return self.depth * self.channels * self.element_bits
         banked = self.depth * self.tokens * (self.channels - self.ring_channels)
         return (banked + self.ring_tokens * self.ring_channels) * self.element_bits
@@ -100,7 +114,7 @@ class Plan:
     buffers: tuple[BufferPlan, ...]
     fifo_resources: Resources
     nodes: tuple[Node, ...]
-    offchip: str = "auto"
+    offchip: Offchip = Offchip.AUTO
     plumbing: Resources = Resources()   # the netlist's FIFO control, forks, gearboxes, merges
     netlist: object = None      # every part and link (``hgpipe.plan.netlist.Netlist``)
     fifo_memories: tuple[tuple[str, str], ...] = ()   # edge FIFO -> lutram / bram / uram
@@ -118,7 +132,7 @@ class Plan:
 
     @property
     def ddr_buffers(self) -> tuple[BufferPlan, ...]:
-        return tuple(b for b in self.buffers if b.memory == "ddr")
+        return tuple(b for b in self.buffers if b.memory is MemoryKind.DDR)
 
     @property
     def ddr_regions(self) -> tuple[DdrRegion, ...]:
@@ -164,18 +178,20 @@ class Plan:
 
     @property
     def depths(self) -> dict[str, int]:
-        return {f"{b.src}->{b.dst}": b.depth for b in self.buffers if b.memory != "stage"}
+        return {f"{b.src}->{b.dst}": b.depth for b in self.buffers
+                if b.memory is not MemoryKind.STAGE}
 
     @property
     def banks(self) -> dict[str, int]:
-        return {f"{b.src}->{b.dst}": b.depth for b in self.buffers if b.memory == "stage"}
+        return {f"{b.src}->{b.dst}": b.depth for b in self.buffers
+                if b.memory is MemoryKind.STAGE}
 
     def stage(self, name: str) -> StagePlan:
         return next(s for s in self.stages if s.name == name)
 
     @property
     def coarse_bits(self) -> int:
-        return sum(b.bits for b in self.buffers if b.grain == "coarse")
+        return sum(b.bits for b in self.buffers if b.grain is Grain.COARSE)
 
     @property
     def buffer_bits(self) -> int:
@@ -199,8 +215,9 @@ class Plan:
                         "all_coarse_bits": self.all_coarse_bits,
                         "saving": round(1 - self.buffer_bits / self.all_coarse_bits, 4),
                         "edges": [{"src": b.src, "dst": b.dst, "grain": b.grain,
-                                   "depth": b.depth, "unit": "tensors" if b.memory == "stage"
-                                   else "tokens", "bits": b.bits, "memory": b.memory}
+                                   "depth": b.depth, "unit": "tensors"
+                                   if b.memory is MemoryKind.STAGE else "tokens",
+                                   "bits": b.bits, "memory": b.memory}
                                   for b in self.buffers]},
             "ddr": self._ddr_dict(),
             "stages": [{"name": s.name, "kind": s.kind, "cycles": s.cycles,

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..graph.contract import Folding, input_grains, lag, row_cycles, rows
 from ..graph.graph import INPUT, IntGraph
+from ..graph.kinds import InputGrain, StageKind
 from ..graph.pipeline import Pipelining
 
 
@@ -46,7 +47,7 @@ class Node:
     p: float                # row interval
     lag: int
     lanes: int = 1          # output elements of one token per beat
-    inputs: tuple[tuple[str, str], ...] = ()   # (producer, grain)
+    inputs: tuple[tuple[str, InputGrain], ...] = ()   # (producer, grain)
     out_row: int = -1       # the head: the image's output is this row's (the class token's)
     delays: tuple[float, ...] = ()   # per input, cycles its edge adds (an off-chip FIFO)
 
@@ -58,7 +59,7 @@ class Node:
 class Edge:
     src: str
     dst: str
-    grain: str   # "row" or "tensor"
+    grain: InputGrain
 
     @property
     def key(self) -> str:
@@ -80,11 +81,11 @@ def nodes_of(graph: IntGraph, foldings: dict[str, Folding], source_beat_cycles: 
         shape = graph.shape(st.inputs[0])
         tokens = shape[1] if len(shape) == 3 else shape[0]
         cin = shape[-1]
-        if st.kind == "tokens":
+        if st.kind is StageKind.TOKENS:
             tokens = lay.rows
         out.append(Node(st.name, f.tp, rows(st, f, tokens), graph.shape(st.name)[-2],
                         row_cycles(st, f, tokens, cin), lag(st, f, tokens, cin, pipe) + EDGE_LATENCY,
-                        f.cop * (c.num_heads if st.kind in ("qk", "av") else 1),
+                        f.cop * (c.num_heads if st.kind in (StageKind.QK, StageKind.AV) else 1),
                         tuple(zip(st.inputs, input_grains(st))),
                         out_row=lay.cls_row // f.tp if getattr(st, "cls_only", False) else -1))
     return out
@@ -164,7 +165,8 @@ def _bounded(nodes: list[Node], images: int, depths: dict[str, float],
         a = 0.0
         for k, (src, grain) in enumerate(n.inputs):
             prod = by[src]
-            need = (image + 1) * prod.rows - 1 if grain == "tensor" else need_row(prod, n, image, r)
+            need = (image + 1) * prod.rows - 1 if grain is InputGrain.TENSOR \
+                else need_row(prod, n, image, r)
             if need >= len(fin[src]):
                 return None
             a = max(a, fin[src][need] + n.delay(k))
@@ -175,7 +177,7 @@ def _bounded(nodes: list[Node], images: int, depths: dict[str, float],
         b = -inf
         for e in consumers[n.name]:
             cons = by[e.dst]
-            if e.grain == "tensor":
+            if e.grain is InputGrain.TENSOR:
                 k = banks.get(e.key)
                 if k is not None and image - k >= 0:
                     last = (image - k + 1) * cons.rows - 1   # the bank frees when it is done
@@ -249,7 +251,7 @@ def _free(nodes: list[Node], images: int, pace: float | None) -> Schedule:
         a = np.zeros(len(g))
         for k, (src, grain) in enumerate(n.inputs):
             prod = by[src]
-            if grain == "tensor":
+            if grain is InputGrain.TENSOR:
                 need = (image + 1) * prod.rows - 1
             else:
                 last = np.minimum((r + 1) * n.tp - 1, prod.tokens - 1)
@@ -294,7 +296,7 @@ def required_depths(nodes: list[Node], sch: Schedule) -> tuple[dict[str, int], d
     depths, banks = {}, {}
     for e in edges_of(nodes):
         prod, cons = by[e.src], by[e.dst]
-        if e.grain == "tensor":
+        if e.grain is InputGrain.TENSOR:
             # a bank is free a little after the consumer's last row (its pipeline drains);
             # a writer that would need it sooner gets another bank rather than a bubble
             slack = cons.p + BANK_RELEASE_CYCLES

@@ -11,7 +11,7 @@ from ..resources.memory import place_all
 from ..resources.model import Resources, placed
 from .build import build
 from .fold import Folder, Option
-from .plan import OFFCHIP, Plan
+from .plan import Offchip, Plan
 
 TP_CHOICES = (1, 2, 4, 7, 8)
 
@@ -48,22 +48,26 @@ def _stages_total(chosen: dict[str, Option], board: Board) -> Resources:
                                                       board.rom_in_uram)), used)
 
 
-def check_offchip(offchip: str, board: Board) -> None:
-    if offchip not in OFFCHIP:
-        raise PlanError(f"offchip={offchip!r}: expected one of {', '.join(OFFCHIP)}")
-    if offchip == "all" and board.ddr is None:
+def check_offchip(offchip: str, board: Board) -> Offchip:
+    """``offchip`` as an ``Offchip``, if the board allows it."""
+    try:
+        mode = Offchip.parse(offchip, "offchip")
+    except ValueError as e:
+        raise PlanError(str(e)) from None
+    if mode is Offchip.ALL and board.ddr is None:
         raise PlanError(f"offchip=all: board {board.name} has no ddr section")
+    return mode
 
 
 def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
               target_fps: float | None = None, clock_mhz: float | None = None,
-              model: str = "", tp: int | None = None, offchip: str = "auto",
+              model: str = "", tp: int | None = None, offchip: str = Offchip.AUTO,
               progress=None) -> Plan:
     """The cheapest plan meeting the target II (or FPS at the clock), or by default the
     fastest plan that fits the board; coarse FIFOs in DDR per ``offchip`` (``build``).
     Raises ``PlanError`` naming what limits it."""
     clock = clock_mhz or board.clock_mhz
-    check_offchip(offchip, board)
+    offchip = check_offchip(offchip, board)
     if target_ii is not None and target_fps is not None:
         raise PlanError("target: give --target-ii or --target-fps, not both")
     if target_fps is not None:

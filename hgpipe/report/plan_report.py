@@ -10,6 +10,7 @@ from ..outdir import OutDir
 from ..perf.model import Performance, traffic_bytes
 from ..plan.plan import Plan
 from ..resources.board import KINDS
+from ..resources.memory import MemoryKind
 from ..resources.model import coefficients
 
 FAMILY_NOTE = {
@@ -101,7 +102,7 @@ def markdown(graph: IntGraph, plan: Plan, perf: Performance) -> str:
               f"{1 - plan.buffer_bits / plan.all_coarse_bits:.1%}.", "",
               "| edge | grain | depth | bits | memory |", "|---|---|---|---|---|"]
     for x in plan.buffers:
-        unit = "images" if x.memory == "stage" else "tokens"
+        unit = "images" if x.memory is MemoryKind.STAGE else "tokens"
         lines.append(f"| {x.src} -> {x.dst} | {x.grain} | {x.depth} {unit} | {x.bits:,} | "
                      f"{x.memory} |")
     lines += _ddr_section(plan, perf)

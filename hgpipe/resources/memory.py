@@ -13,10 +13,25 @@ from dataclasses import dataclass
 from functools import cache
 from math import ceil
 
+from ..choice import Choice
+
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
 LUTRAM_MAX_DEPTH = 256   # deeper memories start in blocks, and go to LUTs only when
                          # block memory runs out (``place_all``)
 RAM_LUTRAM_MAX_DEPTH = 1024   # a deeper RAM never goes to LUTs (past a 16:1 read mux)
+
+
+class MemoryKind(Choice):
+    """Where a memory lives: a primitive on chip, DDR, or inside its stage (K, V, Q)."""
+
+    LUTRAM = "lutram"
+    BRAM = "bram"       # BRAM36 (BRAM18 halves count 0.5)
+    URAM = "uram"       # URAM288
+    DDR = "ddr"
+    STAGE = "stage"     # a coarse buffer its stage builds and places itself
+
+
+ON_CHIP = (MemoryKind.LUTRAM, MemoryKind.BRAM, MemoryKind.URAM)
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,7 @@ def uram_cost(width: int, depth: int) -> int:
     return ceil(width / 72) * ceil(depth / 4096)
 
 
-def options(mem: Memory, rom_in_uram: bool = True) -> dict[str, float]:
+def options(mem: Memory, rom_in_uram: bool = True) -> dict[MemoryKind, float]:
     """Cost of the memory in each primitive that can hold it: ``lutram`` in LUTs, ``bram``
     in BRAM36 blocks, ``uram`` in URAM288 blocks, ``ddr`` in bytes per image. A ROM needs
     its contents loaded by the bitstream, which UltraScale+ URAM cannot take (Versal's
@@ -81,21 +96,23 @@ def options(mem: Memory, rom_in_uram: bool = True) -> dict[str, float]:
 
 @cache  # the planner costs the same few geometries tens of thousands of times
 def _options(width: int, depth: int, rom: bool, ports: int, rom_in_uram: bool,
-             offchip_bytes: int = 0) -> tuple[tuple[str, float], ...]:
-    out = [("bram", bram_cost(width, depth) * ports)]
+             offchip_bytes: int = 0) -> tuple[tuple[MemoryKind, float], ...]:
+    out = [(MemoryKind.BRAM, bram_cost(width, depth) * ports)]
     if rom or depth <= RAM_LUTRAM_MAX_DEPTH:
-        out.append(("lutram", float(lut_cost(width, depth, rom) * ports)))
+        out.append((MemoryKind.LUTRAM, float(lut_cost(width, depth, rom) * ports)))
     if rom_in_uram or not rom:
-        out.append(("uram", float(uram_cost(width, depth) * ports)))
+        out.append((MemoryKind.URAM, float(uram_cost(width, depth) * ports)))
     if offchip_bytes:
-        out.append(("ddr", float(offchip_bytes)))
+        out.append((MemoryKind.DDR, float(offchip_bytes)))
     return tuple(out)
 
 
-BUDGET_KEY = {"lutram": "lut", "bram": "bram", "uram": "uram", "ddr": "ddr"}
+BUDGET_KEY = {MemoryKind.LUTRAM: "lut", MemoryKind.BRAM: "bram", MemoryKind.URAM: "uram",
+              MemoryKind.DDR: "ddr"}
 
 
-def place(mem: Memory, budget: dict[str, int], rom_in_uram: bool = True) -> tuple[str, float]:
+def place(mem: Memory, budget: dict[str, int], rom_in_uram: bool = True
+          ) -> tuple[MemoryKind, float]:
     """(kind, count): the primitive that takes the smallest fraction of its budget
     (``budget`` keys ``lut``, ``bram``, ``uram``); a memory deeper than ``LUTRAM_MAX_DEPTH``
     only in a block."""
@@ -108,24 +125,25 @@ def budget_key(budget: dict[str, int]) -> tuple[tuple[str, int], ...]:
 
 @cache  # the planner places the same few geometries tens of thousands of times
 def place_in(mem: Memory, budget: tuple[tuple[str, int], ...], rom_in_uram: bool
-             ) -> tuple[str, float]:
+             ) -> tuple[MemoryKind, float]:
     """``place`` against a ``budget_key``."""
     budget = dict(budget)
     best = None
     for kind, n in options(mem, rom_in_uram).items():
         b = budget.get(BUDGET_KEY[kind], 0)
-        if not b or kind == "ddr" or (kind == "lutram" and mem.depth > LUTRAM_MAX_DEPTH):
+        if not b or kind is MemoryKind.DDR or (kind is MemoryKind.LUTRAM
+                                               and mem.depth > LUTRAM_MAX_DEPTH):
             continue
         frac = n / b
         if best is None or frac < best[0]:
             best = (frac, kind, n)
     if best is None:
-        return "bram", options(mem)["bram"]
+        return MemoryKind.BRAM, options(mem)[MemoryKind.BRAM]
     return best[1], best[2]
 
 
 def place_all(mems: list[Memory], budget: dict[str, int], used: dict[str, float],
-              rom_in_uram: bool = True, ddr_luts=None) -> list[tuple[str, float]]:
+              rom_in_uram: bool = True, ddr_luts=None) -> list[tuple[MemoryKind, float]]:
     """Place every memory at once: each first on chip where it takes the smallest budget
     fraction, then, while a resource is over budget (``used`` holds what logic already
     takes), move the memory that frees the most of it per fraction added elsewhere; DDR
@@ -151,7 +169,7 @@ def place_all(mems: list[Memory], budget: dict[str, int], used: dict[str, float]
                 if a == k or not budget.get(a) or total.get(a, 0) + m > budget[a]:
                     continue
                 added = m / budget[a]
-                if alt == "ddr":
+                if alt is MemoryKind.DDR:
                     port = ddr_luts(mems[i])
                     if total.get("lut", 0) + port > budget.get("lut", 0):
                         continue
@@ -165,7 +183,7 @@ def place_all(mems: list[Memory], budget: dict[str, int], used: dict[str, float]
         kind, n = choice[i]
         total[BUDGET_KEY[kind]] -= n
         total[BUDGET_KEY[alt]] = total.get(BUDGET_KEY[alt], 0) + m
-        if alt == "ddr":
+        if alt is MemoryKind.DDR:
             total["lut"] = total.get("lut", 0) + ddr_luts(mems[i])
         choice[i] = (alt, m)
     _relieve_luts(choice, opts, budget, total)
@@ -178,12 +196,13 @@ def _relieve_luts(choice, opts, budget, total) -> None:
     below the LUTs' utilization (small designs keep small memories in LUTs)."""
     def frac(k):
         return total.get(k, 0) / budget[k] if budget.get(k) else float("inf")
-    moves = sorted((-n / m, i, alt, m) for i, (kind, n) in enumerate(choice) if kind == "lutram"
-                   for alt, m in opts[i].items() if alt not in ("lutram", "ddr") and m > 0)
+    moves = sorted((-n / m, i, alt, m) for i, (kind, n) in enumerate(choice)
+                   if kind is MemoryKind.LUTRAM for alt, m in opts[i].items()
+                   if alt in (MemoryKind.BRAM, MemoryKind.URAM) and m > 0)
     for _, i, alt, m in moves:
         kind, n = choice[i]
         k = BUDGET_KEY[alt]
-        if kind != "lutram" or not budget.get(k) or total.get(k, 0) + m > budget[k]:
+        if kind is not MemoryKind.LUTRAM or not budget.get(k) or total.get(k, 0) + m > budget[k]:
             continue
         if (total.get(k, 0) + m) / budget[k] > frac("lut") - n / budget["lut"]:
             continue

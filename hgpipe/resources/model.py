@@ -28,7 +28,7 @@ from ..graph.pipeline import Pipelining, default
 from ..graph.table import PotTable
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
-from .memory import BUDGET_KEY, Memory, budget_key, lut_cost, place_in
+from .memory import BUDGET_KEY, ON_CHIP, Memory, MemoryKind, budget_key, lut_cost, place_in
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to this wide
@@ -324,12 +324,12 @@ def logic(kind: str, lut_size, ff_size) -> tuple[float, float]:
     return fitted(c["lut"], lut_size), fitted(c["ff"], ff_size)
 
 
-def placed(kind: str, count: float) -> Resources:
+def placed(kind: MemoryKind, count: float) -> Resources:
     """Resources of ``count`` units of on-chip memory primitive ``kind`` (DDR: none on chip,
     its port logic is ``ddr_fifo``)."""
-    if kind == "ddr":
+    if kind is MemoryKind.DDR:
         return Resources()
-    return Resources(**{BUDGET_KEY[kind]: int(count) if kind == "uram" else count})
+    return Resources(**{BUDGET_KEY[kind]: int(count) if kind is MemoryKind.URAM else count})
 
 
 def ddr_sizes(layout: DdrLayout) -> tuple[float, float]:
@@ -369,12 +369,13 @@ def ddr_arbiter(managers: int, data_bits: int, addr_bits: int = 32) -> Resources
 
 
 def memory_resources(mems, budget: dict[str, int], rom_in_uram: bool = True) -> Resources:
-    total = {"lutram": 0.0, "bram": 0.0, "uram": 0.0}
+    total = dict.fromkeys(ON_CHIP, 0.0)
     key = budget_key(budget)
     for mem in mems:
         kind, count = place_in(mem, key, rom_in_uram)
         total[kind] += count
-    return Resources(lut=total["lutram"], bram=total["bram"], uram=int(total["uram"]))
+    return Resources(lut=total[MemoryKind.LUTRAM], bram=total[MemoryKind.BRAM],
+                     uram=int(total[MemoryKind.URAM]))
 
 
 def stage_logic(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 1,

@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
 from ..graph.graph import IntGraph
+from ..graph.kinds import StageKind
 from ..graph.stages import Stage
 from ..plan.netlist import (DdrFifoPart, DdrWeightsPart, FifoPart, ForkPart, GearboxPart,
                             MergePart, Netlist, Part, StageUnit, netlist, safe)
@@ -37,7 +38,7 @@ from .axi import AxiParams, arbiter_params, top_members
 from .ddr import DdrFifo, DdrWeights, ddr_port
 from .elementwise import ResidualAddStage
 from .layernorm import LayerNormStage
-from .linear import HeadStage, LinearStage, weight_words
+from .linear import HeadStage, LinearStage, WeightSource, weight_words
 from .lut import LutStage
 from .plumbing import Fifo, Fork, Gearbox, Merge
 from .softmax import SoftmaxStage
@@ -104,25 +105,25 @@ class Accelerator(wiring.Component):
         tokens, cin = (shape[1], shape[2]) if len(shape) == 3 else shape
         kw = {"styles": self.styles[st.name]} if self.styles.get(st.name) else {}
         pipe = {"pipe": self.pipe}
-        if st.kind == "qk":
+        if st.kind is StageKind.QK:
             return self.make(QkHead, st, f, u.head, tokens, u.banks, **kw, **pipe)
-        if st.kind == "softmax":
+        if st.kind is StageKind.SOFTMAX:
             return self.make(SoftmaxStage, st, f, cin, **kw, **pipe)
-        if st.kind == "av":
+        if st.kind is StageKind.AV:
             return self.make(AvHead, st, f, u.head, tokens, u.banks, **kw, **pipe)
-        if st.kind == "linear" and st.cls_only:
+        if st.kind is StageKind.LINEAR and st.cls_only:
             return self.make(HeadStage, st, f, tokens, self.graph.layout.cls_row, **kw, **pipe,
-                             **({"weights": "stream"} if streamed else {}))
-        if st.kind == "linear":
+                             **({"weights": WeightSource.STREAM} if streamed else {}))
+        if st.kind is StageKind.LINEAR:
             return self.make(LinearStage, st, f, **kw, **pipe)
-        if st.kind == "layernorm":
+        if st.kind is StageKind.LAYERNORM:
             return self.make(LayerNormStage, st, f, cin, **kw, **pipe)
-        if st.kind == "requant":
+        if st.kind is StageKind.REQUANT:
             return self.make(LutStage, st.table, st.in_ranges[0], st.out_range, f.tp, f.cip,
                              cin, **kw, **pipe)
-        if st.kind == "tokens":
+        if st.kind is StageKind.TOKENS:
             return self.make(TokensStage, st, f, self.graph.layout, **kw, **pipe)
-        if st.kind == "add":
+        if st.kind is StageKind.ADD:
             return self.make(ResidualAddStage, st, f.tp * f.cip, **kw)
         raise ValueError(f"Accelerator: stage {st.name}: no unit for kind {st.kind!r}")
 

@@ -8,9 +8,9 @@ multiplies ``tp x cop x cip`` pairs, with weights from an on-chip ROM addressed
 the contract's formula. Accumulators have the stage's derived width; partial sums may wrap
 in two's complement, the final sum cannot (its range is exact).
 
-With ``weights="stream"`` the ROM's words come instead on an input stream ``w``, in the
-order the ROM would be read (``weight_words``, once per token group): a stage that reads
-them once an image (the head) can keep them off chip (``hgpipe.rtl.ddr.DdrWeights``).
+With ``weights=WeightSource.STREAM`` the ROM's words come instead on an input stream ``w``,
+in the order the ROM would be read (``weight_words``, once per token group): a stage that
+reads them once an image (the head) can keep them off chip (``hgpipe.rtl.ddr.DdrWeights``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,18 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
+from ..choice import Choice
 from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Linear
 from .mem import Ram, Rom
 from .stream import delay, lane, mac, pack_word, stream_of
+
+
+class WeightSource(Choice):
+    """Where a linear stage's weights come from."""
+
+    ROM = "rom"         # an on-chip ROM
+    STREAM = "stream"   # an input stream, once per token group (from DDR)
 
 
 def weight_words(st: Linear, f: Folding) -> list[int]:
@@ -40,7 +48,7 @@ class LinearStage(wiring.Component):
     accumulators, output chunks in order for each token group."""
 
     def __init__(self, st: Linear, f: Folding, *, class_row: bool = False,
-                 styles: dict[str, str] | None = None, weights: str = "rom",
+                 styles: dict[str, str] | None = None, weights: str = WeightSource.ROM,
                  pipe: Pipelining | None = None):
         if st.cls_only and not class_row:
             raise ValueError("LinearStage: the head is a HeadStage")
@@ -48,9 +56,7 @@ class LinearStage(wiring.Component):
         if cin % f.cip or cout % f.cop:
             raise ValueError(f"LinearStage {st.name}: folding {f} does not divide "
                              f"{cin} -> {cout}")
-        if weights not in ("rom", "stream"):
-            raise ValueError(f"LinearStage {st.name}: weights={weights!r}: expected rom or "
-                             f"stream")
+        weights = WeightSource.parse(weights, f"LinearStage {st.name}: weights")
         self.stage, self.f, self.styles, self.weights = st, f, styles or {}, weights
         self.pipe = pipe or default()
         self.ni, self.no = cin // f.cip, cout // f.cop
@@ -58,7 +64,7 @@ class LinearStage(wiring.Component):
         self.w_range = st.derived["weight"]
         self.acc_range = st.derived["acc"]
         w = {"w": In(stream.Signature(f.cop * f.cip * self.w_range.bits))} \
-            if weights == "stream" else {}
+            if weights is WeightSource.STREAM else {}
         super().__init__({"i": In(stream_of(f.tp * f.cip, self.x_range)),
                           "o": Out(stream_of(f.tp * f.cop, self.acc_range)), **w})
         self.busy = Signal()  # a multiply-accumulate issues this cycle
@@ -80,7 +86,7 @@ class LinearStage(wiring.Component):
         m.submodules.row = row = Ram(f.tp * f.cip * xb, 2 * ni, style("row"), lat)
         m.submodules.brom = brom = Rom(f.cop * ab, self.bias_words(), style("bias"), lat)
         wr, rd, bp = row.write_port(), row.read_port(), brom.read_port()
-        if self.weights == "rom":
+        if self.weights is WeightSource.ROM:
             m.submodules.wrom = wrom = Rom(f.cop * f.cip * wb, self.weight_words(),
                                            style("weights"), lat)
             wp = wrom.read_port()
@@ -106,7 +112,7 @@ class LinearStage(wiring.Component):
         oc, ic = Signal(range(no)), Signal(range(ni))
         issue = Signal()
         ready = full.bit_select(bank_r, 1) & en
-        if self.weights == "rom":
+        if self.weights is WeightSource.ROM:
             # the ROM is read in address order: a counter, not oc * ni + ic (a multiplier)
             waddr = Signal(range(no * ni), name="waddr")
             with m.If(issue):
@@ -153,7 +159,7 @@ class HeadStage(wiring.Component):
     ``cop`` a beat."""
 
     def __init__(self, st: Linear, f: Folding, tokens: int, cls_row: int = 0, *,
-                 styles: dict[str, str] | None = None, weights: str = "rom",
+                 styles: dict[str, str] | None = None, weights: str = WeightSource.ROM,
                  pipe: Pipelining | None = None):
         if tokens % f.tp:
             raise ValueError(f"HeadStage {st.name}: tp {f.tp} does not divide {tokens} tokens")
@@ -162,7 +168,7 @@ class HeadStage(wiring.Component):
                                   weights=weights, pipe=pipe)
         x = st.in_ranges[0]
         w = {"w": In(stream.Signature(f.cop * f.cip * st.derived["weight"].bits))} \
-            if weights == "stream" else {}
+            if self.linear.weights is WeightSource.STREAM else {}
         super().__init__({"i": In(stream_of(f.tp * f.cip, x)),
                           "o": Out(stream_of(f.cop, st.derived["acc"])), **w})
         self.busy = Signal()  # computing the class row or draining a row
@@ -178,7 +184,7 @@ class HeadStage(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), sel.i)
         wiring.connect(m, sel.o, self.linear.i)
         wiring.connect(m, self.linear.o, wiring.flipped(self.o))
-        if self.linear.weights == "stream":
+        if self.linear.weights is WeightSource.STREAM:
             wiring.connect(m, wiring.flipped(self.w), self.linear.w)
         m.d.comb += self.busy.eq(self.linear.busy | (self.i.valid & self.i.ready))
         return m

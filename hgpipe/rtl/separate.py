@@ -23,6 +23,7 @@ from amaranth import ClockSignal, Elaboratable, Instance, Module, ResetSignal, S
 from amaranth.hdl import _ir
 from amaranth.lib import wiring
 
+from ..choice import Choice
 from ..graph.stages import Stage
 from .mem import collecting
 
@@ -54,6 +55,8 @@ def _feed(h, x) -> None:
             _feed(h, k)
             _feed(h, x[k])
         h.update(b")")
+    elif isinstance(x, Choice):         # as its word: names stay what the word makes them
+        h.update(f"str:{x.value!r};".encode())
     elif isinstance(x, (bool, int, float, str, type(None), np.integer, np.floating)):
         h.update(f"{type(x).__name__}:{x!r};".encode())
     else:

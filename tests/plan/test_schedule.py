@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from hgpipe.graph.kinds import InputGrain
 from hgpipe.plan.schedule import Deadlock, Node, required_depths, simulate
+
+ROW, TENSOR = InputGrain.ROW, InputGrain.TENSOR
 
 
 def chain():
     # source: one token a cycle; A: 2 cycles a row, lag 2; B: 3 cycles a row, lag 3
     return [Node("patches", 1, 4, 4, 1, 0),
-            Node("a", 1, 4, 4, 2, 2, inputs=(("patches", "row"),)),
-            Node("b", 1, 4, 4, 3, 3, inputs=(("a", "row"),))]
+            Node("a", 1, 4, 4, 2, 2, inputs=(("patches", ROW),)),
+            Node("b", 1, 4, 4, 3, 3, inputs=(("a", ROW),))]
 
 
 def test_chain_by_hand():
@@ -23,7 +26,7 @@ def test_chain_by_hand():
 
 
 def test_tensor_grain_waits_for_the_whole_image():
-    nodes = chain()[:2] + [Node("c", 1, 4, 4, 1, 1, inputs=(("a", "tensor"),))]
+    nodes = chain()[:2] + [Node("c", 1, 4, 4, 1, 1, inputs=(("a", TENSOR),))]
     s = simulate(nodes, 2, {}, {})
     assert s.finish["c"][0] == s.finish["a"][3] + 1  # needs a's last row of image 0
     assert s.finish["c"][4] == s.finish["a"][7] + 1
@@ -33,9 +36,9 @@ def fork_join():
     """x forks to a slow branch that needs its whole input (like attention) and to a skip
     path; both join in an add. The skip FIFO must hold a whole image or it deadlocks."""
     return [Node("patches", 1, 8, 8, 1, 0),
-            Node("x", 1, 8, 8, 1, 1, inputs=(("patches", "row"),)),
-            Node("att", 1, 8, 8, 1, 2, inputs=(("x", "tensor"),)),
-            Node("add", 1, 8, 8, 1, 1, inputs=(("x", "row"), ("att", "row")))]
+            Node("x", 1, 8, 8, 1, 1, inputs=(("patches", ROW),)),
+            Node("att", 1, 8, 8, 1, 2, inputs=(("x", TENSOR),)),
+            Node("add", 1, 8, 8, 1, 1, inputs=(("x", ROW), ("att", ROW)))]
 
 
 def test_planned_depths_keep_the_unbounded_schedule():
