@@ -1,6 +1,6 @@
 """The per-stage hardware contract: folding, legal foldings, stream shapes, cycles per image.
 
-One formula per stage kind, read by the planner, the performance and resource models and
+One ``Contract`` object per stage kind (``CONTRACTS``), read by the planner, the performance and resource models and
 the RTL (whose tests check that simulated cycles equal it). Streams carry beats of
 ``tp`` tokens x ``lanes`` channels, token groups outermost, channel chunks inside:
 beat ``(g, c)`` holds tokens ``g*tp ...`` and channels ``c*lanes ...``.
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kinds import InputGrain
+from .kinds import InputGrain, StageKind
 from .pipeline import Pipelining
-from .stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant, ResidualAdd,
-                     Softmax, Stage, Tokens)
+from .stages import AttentionScores, AttentionValue, Linear, Stage
 
 
 @dataclass(frozen=True)
@@ -34,35 +33,151 @@ class Folding:
                 raise ValueError(f"folding: {k}={getattr(self, k)}: expected >= 1")
 
 
-def cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
-    """Steady-state cycles per image (the stage's initiation interval).
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
 
-    Linear: every (token group, output chunk, input chunk) takes one cycle. Element-wise
-    stages: one beat per cycle. LayerNorm and softmax overlap the statistics pass of one
-    row with the output pass of the previous one (row double-buffering), so a row costs
-    one pass. Attention: per head, one (query group, chunk, chunk) per cycle, heads in
-    parallel.
-    """
-    t = tokens
-    if isinstance(st, Linear):
-        groups = 1 if st.cls_only else t // f.tp
+
+class Contract:
+    """One stage kind's hardware contract, stated once: its cycles per image, its lag, the
+    grain and lanes of its inputs, and its legal foldings. ``tokens`` is the streamed row
+    count (padding included, a multiple of ``tp``) and ``channels`` the input's channels
+    (softmax: the streamed keys). The RTL implements it; its tests check simulated cycles
+    against ``cycles``."""
+
+    def cycles(self, st: Stage, f: Folding, tokens: int, channels: int) -> int:
+        """Steady-state cycles per image (the stage's initiation interval). Element-wise
+        stages: one beat a cycle; LayerNorm and softmax overlap the statistics pass of one
+        row with the output pass of the previous one, so a row costs one pass."""
+        return (tokens // f.tp) * (channels // f.cip)
+
+    def lag(self, st: Stage, f: Folding, tokens: int, channels: int, pipe: Pipelining) -> int:
+        """Cycles from the last input beat of a row to the last output beat of that row,
+        when the stage is otherwise idle."""
+        raise NotImplementedError
+
+    def input_grains(self, st: Stage) -> tuple[InputGrain, ...]:
+        """Per input: ``ROW`` (a row is computed from the same rows of the input) or
+        ``TENSOR`` (every row needs the whole input tensor)."""
+        return (InputGrain.ROW,) * len(st.inputs)
+
+    def input_lanes(self, st: Stage, f: Folding, k: int) -> int:
+        """Channels a beat of input ``k`` carries."""
+        return f.cip
+
+    def foldings(self, st: Stage, tokens: int, channels: int, tp: int) -> list[Folding]:
+        """Every folding with token parallelism ``tp`` that divides the dimensions
+        (element-wise: ``cip == cop``)."""
+        return [Folding(tp, a, a) for a in _divisors(channels)]
+
+
+class _Stream(Contract):
+    """A beat in, a beat out through a fixed pipeline: ``lag`` is its registers."""
+
+    def __init__(self, lag):
+        self._lag = lag
+
+    def lag(self, st, f, tokens, channels, pipe):
+        return self._lag(pipe)
+
+
+class _RowPasses(Contract):
+    """LayerNorm and softmax: the row is replayed after its statistics, once a pass (a row
+    of beats, a register stage and the pass's extra stages each)."""
+
+    def __init__(self, *steps: tuple[str, str]):
+        self.steps = steps
+
+    def lag(self, st, f, tokens, channels, pipe):
+        n = len(self.steps)
+        return n * (channels // f.cip) + 2 + n + sum(pipe.row_pass_extra(*s)
+                                                     for s in self.steps)
+
+
+class _Linear(Contract):
+    """Every (token group, output chunk, input chunk) takes one cycle; the head computes
+    its class token's row alone (and drains the others at one beat a cycle)."""
+
+    def cycles(self, st: Linear, f, tokens, channels):
+        groups = 1 if st.cls_only else tokens // f.tp
         compute = groups * (st.in_features // f.cip) * (st.out_features // f.cop)
-        return max(compute, (t // f.tp) * (st.in_features // f.cip))  # must drain all input
-    if isinstance(st, (Requant, ResidualAdd, LayerNorm, Tokens)):
-        return (t // f.tp) * (in_channels // f.cip)
-    if isinstance(st, Softmax):
-        return (t // f.tp) * (in_channels // f.cip)     # padding keys included
-    # a per-head attention unit also takes in the whole QKV stream, one beat per cycle:
-    # QK^T at cip lanes (Q and K chunks), AV at cop lanes (V chunks)
-    qkv = 3 * st.heads * st.head_dim if isinstance(st, (AttentionScores, AttentionValue)) \
-        else 0
-    if isinstance(st, AttentionScores):
-        return max((t // f.tp) * (st.head_dim // f.cip) * (t // f.cop),
-                   (t // f.tp) * (qkv // f.cip))
-    if isinstance(st, AttentionValue):
-        return max((t // f.tp) * (t // f.cip) * (st.head_dim // f.cop),
-                   (t // f.tp) * (qkv // f.cop))
-    raise TypeError(f"no contract for stage kind {st.kind!r}")
+        return max(compute, (tokens // f.tp) * (st.in_features // f.cip))  # drains all input
+
+    def lag(self, st: Linear, f, tokens, channels, pipe):
+        # the whole row after it has arrived, through the multiply-accumulate's registers
+        return (st.in_features // f.cip) * (st.out_features // f.cop) + 2 \
+            + pipe.mac_extra(f.cip)
+
+    def foldings(self, st: Linear, tokens, channels, tp):
+        return [Folding(tp, a, b) for a in _divisors(st.in_features)
+                for b in _divisors(st.out_features)]
+
+
+class _Attention(Contract):
+    """A per-head unit: one (query group, chunk, chunk) a cycle, heads in parallel; it also
+    takes in the whole QKV stream, one beat a cycle. K and V are banked by key (key mod
+    cop for K, key mod cip for V) so that the ``tp`` keys of a beat land in distinct
+    banks: at least ``tp`` banks."""
+
+    def lag(self, st, f, tokens, channels, pipe):
+        return self.cycles(st, f, tokens, channels) / (tokens // f.tp) + 2 \
+            + pipe.mac_extra(f.cip)
+
+
+class _Qk(_Attention):
+    def cycles(self, st: AttentionScores, f, tokens, channels):
+        qkv = 3 * st.heads * st.head_dim            # Q and K chunks at cip lanes
+        return max((tokens // f.tp) * (st.head_dim // f.cip) * (tokens // f.cop),
+                   (tokens // f.tp) * (qkv // f.cip))
+
+    def input_grains(self, st):
+        return (InputGrain.TENSOR,)
+
+    def foldings(self, st: AttentionScores, tokens, channels, tp):
+        return [Folding(tp, a, b) for a in _divisors(st.head_dim) for b in _divisors(tokens)
+                if b >= tp]
+
+
+class _Av(_Attention):
+    def cycles(self, st: AttentionValue, f, tokens, channels):
+        qkv = 3 * st.heads * st.head_dim            # V chunks at cop lanes
+        return max((tokens // f.tp) * (tokens // f.cip) * (st.head_dim // f.cop),
+                   (tokens // f.tp) * (qkv // f.cop))
+
+    def input_grains(self, st):
+        return (InputGrain.ROW, InputGrain.TENSOR)
+
+    def input_lanes(self, st, f, k):
+        return f.cop if k == 1 else f.cip           # V, read cop dims a beat
+
+    def foldings(self, st: AttentionValue, tokens, channels, tp):
+        return [Folding(tp, a, b) for a in _divisors(tokens) for b in _divisors(st.head_dim)
+                if a >= tp]
+
+
+CONTRACTS: dict[StageKind, Contract] = {
+    StageKind.LINEAR: _Linear(),
+    # the position word's read, then the output register
+    StageKind.TOKENS: _Stream(lambda pipe: 1 + pipe.read_latency),
+    StageKind.ADD: _Stream(lambda pipe: 2),          # input registers, output register
+    # the index's add, its shift and clamp, the ROM
+    StageKind.REQUANT: _Stream(lambda pipe: 2 + pipe.read_latency),
+    StageKind.LAYERNORM: _RowPasses(("layernorm", "layernorm")),
+    StageKind.SOFTMAX: _RowPasses(("max", "exp"), ("recip", "normalise")),
+    StageKind.QK: _Qk(),
+    StageKind.AV: _Av(),
+}
+
+
+def contract(st: Stage) -> Contract:
+    try:
+        return CONTRACTS[st.kind]
+    except (KeyError, AttributeError):
+        raise TypeError(f"no contract for stage {type(st).__name__}") from None
+
+
+def cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
+    """Steady-state cycles per image (``Contract.cycles``)."""
+    return contract(st).cycles(st, f, tokens, in_channels)
 
 
 def rows(st: Stage, f: Folding, tokens: int) -> int:
@@ -77,59 +192,21 @@ def row_cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> float:
 
 
 def lag(st: Stage, f: Folding, tokens: int, in_channels: int, pipe: Pipelining) -> int:
-    """Cycles from the last input beat of a row to the last output beat of that row, when
-    the stage is otherwise idle. Streaming stages pass a beat through two registers (the
-    add: input and output; tokens: the position ROM's read and the output), a table lookup through its two index registers and its
-    ROM; LayerNorm and
-    softmax replay the row after its statistics (one and two passes); linear and attention
-    stages compute the whole row after it has arrived, through the multiply-accumulate's
-    register stages (``pipe.mac_extra``)."""
-    if isinstance(st, Tokens):
-        return 1 + pipe.read_latency    # the position word's read, then the output register
-    if isinstance(st, ResidualAdd):
-        return 2        # input registers, then the output register
-    if isinstance(st, Requant):
-        return 2 + pipe.read_latency    # the index's add, its shift and clamp, the ROM
-    if isinstance(st, LayerNorm):
-        return in_channels // f.cip + 3 + pipe.row_pass_extra("layernorm", "layernorm")
-    if isinstance(st, Softmax):
-        return 2 * (in_channels // f.cip) + 4 + pipe.row_pass_extra("max", "exp") \
-            + pipe.row_pass_extra("recip", "normalise")
-    if isinstance(st, Linear):
-        return (st.in_features // f.cip) * (st.out_features // f.cop) + 2 \
-            + pipe.mac_extra(f.cip)
-    return row_cycles(st, f, tokens, in_channels) + 2 + pipe.mac_extra(f.cip)
+    """``Contract.lag``."""
+    return contract(st).lag(st, f, tokens, in_channels, pipe)
 
 
 def input_grains(st: Stage) -> tuple[InputGrain, ...]:
-    """Per input: ``ROW`` (a row is computed from the same rows of the input) or ``TENSOR``
-    (every row needs the whole input tensor: K for QK^T, V for AV)."""
-    if isinstance(st, AttentionScores):
-        return (InputGrain.TENSOR,)
-    if isinstance(st, AttentionValue):
-        return (InputGrain.ROW, InputGrain.TENSOR)
-    return (InputGrain.ROW,) * len(st.inputs)
+    """``Contract.input_grains``."""
+    return contract(st).input_grains(st)
 
 
 def legal_foldings(st: Stage, tokens: int, in_channels: int, tp: int) -> list[Folding]:
     """Every folding with token parallelism ``tp`` that divides the stage's dimensions
     (``tokens``: the streamed rows, a multiple of ``tp`` once padded)."""
-    def divisors(n):
-        return [d for d in range(1, n + 1) if n % d == 0]
     if tokens % tp:
         return []
-    if isinstance(st, Linear):
-        return [Folding(tp, a, b) for a in divisors(st.in_features)
-                for b in divisors(st.out_features)]
-    # K and V are banked by key (key mod cop for K, key mod cip for V) so that the ``tp``
-    # keys of one beat are written into distinct banks: at least ``tp`` banks
-    if isinstance(st, AttentionScores):
-        return [Folding(tp, a, b) for a in divisors(st.head_dim) for b in divisors(tokens)
-                if b >= tp]
-    if isinstance(st, AttentionValue):
-        return [Folding(tp, a, b) for a in divisors(tokens) for b in divisors(st.head_dim)
-                if a >= tp]
-    return [Folding(tp, a, a) for a in divisors(in_channels)]
+    return contract(st).foldings(st, tokens, in_channels, tp)
 
 
 FIFO_MARGIN_BEATS = 4   # registers of gearboxes and forks that the plan's row model ignores
@@ -151,7 +228,7 @@ def fifo_beats(depth_tokens: int, tp: int, channels: int, lanes: int) -> int:
 
 def input_lanes(st: Stage, f: Folding, k: int) -> int:
     """Channels a beat of stage input ``k`` carries: AV's V at ``cop``, all others ``cip``."""
-    return f.cop if isinstance(st, AttentionValue) and k == 1 else f.cip
+    return contract(st).input_lanes(st, f, k)
 
 
 def to_beats(x, tp: int, lanes: int):
