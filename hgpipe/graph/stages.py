@@ -109,6 +109,22 @@ class Tokens(Stage):
 
     kind: ClassVar[StageKind] = StageKind.TOKENS
 
+    def rom(self, layout) -> np.ndarray:
+        """The position words a streamed stage adds, a row per stream row of ``layout``:
+        ``pos`` in the layout's token order, the class token folded into its row, padding
+        rows 0 (their input is zeroed too)."""
+        pos = np.zeros((layout.rows, self.pos.shape[1]), dtype=np.int64)
+        pos[:layout.tokens] = self.pos.astype(np.int64)[layout.model_index()]
+        pos[layout.cls_row] += self.cls
+        return pos
+
+    def rom_range(self, padded: bool) -> IntRange:
+        """The range of ``rom``'s words in any layout (with padding rows or without)."""
+        folded = self.pos.astype(np.int64).copy()
+        folded[0] += self.cls
+        r = IntRange.of_array(folded)
+        return IntRange.hull([r, IntRange(0, 0)]) if padded else r
+
     def ranges(self) -> dict[str, IntRange]:
         tok = IntRange.hull([self.in_ranges[0], IntRange.of_array(self.cls)])
         s = tok + IntRange.of_array(self.pos)

@@ -229,7 +229,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         ob = _bits(d["sum"])
         mems = ()
         if isinstance(st, Tokens):
-            pb = _bits(IntRange.of_array(st.pos))
+            pb = _bits(st.rom_range(tokens > st.pos.shape[0]))
             mems = (Memory("pos", n * pb, (tokens // f.tp) * (in_channels // f.cip), rom=True),)
         # tokens: the input beat waits out the position ROM's read, the output is registered
         pff = n * _bits(st.out_range) + 1 + (pipe.read_latency - 1) * (

@@ -11,13 +11,11 @@ that group without taking a beat.
 
 from __future__ import annotations
 
-import numpy as np
 from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding
-from ..graph.intrange import IntRange
 from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Tokens
@@ -44,11 +42,8 @@ class TokensStage(wiring.Component):
         self.tokens = layout.rows
         self.styles = styles or {}
         self.pipe = pipe or default()
-        pos = np.zeros((layout.rows, channels), dtype=np.int64)   # padding rows: 0
-        pos[:layout.tokens] = st.pos.astype(np.int64)[layout.model_index()]
-        pos[layout.cls_row] += st.cls
-        self.pos = pos
-        self.pos_range = IntRange.of_array(pos)
+        self.pos = st.rom(layout)
+        self.pos_range = st.rom_range(layout.rows > layout.tokens)
         # the token groups whose slot t carries a patch: a range per slot
         self.kept = []
         for t in range(f.tp):

@@ -16,11 +16,15 @@ from hgpipe.rtl.generate import verilog
 from hgpipe.rtl.mem import census
 
 
-@pytest.mark.parametrize("tp", [None, 2], ids=["fastest", "tp2"])
-def test_every_stage_builds_the_memories_the_model_declares(micro_graph_w3a3, tp):
-    g = micro_graph_w3a3
+@pytest.mark.parametrize("tp, extra", [(None, False), (2, False), (4, True)],
+                         ids=["fastest", "tp2", "padded-tp4"])
+def test_every_stage_builds_the_memories_the_model_declares(micro_graph_w3a3, extra_graph,
+                                                             tp, extra):
+    """``padded-tp4``: 17 tokens streamed as 20 rows (the position ROM's padding rows)."""
+    g = extra_graph[0] if extra else micro_graph_w3a3
     plan = make_plan(g, load_board("vck190"), tp=tp)
     acc = Accelerator(g, plan)
+    g = acc.graph                       # laid out as the plan streams it
     # block 0 and the stages outside the blocks (the other blocks repeat block 0's)
     stages = [s for s in g.stages if not s.name.startswith("blocks.")
               or s.name.startswith("blocks.0.")]
