@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from .cli_common import (_add_model_args, _add_plan_args, _add_quant_args, _load_array,
-                         _model, _progress, add_force_arg, check_input_paths,
+                         _model, _progress, add_force_arg, check_input_paths, headline,
                          make_plan_from_args,
                          quant_config, summary)
 from .cli_rtl import add_commands
@@ -66,8 +66,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     say = _progress(args.quiet)
     graph, plan, perf = make_plan_from_args(args, say)
     files = write(out, graph, plan, perf, progress=say)
-    print(f"{plan.model} {plan.bits} on {plan.board.name} at {plan.clock_mhz:g} MHz, "
-          f"TP={plan.tp}:")
+    print(f"{headline(plan)}:")
     print(summary(plan, perf))
     print(f"wrote {', '.join(str(f) for f in files)}")
     return 0

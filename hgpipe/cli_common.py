@@ -168,6 +168,15 @@ def _progress(quiet: bool):
     return say
 
 
+def headline(plan) -> str:
+    """``model bits on board at clock, TP=n`` and the padding rows, if any."""
+    lay = plan.layout
+    pad = f" ({lay.tokens} tokens streamed as {lay.rows} rows)" \
+        if lay and lay.rows > lay.tokens else ""
+    return f"{plan.model} {plan.bits} on {plan.board.name} at {plan.clock_mhz:g} MHz, " \
+        f"TP={plan.tp}{pad}"
+
+
 def summary(plan, perf) -> str:
     from .resources.model import full_size_margin
     r, b, m = plan.resources, plan.board.budget(), full_size_margin()

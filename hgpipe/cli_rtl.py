@@ -102,7 +102,7 @@ def _file(name: str) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .cli_common import _progress, summary
+    from .cli_common import _progress, headline, summary
     from .outdir import OutDir
     from .report.plan_report import write
     check_images(args, 1)
@@ -111,8 +111,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
     files = write(out, graph, plan, perf, progress=say,
                   extra=_rtl_files(source, vec, patches, acc))
-    print(f"{plan.model} {plan.bits} on {plan.board.name} at {plan.clock_mhz:g} MHz, "
-          f"TP={plan.tp}: {len(source.splitlines()):,} lines of Verilog")
+    print(f"{headline(plan)}: {len(source.splitlines()):,} lines of Verilog")
     print(summary(plan, perf))
     print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
