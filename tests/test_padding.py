@@ -75,7 +75,7 @@ def test_padded_rows_stay_inside_every_derived_range(model, tp):
     accumulators are sized for the real keys: softmax's zeros on the padding keys are
     what keeps them in range."""
     g, patches = model
-    padded = g.with_layout(TokenLayout.stream(g.config, tp))
+    padded = g.streamed(tp)
     shapes = {k: v.shape for k, v in run(padded, patches).items()}
     shapes[INPUT] = (2, padded.layout.patch_rows, g.config.patch_dim)
     ranges = {INPUT: g.input_range, **{st.name: st.out_range for st in g.stages}}

@@ -54,6 +54,10 @@ class IntGraph:
         """The same stages over streams laid out as ``layout``."""
         return self if layout == self.layout else dataclasses.replace(self, layout=layout)
 
+    def streamed(self, tp: int) -> "IntGraph":
+        """The same stages streamed at token parallelism ``tp`` (``TokenLayout.stream``)."""
+        return self.with_layout(TokenLayout.stream(self.config, tp))
+
     @cached_property
     def _by_name(self) -> dict[str, Stage]:
         return {st.name: st for st in self.stages}

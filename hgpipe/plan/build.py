@@ -10,7 +10,6 @@ from ..graph.contract import Folding, input_lanes, q_ring_groups
 from ..graph.ddr import DdrLayout
 from ..graph.graph import INPUT, IntGraph
 from ..graph.kinds import InputGrain, StageKind
-from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining
 from ..resources.board import Board
 from ..resources.memory import ON_CHIP, Memory, MemoryKind, place_all, register_bits
@@ -59,7 +58,7 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     it is), and a weight ROM read once an image in address order (the head's) whose read
     buffer covers the latency. With ``offchip="auto"`` they go there when the chip is over
     budget, with ``"all"`` always, with ``"none"`` never."""
-    graph = graph.with_layout(TokenLayout.stream(graph.config, tp))
+    graph = graph.streamed(tp)
     foldings = {k: o.folding for k, o in chosen.items()}
     first = graph.stages[0]
     pipe = Pipelining.at(clock_mhz)

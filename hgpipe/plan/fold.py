@@ -14,7 +14,6 @@ from functools import cached_property
 from ..graph.contract import Folding, cycles, legal_foldings
 from ..graph.graph import IntGraph
 from ..graph.kinds import StageKind
-from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining
 from ..graph.stages import Stage
 from ..resources.board import KINDS, Board
@@ -61,7 +60,7 @@ class Folder:
     pipe: Pipelining
 
     def __post_init__(self) -> None:
-        self.graph = self.graph.with_layout(TokenLayout.stream(self.graph.config, self.tp))
+        self.graph = self.graph.streamed(self.tp)
 
     @cached_property
     def options(self) -> dict[str, list[Option]]:

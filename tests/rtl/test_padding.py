@@ -8,7 +8,6 @@ under stalls, with the contract's cycles."""
 import pytest
 
 from hgpipe.graph.contract import Folding
-from hgpipe.graph.layout import TokenLayout
 from hgpipe.rtl.attention import AvHead, QkHead
 from hgpipe.rtl.linear import HeadStage
 from hgpipe.rtl.softmax import SoftmaxStage
@@ -29,7 +28,7 @@ def _matrix(test):
 
 def _laid_out(extra_graph, tp):
     g, patches = extra_graph
-    g = g.with_layout(TokenLayout.stream(g.config, tp))
+    g = g.streamed(tp)
     assert g.layout.tokens == 17 and g.layout.rows == {2: 18, 4: 20}[tp]
     return g, patches
 

@@ -27,7 +27,7 @@ def test_tokens_replace(micro_graphs, simulator, bits, folding, stall):
 def test_tokens_extra(extra_graph, simulator, stall):
     """At TP = 1 the class token's row follows the 16 patches' (one group more out than in)."""
     g, patches = extra_graph
-    g = g.with_layout(TokenLayout.stream(g.config, 1))
+    g = g.streamed(1)
     f = Folding(1, 8, 8)
     tokens, channels = g.shape("tokens")
     assert tokens == 17 and g.layout.cls_row == 16
