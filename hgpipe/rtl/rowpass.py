@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from ..graph.intrange import IntRange
 from ..graph.pipeline import Pipelining, default
 from .mem import Ram
-from .stream import delay, lane, pack, shape_of, stream_of
+from .stream import count, delay, lane, pack, shape_of, stream_of
 
 
 class RowPass(wiring.Component):
@@ -114,10 +114,12 @@ class RowPass(wiring.Component):
         # Writer: store the row, accumulate its statistics.
         filled = Signal(nbank)
         bw, jw = Signal(range(nbank)), Signal(range(nb))
+        aw = Signal(range(nbank * nb))      # bw * nb + jw, counted (no constant multiply)
         take = Signal()
         m.d.comb += [self.i.ready.eq(~filled.bit_select(bw, 1)),
                      take.eq(self.i.valid & self.i.ready),
-                     wr.addr.eq(bw * nb + jw), wr.data.eq(self.i.payload), wr.en.eq(take)]
+                     wr.addr.eq(aw), wr.data.eq(self.i.payload), wr.en.eq(take)]
+        count(m, take, (aw, nbank * nb))
         last_w = jw == nb - 1
         set_filled = Signal(nbank)
         done = Signal()                        # a row's statistics are final this cycle
@@ -175,9 +177,11 @@ class RowPass(wiring.Component):
         # Replay: one beat a cycle over a ready bank; the pipeline stalls on backpressure.
         en = ~self.o.valid | self.o.ready
         br, jr = Signal(range(nbank)), Signal(range(nb))
+        ar = Signal(range(nbank * nb))      # br * nb + jr, counted
         issue, clear = Signal(), Signal(nbank)
         m.d.comb += [issue.eq(ready.bit_select(br, 1) & en), self.busy.eq(issue),
-                     rd.addr.eq(br * nb + jr), rd.en.eq(en)]
+                     rd.addr.eq(ar), rd.en.eq(en)]
+        count(m, issue, (ar, nbank * nb))
         consts = self.chunk_constants(m, jr, en)
         with m.If(issue):
             with m.If(jr == nb - 1):
