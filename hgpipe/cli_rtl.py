@@ -11,7 +11,22 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .choice import Choice
 from .errors import HgpipeError
+
+class Backend(Choice):
+    """What ``generate`` and ``sim`` build from the plan."""
+
+    RTL = "rtl"     # Amaranth -> Verilog, simulated in cocotb
+    HLS = "hls"     # Vitis HLS C++ from hls_templates/, C-simulated with g++
+
+
+def backend(args: argparse.Namespace) -> Backend:
+    try:
+        return Backend.parse(args.backend, "backend")
+    except ValueError as exc:
+        raise HgpipeError(str(exc)) from None
+
 
 MAX_STALL = 0.9     # beyond, a run takes ten times the cycles and more: the timeout's bound
 MAX_IMAGES = 10_000  # random test images (their vectors are held in memory)
@@ -101,10 +116,80 @@ def _file(name: str) -> str:
     return name.replace(":", "_").replace(".", "_").replace("->", "_to_")
 
 
+def _hls(args: argparse.Namespace, say):
+    """Plan and render the HLS view; returns what ``generate`` and ``sim`` need."""
+    from .cli_common import make_plan_from_args
+    from .hls.design import hls_files
+    graph, plan, perf = make_plan_from_args(args, say)
+    say("rendering the HLS C++ from hls_templates/")
+    files = hls_files(graph, plan)
+    patches = _test_patches(args, graph, args.images)
+    return graph, plan, perf, files, patches
+
+
+def cmd_generate_hls(args: argparse.Namespace) -> int:
+    from .cli_common import _progress, headline, summary
+    from .hls.project import write_project
+    from .outdir import OutDir
+    from .report.plan_report import write
+    check_images(args, 1)
+    out = OutDir(args.out, args.force)
+    say = _progress(args.quiet)
+    graph, plan, perf, files, patches = _hls(args, say)
+    say(f"golden vectors for {len(patches)} images")
+    written = write(out, graph, plan, perf, progress=say,
+                    extra=lambda tmp: write_project(tmp / "hls", graph, plan, patches, files))
+    lines = sum(v.count("\n") for k, v in files.items() if k.startswith("stages/")
+                or k in ("top.cpp", "plumbing.h"))
+    print(f"{headline(plan)}: {len(files)} HLS files, {lines:,} lines of kernels and top")
+    print(summary(plan, perf))
+    print(f"wrote {', '.join(str(f) for f in written)}")
+    return 0
+
+
+def cmd_sim_hls(args: argparse.Namespace) -> int:
+    from .cli_common import _progress
+    from .hls.csim import HlsMissing
+    from .hls.project import csim, write_project
+    from .outdir import OutDir
+    from .report.plan_report import write
+    check_images(args, 1)
+    if args.stall:
+        raise HgpipeError(f"stall: {args.stall}: C simulation has no cycles to stall: "
+                          "expected 0 with --backend hls")
+    out = OutDir(args.out, args.force)
+    say = _progress(args.quiet)
+    graph, plan, perf, files, patches = _hls(args, say)
+    say(f"compiling with g++ and C-simulating {len(patches)} images")
+    try:
+        r = csim(graph, plan, patches, optimize=len(patches) * plan.ii > 2_000_000,
+                 files=files)
+    except (HlsMissing, RuntimeError) as exc:
+        raise HgpipeError(f"simulation: {exc}") from None
+    result = {"backend": "hls", "model": plan.model, "bits": plan.bits,
+              "board": plan.board.name, "simulator": "g++ (C simulation)",
+              "bit_exact": r.bit_exact, "images": r.images, "mismatches": r.mismatches,
+              "first_mismatch": r.first_mismatch, "build_seconds": r.build_seconds,
+              "build_cached": r.cached, "run_seconds": r.run_seconds}
+
+    def extra(tmp: Path) -> None:
+        write_project(tmp / "hls", graph, plan, patches, files)
+        (tmp / "sim.json").write_text(json.dumps(result, indent=1) + "\n")
+    write(out, graph, plan, perf, progress=say, extra=extra)
+    print(f"{plan.model} {plan.bits}, HLS C simulation (g++), {r.images} images: "
+          f"{'BIT-EXACT' if r.bit_exact else f'{r.mismatches} MISMATCHES'}")
+    print(f"  build {r.build_seconds:.1f} s{' (cached)' if r.cached else ''}, run "
+          f"{r.run_seconds:.1f} s")
+    print(f"wrote {out.path / 'sim.json'}")
+    return 0 if r.bit_exact else 1
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .cli_common import _progress, headline, summary
     from .outdir import OutDir
     from .report.plan_report import write
+    if backend(args) is Backend.HLS:
+        return cmd_generate_hls(args)
     check_images(args, 1)
     out = OutDir(args.out, args.force)
     say = _progress(args.quiet)
@@ -118,6 +203,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    if backend(args) is Backend.HLS:
+        return cmd_sim_hls(args)
     from sim import e2e, runner
     from .cli_common import _progress
     from .outdir import OutDir
@@ -262,6 +349,9 @@ def add_commands(sub) -> None:
         p.add_argument("--out", required=True, help="output directory")
         add_force_arg(p)
         p.add_argument("--quiet", action="store_true", help="no progress messages")
+        if name in ("generate", "sim"):
+            p.add_argument("--backend", default="rtl", help="rtl (Verilog, cocotb) or hls "
+                           "(Vitis HLS C++, C simulation with g++); default %(default)s")
         if name == "sim":
             p.add_argument("--simulator", default="verilator", help="verilator or icarus")
             p.add_argument("--stall", type=float, default=0.0,
