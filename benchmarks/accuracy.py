@@ -26,22 +26,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _train import digits_split, export, finetune_qat, qat_scales, train_vit  # noqa: E402
+from _train import digits_split  # noqa: E402
 
 from hgpipe.golden import logits  # noqa: E402
 from hgpipe.model import preset  # noqa: E402
 from hgpipe.model import save_weights  # noqa: E402
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model, write_steps  # noqa: E402
+from hgpipe.quant.qat import Schedule, finetune, torch_top1, train_float  # noqa: E402
+from hgpipe.quant.torch_vit import learned_steps, to_weights  # noqa: E402
 
 TARGET_DROP = {"w4a4": 0.5, "w3a3": 1.5}
 ROWS = (("float", "-"), ("PTQ", "w8a8"), ("PTQ", "w4a4"), ("PTQ", "w3a3"), ("QAT", "w4a4"),
         ("QAT", "w3a3"))
-
-
-def torch_top1(model, x, y) -> float:
-    model.eval()
-    with torch.no_grad():
-        return float(np.mean(model(torch.tensor(x, dtype=torch.float32)).argmax(-1).numpy() == y))
 
 
 def run_seed(model_name: str, seed: int, epochs: int, qat_epochs: int, calib_n: int,
@@ -52,32 +48,32 @@ def run_seed(model_name: str, seed: int, epochs: int, qat_epochs: int, calib_n: 
     xtr, ytr, xte, yte = digits_split(seed)
     calib = xtr[:calib_n]
     t0 = time.perf_counter()
-    model = train_vit(cfg, xtr, ytr, epochs=epochs, seed=seed)
+    model = train_float(cfg, xtr, ytr, epochs=epochs, seed=seed)
     log = [f"seed {seed}: float {epochs} epochs in {time.perf_counter() - t0:.0f} s"]
 
     def int_top1(weights, bits: str, **fixed) -> float:
         g = quantize_model(cfg, weights, calib, QuantConfig(bits=BitSpec.parse(bits), **fixed))
         return float(np.mean(logits(g, g.encode_images(xte)).argmax(-1) == yte))
 
-    w = export(model)
+    w = to_weights(model)
     rows = {("float", "-"): (torch_top1(model, xte, yte), None)}
     for bits in ("w8a8", "w4a4", "w3a3"):
         rows[("PTQ", bits)] = (int_top1(w, bits), None)
-    for bits, n in (("w4a4", 4), ("w3a3", 3)):
+    for bits in ("w4a4", "w3a3"):
         t0 = time.perf_counter()
-        q = finetune_qat(model, xtr, ytr, n, n, n, epochs=qat_epochs, seed=seed)
+        q = finetune(model, xtr, ytr, BitSpec.parse(bits), Schedule(epochs=qat_epochs, seed=seed))
         log.append(f"seed {seed}: QAT {bits} {qat_epochs} epochs in "
                    f"{time.perf_counter() - t0:.0f} s")
         # the learned steps fix the scales; the biases were trained with them, so no
         # bias correction towards the float path
-        scales, signs = qat_scales(q)
+        scales, signs = learned_steps(q)
         if out:
             d = Path(out)
             d.mkdir(parents=True, exist_ok=True)
-            save_weights(export(q), d / f"{model_name}_{bits}_seed{seed}.npz")
+            save_weights(to_weights(q), d / f"{model_name}_{bits}_seed{seed}.npz")
             write_steps(d / f"{model_name}_{bits}_seed{seed}.steps.json", scales, signs)
             np.save(d / f"digits_test_seed{seed}.npy", xte.astype(np.float32))
-        rows[("QAT", bits)] = (int_top1(export(q), bits, scales=scales, signs=signs,
+        rows[("QAT", bits)] = (int_top1(to_weights(q), bits, scales=scales, signs=signs,
                                         bias_correction=False), torch_top1(q, xte, yte))
     return {"seed": seed, "rows": rows, "log": log, "held_out": len(xte), "train": len(xtr)}
 

@@ -14,6 +14,7 @@ from .cli_common import (_add_model_args, _add_plan_args, _add_quant_args, _load
                          _model, _progress, add_force_arg, check_input_paths, headline,
                          make_plan_from_args,
                          quant_config, summary)
+from .cli_qat import add_command as add_qat
 from .cli_rtl import add_commands
 from .errors import HgpipeError
 
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(fn=cmd_plan)
     add_commands(sub)
+    add_qat(sub)
     return ap
 
 

@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import HgpipeError
 
-INPUT_FILES = ("config", "weights", "images", "calib", "steps", "inputs")
+INPUT_FILES = ("config", "weights", "images", "calib", "steps", "inputs", "train_images",
+               "train_labels", "val_images", "val_labels")
 MAX_CALIB_BYTES = 16 * 2**30    # the calibration pass's images and activations, float64
 
 
@@ -42,7 +43,7 @@ def check_input_paths(args: argparse.Namespace) -> None:
     for key in INPUT_FILES:
         path = getattr(args, key, None)
         if isinstance(path, str) and not Path(path).is_file():
-            raise HgpipeError(f"{key}: file {path!r} does not exist"
+            raise HgpipeError(f"{key.replace('_', '-')}: file {path!r} does not exist"
                               + (" (or is not a file)" if Path(path).exists() else ""))
 
 

@@ -1,12 +1,10 @@
-"""The fake-quantized training model (``benchmarks/_train.py``) and the integer graph agree
+"""The fake-quantized training model (``hgpipe.quant.torch_vit``) and the integer graph agree
 on the residual stream: the steps it learns are tied by powers of two exactly as hgpipe's
 residual adds shift the skip, so the graph built with them uses the same shifts."""
 
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,8 +12,7 @@ import torch
 from hgpipe.model import preset
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _train import TimmViT, enable_fake_quant, export, qat_scales  # noqa: E402
+from hgpipe.quant.torch_vit import TimmViT, enable_fake_quant, learned_steps, to_weights
 
 
 def test_learned_residual_steps_reach_the_graph_as_its_shifts():
@@ -31,11 +28,11 @@ def test_learned_residual_steps_reach_the_graph_as_its_shifts():
                                               cfg.image_size))
     with torch.no_grad():
         model(torch.tensor(x, dtype=torch.float32))
-    scales, signs = qat_scales(model)
+    scales, signs = learned_steps(model)
     chain = ["tokens"] + [f"blocks.{i}.{a}" for i in range(cfg.depth) for a in ("add1", "add2")]
     shifts = [math.log2(scales[b] / scales[a]) for a, b in zip(chain, chain[1:])]
     assert all(k >= 0 and k == round(k) for k in shifts) and sum(shifts) > 0
-    g = quantize_model(cfg, export(model), x[:8], QuantConfig(
+    g = quantize_model(cfg, to_weights(model), x[:8], QuantConfig(
         bits=BitSpec.parse("w3a3"), scales=scales, signs=signs, bias_correction=False))
     assert [g[n].skip_shift for n in chain[1:]] == [round(k) for k in shifts]
     assert [g[n].out_scale for n in chain[1:]] == [scales[n] for n in chain[1:]]

@@ -9,11 +9,10 @@ import numpy as np
 
 from ..graph.contract import Folding
 from ..graph.graph import IntGraph
-from ..graph.kinds import StageKind
 from .csim import build, load_beats, run, save_beats
 from .design import stage_wires
-from .kernels import kernel
-from .render import TEMPLATES, render
+from .kernels import kernel, takes_head
+from .render import copied, render
 
 
 def run_stage(graph: IntGraph, name: str, f: Folding, inputs: dict[str, np.ndarray],
@@ -27,10 +26,9 @@ def run_stage(graph: IntGraph, name: str, f: Folding, inputs: dict[str, np.ndarr
                                                         else ["i0", "i1"])]
     tb = render("stage_tb.cpp.j2", stage=name, fn=k.fn, head=head, images=images,
                 ports=ports, o=wires["o"],
-                per_head=k.per_head and st.kind is not StageKind.SOFTMAX)
+                takes_head=takes_head(st))
     files = {"tb.cpp": tb, f"stages/{k.fn}.h": k.header, f"params/{k.fn}.h": k.params,
-             "hgpipe.h": (TEMPLATES / "hgpipe.h").read_text(),
-             "tb.h": (TEMPLATES / "tb.h").read_text()}
+             **copied()}
     b = build(files, ("tb.cpp",))
     with tempfile.TemporaryDirectory() as tmp:
         for port, beats in inputs.items():

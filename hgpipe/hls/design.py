@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from ..errors import HgpipeError
 from ..graph.contract import Folding, input_lanes
 from ..graph.graph import IntGraph
-from ..graph.kinds import StageKind
 from ..graph.stages import AttentionValue, Linear, Stage
 from ..plan.netlist import (INPUT_FIFO, DdrFifoPart, DdrWeightsPart, FifoPart, ForkPart,
                             GearboxPart, MergePart, Netlist, Part, StageUnit, netlist,
-                            output_end, per_head, safe)
+                            output_end, safe)
 from ..plan.plan import Plan
-from .kernels import IMPL, kernel
-from .render import TEMPLATES, render
+from .kernels import IMPL, kernel, takes_head
+from .render import copied, render
 from .types import Wire
 
 TOP = "hgpipe_top"
@@ -153,9 +152,7 @@ class _Top:
             if isinstance(p, StageUnit):
                 st = self.graph[p.owner]
                 ins = ["i"] if len(st.inputs) == 1 else ["i0", "i1"]
-                fn = safe(st.name)
-                if per_head(st) and st.kind is not StageKind.SOFTMAX:
-                    fn += f"<{p.head}>"      # QK^T and AV pick their head's channels
+                fn = safe(st.name) + (f"<{p.head}>" if takes_head(st) else "")
             else:
                 ins, fn = self.in_ports(p), p.name
             reads = [self.stream_of((p.name, q), True) for q in ins]
@@ -209,7 +206,6 @@ def hls_files(graph: IntGraph, plan: Plan) -> dict[str, str]:
             plumbing.append({"kind": p.kind.value, "name": p.name, "owner": p.owner,
                              "i": i, "o": o, "ways": getattr(p, "ways", 0),
                              "heads": getattr(p, "heads", 0), "row": getattr(p, "row", 0),
-                             "elem": i.beat.split("<", 1)[1].rsplit(",", 1)[0],
                              "lanes": math.lcm(i.lanes, o.lanes)})
     files["plumbing.h"] = render("plumbing.h.j2", parts=plumbing)
     i, o = top.wire((INPUT_FIFO, "o")), top.wire(net.output.port)
@@ -220,6 +216,5 @@ def hls_files(graph: IntGraph, plan: Plan) -> dict[str, str]:
     files["tb.cpp"] = render("tb.cpp.j2", top=TOP, **ports)
     files["run_hls.tcl"] = render("run_hls.tcl.j2", top=TOP, plan=plan,
                                   period=round(1000.0 / plan.clock_mhz, 3))
-    for name in ("hgpipe.h", "tb.h"):
-        files[name] = (TEMPLATES / name).read_text()
+    files.update(copied())
     return dict(sorted(files.items()))

@@ -35,7 +35,6 @@ class Kernel:
     fn: str
     header: str
     params: str
-    per_head: bool
 
 
 @dataclass
@@ -189,5 +188,10 @@ def kernel(st: Stage, f, layout: TokenLayout, wires: dict[str, Wire],
     header = render(f"{st.kind.value}.h.j2", guard=guard, **common, **ctx)
     params = render("params.h.j2", stage=st.name, origin="the integer graph",
                     guard=f"HGPIPE_{fn.upper()}_PARAMS_H", arrays=c.arrays)
-    return Kernel(fn, header, params, st.kind in (StageKind.QK, StageKind.SOFTMAX,
-                                                  StageKind.AV))
+    return Kernel(fn, header, params)
+
+
+def takes_head(st: Stage) -> bool:
+    """QK^T and AV kernels pick their head's channels: a template parameter ``H``
+    (softmax's units are alike, one function for every head)."""
+    return st.kind in (StageKind.QK, StageKind.AV)

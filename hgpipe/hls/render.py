@@ -21,3 +21,10 @@ def environment() -> jinja2.Environment:
 
 def render(template: str, **ctx) -> str:
     return environment().get_template(template).render(**ctx)
+
+
+COPIED = ("hgpipe.h", "tb.h")   # C++ headers written as they are
+
+
+def copied() -> dict[str, str]:
+    return {name: (TEMPLATES / name).read_text() for name in COPIED}

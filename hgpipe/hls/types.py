@@ -52,6 +52,10 @@ class Wire:
     def beat(self) -> str:
         return beat(self.rng, self.n)
 
+    @property
+    def elem(self) -> str:
+        return ctype(self.rng)
+
     def relaned(self, lanes: int) -> "Wire":
         return Wire(self.rng, self.tp, lanes, self.row, self.rows)
 
