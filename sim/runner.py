@@ -89,6 +89,15 @@ def for_icarus(source: str) -> str:
     return _TRIGGER.sub(lambda m: f"reg {m.group(1)} ; initial #1 {m.group(1)} = 0;", source)
 
 
+BUILD_FLAVOUR = "top-public-only\n"   # part of the build digest: a new flavour, a new build
+
+# cocotb's runner makes every signal of the design public (``--public-flat-rw``): tens of
+# MB of C++ for a whole accelerator, which -O2 cannot compile in reasonable time. The
+# testbenches read the top module's own signals only (ports, busy counters), so that is all
+# a control file makes public.
+PUBLIC_TOP = '`verilator_config\npublic_flat_rw -module "{name}" -var "*"\n'
+
+
 def build(source: str, name: str, simulator: str, build_root: Path = DEFAULT_BUILD,
           optimize: bool = False) -> Path:
     """Compile ``source`` (Verilog text) once per content and simulator; return its dir.
@@ -98,7 +107,7 @@ def build(source: str, name: str, simulator: str, build_root: Path = DEFAULT_BUI
     _check(simulator)
     if simulator == "icarus":
         source = for_icarus(source)
-    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    digest = hashlib.sha256((BUILD_FLAVOUR + source).encode()).hexdigest()[:16]
     bdir = Path(build_root) / f"{name}-{simulator}{'-opt' if optimize else ''}-{digest}"
     marker = bdir / ".built"
     if marker.exists():
@@ -119,7 +128,9 @@ def _compile(source: str, name: str, simulator: str, bdir: Path, optimize: bool)
     args = []
     if simulator == "verilator":
         level = "-O2" if optimize else "-O0"
-        args = ["-Wno-WIDTH", "-Wno-fatal", "-CFLAGS", level]
+        vlt = bdir / "public.vlt"
+        vlt.write_text(PUBLIC_TOP.format(name=name))
+        args = ["-Wno-WIDTH", "-Wno-fatal", "-CFLAGS", level, "--no-public-flat-rw", str(vlt)]
         os.environ["MAKEFLAGS"] = " ".join(
             [f for f in os.environ.get("MAKEFLAGS", "").split() if not f.startswith("OPT")]
             + [f"OPT_FAST={level}", f"OPT_SLOW={level}", f"OPT_GLOBAL={level}"])
