@@ -27,12 +27,13 @@ from hgpipe.perf.model import evaluate
 from hgpipe.plan import make_plan
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 from hgpipe.resources.board import load_board
-from hgpipe.rtl.generate import TOP, generate
-from sim import e2e, runner
+from hgpipe.rtl.generate import generate
+from sim import e2e
 
 
 def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
-         optimize: bool = True, board: str = "vck190", offchip: str = "auto") -> dict:
+         optimize: bool = True, board: str = "vck190", offchip: str = "auto",
+         testbench: e2e.Testbench = e2e.Testbench.AUTO, threads: int = 1) -> dict:
     rng = np.random.default_rng(0)
     calib = rng.standard_normal((2, cfg.in_chans, cfg.image_size, cfg.image_size))
     graph = quantize_model(cfg, random_weights(cfg, seed=1), calib,
@@ -42,15 +43,11 @@ def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
     t0 = time.perf_counter()
     acc, source, _ = generate(graph, plan)
     t_gen = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    runner.build(source, TOP, "verilator", optimize=optimize)
-    t_build = time.perf_counter() - t0
     patches = graph.encode_images(rng.standard_normal((images, cfg.in_chans, cfg.image_size,
                                                        cfg.image_size)))
-    t0 = time.perf_counter()
     r = e2e.simulate(graph, acc, patches, cycles_per_image=plan.ii, source=source,
-                     optimize=optimize)
-    t_sim = time.perf_counter() - t0
+                     optimize=optimize, testbench=testbench, threads=threads)
+    t_build, t_sim = r.build_seconds, r.run_seconds
     cycles = r.image_end_cycles[-1]
     at_ii = {s.name: r.stage_busy[s.name] for s in plan.stages if s.cycles >= 0.95 * plan.ii}
     return {"case": name, "bits": bits, "tp": plan.tp, "bit_exact": r.bit_exact,
@@ -68,9 +65,11 @@ def main() -> None:
     ap.add_argument("--block-ii", type=int, default=57_624)
     ap.add_argument("--micro-ii", type=int, default=1024)
     ap.add_argument("--no-opt", action="store_true", help="compile Verilator's C++ at -O0: "
-                    "slower to simulate, far faster to build (cocotb makes every signal "
-                    "public, and -O2 on that C++ takes tens of minutes for the block)")
+                    "slower to simulate, faster to build")
     ap.add_argument("--only", default="", help="micro or block")
+    ap.add_argument("--testbench", default="auto", help="native (a Verilog harness, no "
+                    "Python per cycle), cocotb, or auto (native unless the plan uses DDR)")
+    ap.add_argument("--threads", type=int, default=1, help="Verilator threads (native)")
     ap.add_argument("--busy", action="store_true", help="print every stage's busy fraction")
     ap.add_argument("--board", default="vck190")
     ap.add_argument("--offchip", default="auto", help="auto, none or all (DDR streams)")
@@ -81,9 +80,12 @@ def main() -> None:
     if args.only in ("", "block"):
         cases.append(("deit-tiny block", preset("hgpipe-deit-tiny").replace(depth=1), "w3a3",
                       args.block_ii))
-    rows = [case(n, c, b, ii, args.images, not args.no_opt, args.board, args.offchip)
+    tb = e2e.Testbench.parse(args.testbench, "testbench")
+    rows = [case(n, c, b, ii, args.images, not args.no_opt, args.board, args.offchip, tb,
+                 args.threads)
             for n, c, b, ii in cases]
-    print(f"board {args.board}, offchip {args.offchip}")
+    print(f"board {args.board}, offchip {args.offchip}, testbench {args.testbench}, "
+          f"{args.threads} Verilator thread(s); build s includes verilating and C++ -O2")
     print(f"{'case':16s} {'bits':5s} {'TP':>2s} {'DDR':>3s} {'exact':5s} {'II model':>9s} "
           f"{'II sim':>9s} {'lat model':>10s} {'lat sim':>9s} {'busy@II':>8s} "
           f"{'gen s':>6s} {'build s':>7s} {'sim s':>6s} {'cycles/s':>9s}")

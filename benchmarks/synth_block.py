@@ -142,9 +142,10 @@ def main() -> int:
     t0 = time.perf_counter()
     graph, plan, _ = make_plan_from_args(build_parser().parse_args(argv),
                                          lambda msg: print(f"  {msg}", file=sys.stderr))
-    _, source, _ = generate(graph, plan)
-    design = synth_design(source, TOP, plan.pipelining, jobs=args.jobs, prefix=args.instances)
-    modules = split(source)
+    _, rtl, _ = generate(graph, plan)
+    design = synth_design(rtl.verilog, TOP, plan.pipelining, jobs=args.jobs,
+                          prefix=args.instances, files=rtl.roms)
+    modules = split(rtl.verilog)
     rows = compare(graph, plan, design, modules[TOP], modules, args.instances,
                    tuple(k for k in args.detail.split(",") if k))
     text = (f"DeiT-tiny w3a3 on {args.board}, plan II {plan.ii:,} (TP={plan.tp}), parts "

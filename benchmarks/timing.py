@@ -96,8 +96,9 @@ def our_rows(args) -> tuple[list[tuple[str, object]], Pipelining]:
             "--out", "unused"] + (["--target-ii", str(args.target_ii)] if args.target_ii else [])
     ns = build_parser().parse_args(argv)
     graph, plan, _ = make_plan_from_args(ns, lambda msg: print(f"  {msg}", file=sys.stderr))
-    _, source, _ = generate(graph, plan)
-    d = synth_design(source, TOP, plan.pipelining, jobs=args.jobs, prefix=args.instances)
+    _, rtl, _ = generate(graph, plan)
+    d = synth_design(rtl.verilog, TOP, plan.pipelining, jobs=args.jobs,
+                     prefix=args.instances, files=rtl.roms)
     rows = [(f"{m.kind} x{m.instances}", m.synth) for m in
             sorted(d.modules, key=lambda m: m.fmax_mhz)]
     print(f"  plan: II {plan.ii:,}, TP={plan.tp}, clock {plan.clock_mhz:g} MHz", file=sys.stderr)

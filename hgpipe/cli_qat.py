@@ -56,7 +56,7 @@ def _data(args: argparse.Namespace, cfg):
     return x[idx[n_val:]], y[idx[n_val:]], x[idx[:n_val]], y[idx[:n_val]]
 
 
-def _fingerprint(args, weights, bits, x, y, schedule) -> str:
+def _fingerprint(weights, bits, x, y, schedule) -> str:
     h = hashlib.sha256()
     for a in (x, y):
         h.update(np.ascontiguousarray(a).tobytes())
@@ -108,7 +108,8 @@ def cmd_qat(args: argparse.Namespace) -> int:
     s = qat.Schedule(epochs=args.epochs, lr=args.lr, batch=args.batch, distill=args.distill,
                      seed=args.seed)
     ckpt = Path(args.checkpoint) if args.checkpoint else None
-    fingerprint = _fingerprint(args, weights, bits, x, y, s)
+    fingerprint = _fingerprint(weights, bits, x, y, s)
+    state = None
     try:
         if ckpt:
             state = qat.read_checkpoint(ckpt, fingerprint)
@@ -128,7 +129,7 @@ def cmd_qat(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
         q = qat.prepare(teacher, x, bits, args.seed)
         done = qat.fit(q, x, y, s, teacher=teacher, checkpoint=ckpt, fingerprint=fingerprint,
-                       stop_after=args.stop_after, progress=tick)
+                       stop_after=args.stop_after, progress=tick, resume=state)
     seconds = time.perf_counter() - t0
     if done < args.epochs:
         print(f"stopped after epoch {done} of {args.epochs}: the state is in {ckpt}; the "

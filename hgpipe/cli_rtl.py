@@ -65,21 +65,25 @@ def _generate(args: argparse.Namespace, say, images: int):
             bar.total = total
             bar.update(done - bar.n)
         acc, source, stats = generate(graph, plan, progress=tick)
-    say(f"{stats['parts']} parts, {stats['modules']} distinct modules")
+    say(f"{stats['parts']} parts, {stats['structures']} distinct modules "
+        f"({stats['rom_files']} ROM files)")
     patches = _test_patches(args, graph, images)
     say(f"golden vectors for {len(patches)} images")
     vec = top_vectors(graph, acc, patches, cycles_per_image=plan.ii)
     return graph, plan, perf, acc, source, patches, vec
 
 
-def _rtl_files(source: str, vec, patches: np.ndarray, acc):
-    """The files ``generate`` adds to the report's output, written into ``tmp``."""
+def _rtl_files(source, vec, patches: np.ndarray, acc):
+    """The files ``generate`` adds to the report's output, written into ``tmp``: the
+    Verilog, its ROM files under ``rtl/roms`` (``ROM_DIR``, relative to where the tool
+    runs: ``rtl/``), the ports and the test vectors."""
     from .rtl.generate import TOP
 
     def write(tmp: Path) -> None:
         rtl = tmp / "rtl"
         rtl.mkdir()
-        (rtl / f"{TOP}.v").write_text(source)
+        (rtl / f"{TOP}.v").write_text(source.verilog)
+        source.write_roms(rtl)
         (rtl / "filelist.f").write_text(f"{TOP}.v\n")
         (rtl / "ports.json").write_text(json.dumps({
             "top": TOP, "s_axis_tdata_bits": acc.in_width,
@@ -150,6 +154,7 @@ def cmd_generate_hls(args: argparse.Namespace) -> int:
 def cmd_sim_hls(args: argparse.Namespace) -> int:
     from .cli_common import _progress
     from .hls.csim import HlsMissing
+    from .golden.vectors import io_beats
     from .hls.project import csim, write_project
     from .outdir import OutDir
     from .report.plan_report import write
@@ -161,9 +166,10 @@ def cmd_sim_hls(args: argparse.Namespace) -> int:
     say = _progress(args.quiet)
     graph, plan, perf, files, patches = _hls(args, say)
     say(f"compiling with g++ and C-simulating {len(patches)} images")
+    beats = io_beats(graph, plan, patches)
     try:
         r = csim(graph, plan, patches, optimize=len(patches) * plan.ii > 2_000_000,
-                 files=files)
+                 files=files, beats=beats)
     except (HlsMissing, RuntimeError) as exc:
         raise HgpipeError(f"simulation: {exc}") from None
     result = {"backend": "hls", "model": plan.model, "bits": plan.bits,
@@ -173,7 +179,7 @@ def cmd_sim_hls(args: argparse.Namespace) -> int:
               "build_cached": r.cached, "run_seconds": r.run_seconds}
 
     def extra(tmp: Path) -> None:
-        write_project(tmp / "hls", graph, plan, patches, files)
+        write_project(tmp / "hls", graph, plan, patches, files, beats)
         (tmp / "sim.json").write_text(json.dumps(result, indent=1) + "\n")
     write(out, graph, plan, perf, progress=say, extra=extra)
     print(f"{plan.model} {plan.bits}, HLS C simulation (g++), {r.images} images: "
@@ -196,7 +202,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
     files = write(out, graph, plan, perf, progress=say,
                   extra=_rtl_files(source, vec, patches, acc))
-    print(f"{headline(plan)}: {len(source.splitlines()):,} lines of Verilog")
+    print(f"{headline(plan)}: {len(source.verilog.splitlines()):,} lines of Verilog, "
+          f"{len(source.roms)} ROM files")
     print(summary(plan, perf))
     print(f"wrote {', '.join(str(f) for f in files)}")
     return 0
@@ -205,7 +212,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     if backend(args) is Backend.HLS:
         return cmd_sim_hls(args)
-    from sim import e2e, runner
+    from sim import e2e, native, runner
     from .cli_common import _progress
     from .outdir import OutDir
     from .report.plan_report import write
@@ -228,18 +235,43 @@ def cmd_sim(args: argparse.Namespace) -> int:
         Path.home() / ".cache" / "hgpipe" / "sim_build"
     if build_root.exists() and not build_root.is_dir():
         raise HgpipeError(f"build-dir: {str(build_root)!r}: exists and is not a directory")
+    if args.testbench not in {t.value for t in e2e.Testbench}:
+        raise HgpipeError(f"testbench: {args.testbench!r}: expected one of "
+                          f"{', '.join(t.value for t in e2e.Testbench)}")
+    testbench = e2e.Testbench(args.testbench)
+    if testbench is e2e.Testbench.NATIVE and args.simulator != "verilator":
+        raise HgpipeError(f"testbench: native: runs on Verilator only, not {args.simulator} "
+                          "(use --testbench cocotb)")
     say = _progress(args.quiet)
     graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
-    say(f"building and simulating with {args.simulator} ({args.images} images, "
-        f"stall {args.stall})")
+    testbench = testbench.pick(args.simulator, acc)
+    if testbench is e2e.Testbench.NATIVE and (why := native.supported(acc)):
+        raise HgpipeError(f"testbench: native: {why} (use --testbench cocotb)")
+    n = len(patches)
+    cycles = round(perf.latency_cycles + (n - 1) * plan.ii)     # the run, as modelled
+    say(f"building and simulating with {args.simulator}, {testbench} testbench ({n} images, "
+        f"stall {args.stall}, ~{cycles:,} cycles)")
+    bars = []      # the progress bar starts with the simulation, after the build
+
+    def progress(cycle: int, _beats: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=cycles, unit="cycle", unit_scale=True, desc="simulated",
+                             leave=False, file=sys.stderr, disable=args.quiet))
+        bars[0].update(min(cycle, cycles) - bars[0].n)
     try:
         r = e2e.simulate(graph, acc, patches, simulator=args.simulator, stall=args.stall,
                          seed=args.seed, cycles_per_image=plan.ii, source=source,
-                         build_root=build_root, optimize=args.images * plan.ii > 200_000)
+                         build_root=build_root, optimize=cycles > 200_000,
+                         testbench=testbench, progress=progress)
     except (runner.SimulatorMissing, RuntimeError) as exc:
         raise HgpipeError(f"simulation: {exc}") from None
+    finally:
+        for b in bars:
+            b.close()
     result = {"model": plan.model, "bits": plan.bits, "board": plan.board.name,
-              "simulator": args.simulator, "stall": args.stall, "bit_exact": r.bit_exact,
+              "simulator": args.simulator, "testbench": str(testbench),
+              "build_seconds": r.build_seconds, "run_seconds": r.run_seconds,
+              "stall": args.stall, "bit_exact": r.bit_exact,
               "images": r.images, "mismatches": r.mismatches,
               "first_mismatch": r.first_mismatch,
               "measured_ii_cycles": r.measured_ii_cycles, "model_ii_cycles": plan.ii,
@@ -254,7 +286,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     write(out, graph, plan, perf, progress=say, extra=extra)
     ii_err = (r.measured_ii_cycles - plan.ii) / plan.ii if r.measured_ii_cycles else None
     lat_err = (r.measured_latency_cycles - perf.latency_cycles) / perf.latency_cycles
-    print(f"{plan.model} {plan.bits}, {args.simulator}, {r.images} images, stall "
+    print(f"{plan.model} {plan.bits}, {args.simulator} ({testbench} testbench), "
+          f"{r.images} images, stall "
           f"{args.stall}: {'BIT-EXACT' if r.bit_exact else f'{r.mismatches} MISMATCHES'}")
     print(f"  II       measured {r.measured_ii_cycles:,} cycles, model {plan.ii:,}"
           + (f" ({ii_err:+.2%})" if ii_err is not None else ""))
@@ -264,6 +297,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     print(f"  busy     {min(r.stage_busy.values(), default=0):.1%} .. "
           f"{max(r.stage_busy.values(), default=0):.1%}"
           + (f"; below 95% at the II: {', '.join(low)}" if low else ""))
+    print(f"  speed    {r.image_end_cycles[-1] / max(r.run_seconds, 1e-9):,.0f} cycles/s "
+          f"simulated (build {r.build_seconds:.0f} s, run {r.run_seconds:.1f} s)"
+          if r.image_end_cycles else "  no image completed")
     print(f"wrote {out.path / 'sim.json'}")
     return 0 if r.bit_exact else 1
 
@@ -299,7 +335,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
         try:
-            d = synth_design(source, TOP, pipe, jobs=args.jobs, progress=tick,
+            d = synth_design(source.verilog, TOP, pipe, jobs=args.jobs, progress=tick,
+                             files=source.roms,
                              prefix=args.instances or "")
         except RuntimeError as exc:
             raise HgpipeError(f"synth: {exc}") from None
@@ -354,6 +391,10 @@ def add_commands(sub) -> None:
                            "(Vitis HLS C++, C simulation with g++); default %(default)s")
         if name == "sim":
             p.add_argument("--simulator", default="verilator", help="verilator or icarus")
+            p.add_argument("--testbench", default="auto", help="native (a Verilog harness "
+                           "under Verilator: no Python per cycle, for long runs), cocotb "
+                           "(both simulators, DDR memory model) or auto: native unless "
+                           "the simulator is Icarus or the plan uses DDR (default auto)")
             p.add_argument("--stall", type=float, default=0.0,
                            help="probability of a valid/ready stall per cycle on both streams, "
                            f"0 to {MAX_STALL}")

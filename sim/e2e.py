@@ -9,19 +9,34 @@ over the last interval.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hgpipe.choice import Choice
 from hgpipe.graph import IntGraph
 from hgpipe.rtl.accelerator import Accelerator, safe
-from hgpipe.rtl.generate import TOP
+from hgpipe.rtl.generate import TOP, Rtl
 
 from hgpipe.golden.vectors import Vectors, top_vectors  # noqa: F401  (re-exported)
 
-from . import runner
+from . import native, runner
 
+
+class Testbench(Choice):
+    """Which testbench runs the whole accelerator."""
+    COCOTB = "cocotb"   # sim.tb_top: Python in the clock loop, both simulators, DDR model
+    NATIVE = "native"   # sim.native: a Verilog harness under Verilator, no Python per cycle
+    AUTO = "auto"       # native where it can run (Verilator, no DDR), else cocotb
+
+    def pick(self, simulator: str, acc: Accelerator) -> "Testbench":
+        if self is not Testbench.AUTO:
+            return self
+        ok = simulator == "verilator" and native.supported(acc) is None
+        return Testbench.NATIVE if ok else Testbench.COCOTB
 
 
 @dataclass
@@ -34,6 +49,8 @@ class E2EResult:
     measured_latency_cycles: int
     image_end_cycles: list[int]
     stage_busy: dict[str, float]
+    build_seconds: float = 0.0      # compiling the simulator (0 when cached)
+    run_seconds: float = 0.0        # simulating
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -64,11 +81,31 @@ def measure(graph: IntGraph, r: runner.SimResult) -> E2EResult:
 
 def simulate(graph: IntGraph, acc: Accelerator, patches: np.ndarray, *,
              simulator: str = "verilator", stall: float = 0.0, seed: int = 0,
-             cycles_per_image: int = 0, source: str | None = None,
-             build_root: Path = runner.DEFAULT_BUILD, optimize: bool = False) -> E2EResult:
-    """Run the images through the accelerator (``source``: its Verilog, if already made)."""
+             cycles_per_image: int = 0, source: Rtl | None = None,
+             build_root: Path = runner.DEFAULT_BUILD, optimize: bool = False,
+             testbench: Testbench = Testbench.COCOTB, threads: int = 1,
+             progress=None) -> E2EResult:
+    """Run the images through the accelerator (``source``: its RTL, if already made).
+    The native testbench calls ``progress(cycle, beats_out)`` as it runs."""
     vec = top_vectors(graph, acc, patches, stall, seed, cycles_per_image)
-    src = source if source is not None else runner.verilog(acc, TOP)
-    r = runner.run(src, TOP, vec, simulator, build_root=build_root, testbench="sim.tb_top",
-                   optimize=optimize)
-    return measure(graph, r)
+    rtl = source if source is not None else Rtl(runner.verilog(acc, TOP))
+    src = rtl.verilog
+    testbench = testbench.pick(simulator, acc)
+    if testbench is Testbench.NATIVE:
+        why = native.supported(acc) or (None if simulator == "verilator" else
+                                        f"it runs on Verilator only, not {simulator}")
+        if why:
+            raise ValueError(f"testbench=native: {why}")
+        t0 = time.perf_counter()
+        bdir = native.build(src, native.harness(acc, TOP), build_root, optimize, threads)
+        t1 = time.perf_counter()
+        r = native.run(bdir, vec, progress, every=max(1024, cycles_per_image // 16),
+                       files=rtl)
+    else:
+        t0 = time.perf_counter()
+        runner.build(src, TOP, simulator, build_root, optimize)
+        t1 = time.perf_counter()
+        r = runner.run(src, TOP, vec, simulator, build_root=build_root,
+                       testbench="sim.tb_top", optimize=optimize, files=rtl)
+    return dataclasses.replace(measure(graph, r), build_seconds=round(t1 - t0, 2),
+                               run_seconds=round(time.perf_counter() - t1, 2))

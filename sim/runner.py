@@ -141,8 +141,10 @@ def _compile(source: str, name: str, simulator: str, bdir: Path, optimize: bool)
 
 def run(component_or_source, name: str, vectors: Vectors, simulator: str = "verilator",
         build_root: Path = DEFAULT_BUILD, testbench: str = "sim.tb_stage",
-        optimize: bool = False) -> SimResult:
-    """Simulate ``vectors`` through the component; the testbench asserts bit-exactness."""
+        optimize: bool = False, files=None) -> SimResult:
+    """Simulate ``vectors`` through the component; the testbench asserts bit-exactness.
+    ``files``: the design's ``Rtl``, whose ROM files the run loads (the build does not
+    depend on them)."""
     from cocotb_tools.runner import get_runner
     source = component_or_source if isinstance(component_or_source, str) \
         else verilog(component_or_source, name)
@@ -154,6 +156,8 @@ def run(component_or_source, name: str, vectors: Vectors, simulator: str = "veri
     vec_path, res_path = tdir / "vectors.npz", tdir / "result.json"
     res_path.unlink(missing_ok=True)
     vectors.save(vec_path)
+    if files is not None:
+        files.write_roms(tdir)
     env = {"HGPIPE_VECTORS": str(vec_path), "HGPIPE_RESULT": str(res_path),
            "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
     try:

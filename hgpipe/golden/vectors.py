@@ -80,32 +80,36 @@ class Vectors:
                            if k.startswith("mem_")})
 
 
-def top_vectors(graph, acc, patches: np.ndarray, stall: float = 0.0,
-                seed: int = 0, cycles_per_image: int = 0) -> Vectors:
-    """The whole accelerator's vectors: ``patches`` on ``s_axis`` (zero rows appended to
-    the design's patch rows) in the first stage's beat order, the golden model's logits
-    on ``m_axis``; the metadata the top-level testbench
-    needs (beats per image, the stages' busy counters, DDR regions and their preload)."""
+def io_beats(graph, plan, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(input beats, expected logit beats) of the whole accelerator of ``plan``:
+    ``patches`` (zero rows appended to the design's patch rows) in the first stage's beat
+    order, and the golden model's logits of ``graph`` (the caller's, not the design's)
+    in the model's token order, unpadded: the design's padding must not change them."""
     from ..graph.contract import to_beats
-    from ..plan.netlist import safe
     from ..graph.layout import TokenLayout
     from .run import run as golden_run
     first, last = graph.stages[0], graph.output
-    f0, fl = acc.foldings[first.name], acc.foldings[last.name]
-    # the expected logits: ``graph`` (the caller's, not the design's) in the model's token
-    # order, unpadded: the design's padding must not change them
+    f0, fl = plan.stage(first.name).folding, plan.stage(last.name).folding
     model = graph.with_layout(TokenLayout.model(graph.config))
     logits = golden_run(model, patches, keep={last.name})[last.name]
-    graph = graph.with_layout(acc.graph.layout)     # the input as the design streams it
+    streamed = plan.laid_out(graph).stream_patches(patches)
+    return to_beats(streamed, f0.tp, f0.cip), to_beats(logits[:, None, :], 1, fl.cop)
+
+
+def top_vectors(graph, acc, patches: np.ndarray, stall: float = 0.0,
+                seed: int = 0, cycles_per_image: int = 0) -> Vectors:
+    """The whole accelerator's vectors (``io_beats`` on ``s_axis`` and ``m_axis``) and the
+    metadata the top-level testbench needs (beats per image, the stages' busy counters,
+    DDR regions and their preload)."""
+    from ..plan.netlist import safe
+    x, y = io_beats(graph, acc.plan, patches)
+    last = graph.output
     images = len(patches)
     slow = 1.0 / (1.0 - stall) ** 2 if stall else 1.0
     timeout = int((images + 4) * max(cycles_per_image, 1) * 3 * slow) + 50_000
     return Vectors(
-        inputs={"s_axis": Stream(to_beats(graph.stream_patches(patches), f0.tp, f0.cip),
-                                 graph.input_range.bits,
-                                 graph.input_range.signed)},
-        output=Stream(to_beats(logits[:, None, :], 1, fl.cop), last.out_range.bits,
-                      last.out_range.signed),
+        inputs={"s_axis": Stream(x, graph.input_range.bits, graph.input_range.signed)},
+        output=Stream(y, last.out_range.bits, last.out_range.signed),
         images=images, stall=stall, seed=seed, timeout=timeout,
         meta={"beats_per_image_in": acc.beats_per_image_in,
               "beats_per_image_out": acc.beats_per_image_out,

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..golden.run import run as golden_run
-from ..graph.contract import to_beats
+from ..golden.vectors import io_beats
 from ..graph.graph import IntGraph
-from ..graph.layout import TokenLayout
 from ..plan.plan import Plan
 from .csim import FAST, build, load_beats, run, save_beats, write_tree
 from .design import hls_files
@@ -21,22 +19,13 @@ from .design import hls_files
 SOURCES = ("top.cpp", "tb.cpp")
 
 
-def vectors(graph: IntGraph, plan: Plan, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(input beats, expected logit beats): ``patches`` as the first stage streams them,
-    and the golden model's logits of ``graph`` in the model's order, unpadded."""
-    first, last = graph.stages[0], graph.output
-    f0, fl = plan.stage(first.name).folding, plan.stage(last.name).folding
-    model = graph.with_layout(TokenLayout.model(graph.config))
-    logits = golden_run(model, patches, keep={last.name})[last.name]
-    streamed = plan.laid_out(graph).stream_patches(patches)
-    return to_beats(streamed, f0.tp, f0.cip), to_beats(logits[:, None, :], 1, fl.cop)
-
-
 def write_project(root: Path, graph: IntGraph, plan: Plan, patches: np.ndarray,
-                  files: dict[str, str] | None = None) -> None:
-    """``root`` (new): the HLS sources, ``run_hls.tcl`` and ``vectors/``."""
+                  files: dict[str, str] | None = None,
+                  beats: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """``root`` (new): the HLS sources, ``run_hls.tcl`` and ``vectors/`` (``beats``: the
+    ``io_beats`` of ``patches``, if already computed)."""
     write_tree(root, files or hls_files(graph, plan))
-    x, y = vectors(graph, plan, patches)
+    x, y = beats or io_beats(graph, plan, patches)
     (root / "vectors").mkdir()
     save_beats(root / "vectors" / "in.txt", x)
     save_beats(root / "vectors" / "expected.txt", y)
@@ -55,13 +44,16 @@ class CsimResult:
 
 
 def csim(graph: IntGraph, plan: Plan, patches: np.ndarray, optimize: bool = False,
-         files: dict[str, str] | None = None) -> CsimResult:
-    """Compile the project with g++ and run its testbench on ``patches``."""
+         files: dict[str, str] | None = None,
+         beats: tuple[np.ndarray, np.ndarray] | None = None) -> CsimResult:
+    """Compile the project with g++ and run its testbench on ``patches`` (``beats``: their
+    ``io_beats``, if already computed)."""
+    beats = beats or io_beats(graph, plan, patches)
     files = files or hls_files(graph, plan)
     t0 = time.perf_counter()
     b = build(files, SOURCES, flags=FAST if optimize else None)
     t1 = time.perf_counter()
-    x, want = vectors(graph, plan, patches)
+    x, want = beats
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         save_beats(d / "in.txt", x)

@@ -84,14 +84,16 @@ def _save(path: Path, state: dict) -> None:
 def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, s: Schedule,
         teacher: nn.Module | None = None, checkpoint: Path | None = None,
         fingerprint: str = "", stop_after: int | None = None,
-        progress: Callable[[int, int], None] | None = None) -> int:
-    """Train ``model`` for ``s.epochs`` (resuming from ``checkpoint`` if it holds this run's
-    state; stopping after epoch ``stop_after`` if given). Returns the epochs done."""
+        progress: Callable[[int, int], None] | None = None, resume: dict | None = None
+        ) -> int:
+    """Train ``model`` for ``s.epochs``, saving to ``checkpoint`` every epoch; continue
+    from ``resume`` (the checkpoint's state, as ``read_checkpoint`` gave it) if given, and
+    stop after epoch ``stop_after`` if given. Returns the epochs done."""
     batches = (len(x) + s.batch - 1) // s.batch
     opt, sched = _optimizer(model, s, batches)
     gen = torch.Generator().manual_seed(s.seed)
     start = 0
-    state = read_checkpoint(checkpoint, fingerprint) if checkpoint else None
+    state = resume
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])

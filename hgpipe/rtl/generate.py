@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
 from ..graph.graph import IntGraph
 from ..plan.plan import Plan
 from .accelerator import Accelerator
@@ -38,14 +41,32 @@ def _top_verilog(graph: IntGraph, plan: Plan) -> str:
     return back.convert(elaborate(graph, plan, make=Parts()), name=TOP, emit_src=False)
 
 
+@dataclass(frozen=True)
+class Rtl:
+    """The generated RTL: one Verilog text (top level, parts, memory modules) and the ROM
+    contents it loads, ``{path: $readmemh text}`` with paths relative to the directory
+    the simulator or tool runs in (``ROM_DIR``, a parameter of the top level)."""
+    verilog: str
+    roms: dict[str, str] = field(default_factory=dict)
+
+    def write_roms(self, root: Path) -> None:
+        """The ROM files under ``root`` (their directories made)."""
+        for path, text in self.roms.items():
+            f = root / path
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(text)
+
+
 def generate(graph: IntGraph, plan: Plan, *, workers: int | None = None, progress=None
-             ) -> tuple[Accelerator, str, dict]:
-    """The accelerator and its Verilog, each distinct part converted once and the top
-    level converted alongside (``hgpipe.rtl.separate``); also returns counts: ``parts``,
-    ``modules``."""
+             ) -> tuple[Accelerator, Rtl, dict]:
+    """The accelerator and its RTL, each distinct part structure converted once and the
+    top level converted alongside (``hgpipe.rtl.separate``); also returns counts:
+    ``parts`` (instances), ``modules`` (distinct constructions), ``structures`` (distinct
+    part modules after ROM contents are left out)."""
     parts = Parts()
     acc = elaborate(graph, plan, make=parts)
     parts.collect(acc)
-    stats = {"parts": parts.instances, "modules": len(parts.parts)}
-    top, texts, roms = parts.convert((_top_verilog, (graph, plan)), workers, progress)
-    return acc, "\n".join([top, *texts, library(roms)]), stats
+    c = parts.convert((_top_verilog, (graph, plan)), workers, progress)
+    stats = {"parts": parts.instances, "modules": len(parts.parts),
+             "structures": c.structures, "rom_files": len(c.files)}
+    return acc, Rtl("\n".join([c.top, *c.modules, library(c.mems)]), c.files), stats

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amaranth import ClockSignal, Elaboratable, Instance, Module, Shape, Signal
 
@@ -189,13 +189,90 @@ class Rom(_Memory):
             + ("_r2" if latency == 2 else "")
 
     def elaborate(self, platform):
-        _collected().setdefault(self.module, (self.width, self.words, self.style,
-                                              self.latency))
         _count("rom", self)
         m = Module()
+        slots = _slots.get()
+        if slots is None:           # contents in a module of their own
+            _collected().setdefault(self.module, (self.width, self.words, self.style,
+                                                  self.latency))
+            module, params = self.module, {}
+        else:                       # contents in a file the instance names (see RomSlots)
+            module = rom_file_module(self.style, self.latency)
+            params = {"p_WIDTH": self.width, "p_DEPTH": self.depth,
+                      "p_ABITS": _abits(self.depth), "p_FILE": slot_marker(len(slots.roms))}
+            slots.roms.append((self.width, self.words))
+            slots.modules.add((self.style, self.latency))
         for k, port in enumerate(self._reads):
-            m.submodules[f"copy{k}"] = self._instance(self.module, {}, port, {})
+            m.submodules[f"copy{k}"] = self._instance(module, params, port, {})
         return m
+
+
+# -- ROM contents as data ----------------------------------------------------------------
+# A part converted on its own (``hgpipe.rtl.separate``) leaves its ROMs' words out of its
+# Verilog: each ROM is an instance of a generic module that loads ``$readmemh`` from a
+# file named by a string parameter ``ROMS`` (a path prefix) that the part receives from
+# the top level, plus the ROM's slot number within the part. Parts that differ only by
+# their ROM contents (the encoder blocks' linear stages) then share one module.
+
+ROM_FILE_MODULE = "hgpipe_romf"
+_MARKER = "@hgpipe_rom_slot_{}@"
+MARKER_RE = r'"@hgpipe_rom_slot_(\d+)@"'
+
+
+def slot_marker(k: int) -> str:
+    return _MARKER.format(k)
+
+
+@dataclass
+class RomSlots:
+    """The ROMs of one part, in elaboration order: (width, words) each, and the generic
+    modules (style, latency) they instantiate."""
+    roms: list = field(default_factory=list)
+    modules: set = field(default_factory=set)
+
+
+_slots: ContextVar[RomSlots | None] = ContextVar("hgpipe_rom_slots", default=None)
+
+
+@contextlib.contextmanager
+def rom_slots():
+    """Elaborate ROMs inside the block as file-loaded slots (collected in the result)."""
+    slots = RomSlots()
+    token = _slots.set(slots)
+    try:
+        yield slots
+    finally:
+        _slots.reset(token)
+
+
+def rom_file_module(style: str | None, latency: int) -> str:
+    return ROM_FILE_MODULE + (f"_{style}" if style else "") + ("_r2" if latency == 2 else "")
+
+
+def rom_file_verilog(style: str | None, latency: int) -> str:
+    """The generic ROM: ``DEPTH`` words of ``WIDTH`` bits from ``$readmemh`` of the file
+    ``PREFIX`` + ``FILE``, a registered read port (and its output register at
+    ``latency`` 2)."""
+    read = _read_port("[WIDTH-1:0]", "{WIDTH{1'b0}}", latency)
+    return (f"// Read-only memory loaded from PREFIX + FILE ($readmemh: DEPTH hex words).\n"
+            f"module {rom_file_module(style, latency)} #(parameter WIDTH = 1, "
+            f"parameter DEPTH = 2, parameter ABITS = 1,\n"
+            f"    parameter PREFIX = \"\", parameter FILE = \"\") (\n"
+            f"  input wire clk,\n  input wire re,\n  input wire [ABITS-1:0] raddr,\n"
+            f"  output reg [WIDTH-1:0] rdata\n);\n"
+            f"  {_attribute('rom', style)}reg [WIDTH-1:0] mem [0:DEPTH-1];\n"
+            f"  initial rdata = {{WIDTH{{1'b0}}}};\n"
+            f"  // a tool that elaborates a module with its defaults (Yosys' read_verilog)\n"
+            f"  // must not look for a file: only an instance given its prefix loads one\n"
+            f"  generate if (PREFIX != \"\") begin : load\n"
+            f"    initial $readmemh({{PREFIX, FILE}}, mem);\n"
+            f"  end endgenerate\n{read}endmodule\n")
+
+
+def rom_file_text(width: int, words: list[int]) -> str:
+    """A ROM's contents as ``$readmemh`` reads them: one hex word a line."""
+    digits = (width + 3) // 4
+    return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
 @dataclass(frozen=True)
@@ -253,16 +330,22 @@ def collecting():
         _collector.reset(token)
 
 
+def _read_port(bits: str, zero: str, latency: int) -> str:
+    """A ROM's registered read port, through an output register at ``latency`` 2."""
+    if latency == 1:
+        return "  always @(posedge clk) if (re) rdata <= mem[raddr];\n"
+    return (f"  reg {bits} array_q;\n  initial array_q = {zero};\n"
+            "  always @(posedge clk) if (re) begin array_q <= mem[raddr]; rdata <= array_q; "
+            "end\n")
+
+
 def rom_verilog(module: str, width: int, words: list[int], style: str | None = None,
                 latency: int = 1) -> str:
     """One ROM module: the words in an ``initial`` block, a registered read port (and its
     output register at ``latency`` 2)."""
     depth, abits, digits = len(words), _abits(len(words)), (width + 3) // 4
     body = "\n".join(f"    mem[{a}] = {width}'h{w:0{digits}x};" for a, w in enumerate(words))
-    read = ("  reg [{w}:0] array_q;\n  initial array_q = {W}'h0;\n"
-            "  always @(posedge clk) if (re) begin array_q <= mem[raddr]; rdata <= array_q; "
-            "end\n").format(w=width - 1, W=width) if latency == 2 else \
-        "  always @(posedge clk) if (re) rdata <= mem[raddr];\n"
+    read = _read_port(f"[{width - 1}:0]", f"{width}'h0", latency)
     return (f"module {module} (\n  input wire clk,\n  input wire re,\n"
             f"  input wire [{abits - 1}:0] raddr,\n  output reg [{width - 1}:0] rdata\n);\n"
             f"  {_attribute('rom', style)}reg [{width - 1}:0] mem [0:{depth - 1}];\n"
@@ -272,7 +355,12 @@ def rom_verilog(module: str, width: int, words: list[int], style: str | None = N
 
 
 def library(mems: dict) -> str:
-    """The Verilog of the RAM module, of each placed RAM variant and of every collected
-    ROM, in a stable order."""
-    return "\n".join([ram_verilog()] + [ram_verilog(mems[n]) if n.startswith(RAM_MODULE)
-                                         else rom_verilog(n, *mems[n]) for n in sorted(mems)])
+    """The Verilog of the RAM module, of each placed RAM variant, of each generic ROM
+    module and of every collected ROM, in a stable order."""
+    def text(n: str) -> str:
+        if n.startswith(RAM_MODULE):
+            return ram_verilog(mems[n])
+        if n.startswith(ROM_FILE_MODULE):
+            return rom_file_verilog(*mems[n])
+        return rom_verilog(n, *mems[n])
+    return "\n".join([ram_verilog()] + [text(n) for n in sorted(mems)])

@@ -13,6 +13,7 @@ once, in a pool of worker processes; the top level is then only wiring.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 import os
 import re
@@ -25,7 +26,7 @@ from amaranth.lib import wiring
 
 from ..choice import Choice
 from ..graph.stages import Stage
-from .mem import collecting
+from .mem import MARKER_RE, collecting, rom_file_module, rom_file_text, rom_slots
 
 _STAGE_METADATA = {"name", "inputs", "ref", "out_scale"}
 BATCHES = 8     # parts are converted in this many Yosys runs
@@ -100,18 +101,63 @@ class Blackbox(wiring.Component):
         return Instance(self.module, **conns)
 
 
-def convert_batch(jobs: list[tuple[str, type, tuple, dict]]) -> tuple[list[str], dict]:
-    """Verilog modules and ROMs of a batch of parts (runs in a worker process). The parts
-    go through one Yosys call: the bundled Yosys is WebAssembly and takes most of a
-    second just to start."""
+PLACEHOLDER = "hgpipe_part"     # a part's module name while its structure is keyed
+_PLACEHOLDER = re.compile(r"\\hgpipe_part(?=[.\s])")
+
+
+def rtlil_batch(jobs: list[tuple[str, type, tuple, dict]]) -> tuple[list, dict]:
+    """Each part's RTLIL under a placeholder name, its ROMs as slots (``mem.rom_slots``):
+    the text is the part's structure, its contents left out (runs in a worker process).
+    Also returns the placed RAM variants the parts use."""
     from amaranth.back import rtlil
-    from amaranth.back.verilog import _convert_rtlil_text
-    texts = []
-    with collecting() as roms:
-        for module, cls, args, kw in jobs:
+    out = []
+    with collecting() as rams:
+        for name, cls, args, kw in jobs:
             comp = cls(*args, **kw)
-            texts.append(rtlil.convert(comp, name=module, ports=_ports(comp), emit_src=False))
-    return split_modules(_convert_rtlil_text("\n".join(texts), strip_internal_attrs=True)), roms
+            with rom_slots() as slots:
+                text = rtlil.convert(comp, name=PLACEHOLDER, ports=_ports(comp),
+                                     emit_src=False)
+            out.append((name, text, slots))
+    return out, rams
+
+
+def verilog_batch(jobs: list[tuple[str, str, bool]]) -> list[str]:
+    """Verilog of each distinct structure ``(module, RTLIL text, has ROM slots)``, through
+    one Yosys call: the bundled Yosys is WebAssembly and takes most of a second just to
+    start (runs in a worker process)."""
+    from amaranth.back.verilog import _convert_rtlil_text
+    texts = [_PLACEHOLDER.sub(lambda _m: "\\" + module, text) for module, text, _ in jobs]
+    modules = split_modules(_convert_rtlil_text("\n".join(texts), strip_internal_attrs=True))
+    return with_rom_prefix(modules, {module for module, _, has in jobs if has})
+
+
+_SUBMODULE = r"^  (\\{}\.\S+) "     # an instance of a part's own submodule
+
+
+def with_rom_prefix(modules: list[str], slotted: set[str]) -> list[str]:
+    """The modules of parts with ROM slots, with the ROM files' path prefix threaded
+    through: each module that holds a ROM, or a submodule that does, takes the string
+    parameter ``ROMS`` and passes it on; each ROM's file is ``ROMS`` + slot + ``.hex``."""
+    names = [_module_of(t).lstrip("\\") for t in modules]
+    needs = {n for n, t in zip(names, modules) if re.search(MARKER_RE, t)}
+    while True:     # and the modules above them, up to the part's own
+        more = {n for n, t in zip(names, modules) if n not in needs and any(
+            re.search(r"^  \\" + re.escape(sub) + r" ", t, re.M) for sub in needs
+            if sub.startswith(n + "."))}
+        if not more:
+            break
+        needs |= more
+    out = []
+    for n, t in zip(names, modules):
+        if n in needs and n.split(".")[0] in slotted:
+            t = re.sub(r"^(module [^;]*;\n)", r'\1  parameter ROMS = "";\n', t, count=1,
+                       flags=re.M)
+            t = re.sub(_SUBMODULE.format(re.escape(n)),
+                       lambda m: m.group(0) + ("#(.ROMS(ROMS)) " if m.group(1).lstrip("\\")
+                                               in needs else ""), t, flags=re.M)
+            t = re.sub(r"\.FILE\(" + MARKER_RE + r"\)", r'.PREFIX(ROMS), .FILE("\1.hex")', t)
+        out.append(t)
+    return out
 
 
 _AUTO = re.compile(r"(\\\$auto\$[^\s$]*\$)(\d+)")
@@ -187,48 +233,108 @@ class Parts:
         finally:
             self.collecting = False
 
-    def convert(self, top=None, workers: int | None = None, progress=None
-                ) -> tuple[str | None, list[str], dict]:
+    def convert(self, top=None, workers: int | None = None, progress=None) -> "Converted":
         """Convert every distinct part, and ``top`` (a picklable ``(fn, args)`` giving the
-        top level's Verilog), in ``workers`` processes. Returns the top's text, the part
-        modules sorted by name (the same text for any number of workers) and the ROMs
-        they use. ``progress(done, total)`` is called as jobs finish."""
+        top level's Verilog), in ``workers`` processes; ``progress(done, total)`` is
+        called as jobs finish.
+
+        Two rounds: each distinct construction's RTLIL (its ROMs as slots), then Yosys
+        once per distinct structure (the RTLIL text), so that parts differing only by ROM
+        contents share a module. Batches are fixed in number whatever the workers: Yosys
+        orders a module's text by what else shares its run, so they must not depend on
+        the machine. The top, the largest single job, goes first."""
         names = sorted(self.parts)
         workers = max(1, min(workers or len(os.sched_getaffinity(0)), BATCHES))
-        # A fixed number of batches, whatever the workers: Yosys orders a module's text by
-        # what else shares its run, so the batches must not depend on the machine. The
-        # top, the largest single job, goes first.
         nb = max(1, min(len(names), BATCHES))
-        jobs = [(_call, top)] if top else []
-        jobs += [(convert_batch, ([(n, *self.parts[n]) for n in names[k::nb]],))
-                 for k in range(nb)]
+        first = [(_call, top)] if top else []
+        first += [(rtlil_batch, ([(n, *self.parts[n]) for n in names[k::nb]],))
+                  for k in range(nb)]
         pool = ProcessPoolExecutor(workers) if workers > 1 else None
-        top_text, modules, roms = None, [], {}
-        try:
-            if pool:
-                futures = [pool.submit(fn, *args) for fn, args in jobs]
-                results = (f.result() for f in futures)
-            else:
-                results = (fn(*args) for fn, args in jobs)
-            for k, result in enumerate(results, 1):
-                if top and k == 1:
-                    top_text, top_roms = result
-                    roms.update(top_roms)
-                else:
-                    modules += result[0]
-                    roms.update(result[1])
+        done, total = 0, len(first) + nb
+
+        def run(jobs):
+            nonlocal done
+            results = [pool.submit(fn, *args) for fn, args in jobs] if pool else None
+            for k, (fn, args) in enumerate(jobs):
+                yield results[k].result() if pool else fn(*args)
+                done += 1
                 if progress:
-                    progress(k, len(jobs))
+                    progress(done, total)
+        try:
+            top_text, mems, keyed = None, {}, {}
+            for k, result in enumerate(run(first)):
+                if top and k == 0:
+                    top_text, top_mems = result
+                    mems.update(top_mems)
+                    continue
+                parts, rams = result
+                mems.update(rams)
+                for name, text, slots in parts:
+                    keyed[name] = (text, slots)
+            # one module per distinct structure, named by its digest
+            module, structures = {}, {}
+            for name in names:
+                text, slots = keyed[name]
+                cls = self.parts[name][0]
+                module[name] = f"hgpipe_{cls.__name__.lower()}_" \
+                    f"{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+                structures.setdefault(module[name], (text, bool(slots.roms)))
+                for style, latency in slots.modules:
+                    mems[rom_file_module(style, latency)] = (style, latency)
+            distinct = sorted(structures)
+            n2 = max(1, min(len(distinct), BATCHES))
+            total = len(first) + n2
+            second = [(verilog_batch, ([(d, *structures[d]) for d in distinct[k::n2]],))
+                      for k in range(n2)]
+            modules = [t for texts in run(second) for t in texts]
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
         modules.sort(key=_module_of)
         for text in modules:
             name = _module_of(text)
-            if name in self.parts and not {"clk", "rst"} <= set(port_names(text)):
+            if name in structures and not {"clk", "rst"} <= set(port_names(text)):
                 raise RuntimeError(f"separate: {name} has no clk or rst port; its "
                                    f"instances connect both")
-        return top_text, modules, roms
+        files: dict[str, str] = {}
+        if top_text is not None:
+            top_text, files = _bind(top_text, module, {n: keyed[n][1] for n in names})
+        return Converted(top_text, modules, mems, files, len(distinct))
+
+
+ROM_DIR = "roms/"       # where the ROM files are, relative to the simulator or tool
+
+
+def _bind(top_text: str, module: dict[str, str], slots: dict) -> tuple[str, dict]:
+    """The top level with each part instance renamed to its structure's module and, for a
+    part with ROMs, given its files' prefix ``ROM_DIR`` + instance + ``.``; and the files
+    (path -> ``$readmemh`` text). ``ROM_DIR`` is a parameter of the top level."""
+    files: dict[str, str] = {}
+
+    def inst(m: re.Match) -> str:
+        name, instance = m.group(1), m.group(2)
+        roms = slots[name].roms
+        if not roms:
+            return f"  {module[name]} {instance} ("
+        for k, (width, words) in enumerate(roms):
+            files[f"{ROM_DIR}{instance}.{k}.hex"] = rom_file_text(width, words)
+        return f'  {module[name]} #(.ROMS({{ROM_DIR, "{instance}."}})) {instance} ('
+    text = re.sub(r"^  (hgpipe_[a-z0-9]+_[0-9a-f]{12}) (\S+) \($", inst, top_text, flags=re.M)
+    text = re.sub(r"^(module [^;]*;\n)", rf'\1  parameter ROM_DIR = "{ROM_DIR}";\n', text,
+                  count=1, flags=re.M)
+    return text, files
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What ``Parts.convert`` gives: the top level's text, the part modules sorted by name,
+    the memory modules they use (``mem.library``'s input), the ROM files and the number
+    of distinct part structures."""
+    top: str | None
+    modules: list[str]
+    mems: dict
+    files: dict[str, str]
+    structures: int
 
 
 def _call(fn, args):

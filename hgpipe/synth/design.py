@@ -33,7 +33,8 @@ def instance_modules(top_text: str, modules: dict[str, str], prefix: str = ""
     one of the comma-separated ``prefix``es, e.g. ``blocks_0_``; all by default)."""
     prefixes = tuple(prefix.split(","))
     out = {}
-    for name, inst in re.findall(r"^\s*(\\?\S+)\s+(\\?\S+)\s*\($", top_text, re.M):
+    for name, inst in re.findall(r"^\s*(\\?\S+)\s+(?:#\(.*\)\s+)?(\\?\S+)\s*\($", top_text,
+                                 re.M):
         inst = inst.lstrip("\\")
         if name in modules and inst.startswith(prefixes):
             out[inst] = name
@@ -48,7 +49,7 @@ def instances(top_text: str, modules: dict[str, str], prefix: str = "") -> dict[
     return out
 
 
-_INST_BLOCK = re.compile(r"^  (\\?\S+) (\\?\S+) \(\n(.*?)^  \);", re.M | re.S)
+_INST_BLOCK = re.compile(r"^  (\\?\S+) (?:#\(.*?\) )?(\\?\S+) \(\n(.*?)^  \);", re.M | re.S)
 _CONN = re.compile(r"\.(\w+)\((.*?)\)(?:,|\s*$)", re.M)
 _DIR = re.compile(r"^\s*(input|output)\b[^;]*?(\\?[\w$]+)\s*;", re.M)
 
@@ -134,33 +135,54 @@ def judge(s: ModuleSynth, pipe: Pipelining) -> tuple[str, ...]:
     return tuple(over)
 
 
-def _job(text: str, top: str) -> ModuleSynth:
-    return synthesize(text, top)
+def _job(text: str, top: str, files: dict[str, str]) -> ModuleSynth:
+    return synthesize(text, top, files=files)
+
+
+_ROMS = re.compile(r'^  (\S+) #\(\.ROMS\(\{ROM_DIR, "([^"]*)"\}\)\) (\S+) \($', re.M)
+_ROM_DIR = re.compile(r'^  parameter ROM_DIR = "([^"]*)";$', re.M)
+
+
+def _with_roms(modules: dict[str, str], top: str, name: str, files: dict[str, str]
+               ) -> tuple[str, dict[str, str]]:
+    """The text to synthesize part module ``name`` (and what it instantiates) and the ROM
+    files it loads: a part whose ROMs are data takes the first of its instances' files
+    (their contents, not the structure, differ between instances)."""
+    text = closure(modules, name)
+    rom_dir = _ROM_DIR.search(modules[top])
+    for module, inst_prefix, _ in _ROMS.findall(modules[top]):
+        if module == name and rom_dir:
+            prefix = rom_dir.group(1) + inst_prefix
+            text = text.replace(modules[name], modules[name].replace(
+                'parameter ROMS = "";', f'parameter ROMS = "{prefix}";', 1))
+            return text, {p: t for p, t in files.items() if p.startswith(prefix)}
+    return text, {}
 
 
 def synth_design(verilog: str, top: str, pipe: Pipelining, *, jobs: int = 2,
-                 progress=None, only: set[str] | None = None, prefix: str = "") -> DesignSynth:
+                 progress=None, only: set[str] | None = None, prefix: str = "",
+                 files: dict[str, str] | None = None) -> DesignSynth:
     """Synthesize each distinct part module of ``verilog`` (the generator's output, top
-    level ``top``) instantiated under names starting with ``prefix`` (all by default),
-    of the kinds in ``only`` (all by default); ``progress(done, total)`` as modules
-    finish."""
+    level ``top``, its ROM ``files``) instantiated under names starting with ``prefix``
+    (all by default), of the kinds in ``only`` (all by default); ``progress(done,
+    total)`` as modules finish."""
     modules = split(verilog)
     if top not in modules:
         raise ValueError(f"synth: no module {top!r} in the Verilog")
     counts = instances(modules[top], modules, prefix)
     names = sorted(n for n in counts if only is None or kind_of(n) in only)
     results: dict[str, ModuleSynth] = {}
-    work = [(closure(modules, n), n) for n in names]
+    work = [(*_with_roms(modules, top, n, files or {}), n) for n in names]
     if jobs > 1 and len(work) > 1:
         with ProcessPoolExecutor(min(jobs, len(work))) as pool:
-            futures = {pool.submit(_job, text, n): n for text, n in work}
+            futures = {pool.submit(_job, text, n, f): n for text, f, n in work}
             for k, fut in enumerate(as_completed(futures), 1):
                 results[futures[fut]] = fut.result()
                 if progress:
                     progress(k, len(work))
     else:
-        for k, (text, n) in enumerate(work, 1):
-            results[n] = _job(text, n)
+        for k, (text, f, n) in enumerate(work, 1):
+            results[n] = _job(text, n, f)
             if progress:
                 progress(k, len(work))
     out = tuple(ModuleResult(results[n], kind_of(n), counts[n], fmax_mhz(results[n].worst.ns),

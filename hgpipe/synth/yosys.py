@@ -137,6 +137,7 @@ def _run_yosys(text: str, top: str, script: str, files: dict[str, str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="hgpipe-synth-") as tmp:
         Path(tmp, "m.v").write_text(text)
         for name, content in files.items():
+            Path(tmp, name).parent.mkdir(parents=True, exist_ok=True)
             Path(tmp, name).write_text(content)
         # relative paths: the WebAssembly Yosys sees its working directory only; the
         # netlist without the cell library's blackbox modules

@@ -17,7 +17,6 @@ from sim import e2e
 from sim.lint import lint
 
 from ..conftest import images_for
-from ..rtl.conftest import micro_graphs  # noqa: F401  (the shared fixture)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +51,13 @@ def test_a_corrupted_table_inside_the_design_is_caught(planned):
 def test_top_verilog_is_deterministic_and_lints_clean(planned):
     g, plan = planned
     a, b = generate(g, plan)[1], generate(g, plan)[1]
-    assert a == b
-    assert lint(a, "hgpipe_top") == []
+    assert a == b and a.roms     # the Verilog and every ROM file
+    assert lint(a.verilog, "hgpipe_top") == []
 
 
 def test_the_plans_memory_placement_reaches_the_verilog(planned):
     g, plan = planned
-    src = generate(g, plan)[1]
+    src = generate(g, plan)[1].verilog
     kinds = {k for s in plan.stages for _, k in s.memories}
     kinds |= {b.memory for b in plan.buffers if b.memory != "stage"}
     attribute = {"lutram": "distributed", "bram": "block", "uram": "ultra"}
@@ -86,5 +85,5 @@ def test_each_attention_output_row_fifo_takes_its_placement(planned):
     for kind in ("uram", "bram"):
         moved = tuple((n, kind if n == key else k) for n, k in plan.fifo_memories)
         # a plan changed by hand: its netlist is derived again from the new decisions
-        src = generate(g, replace(plan, fifo_memories=moved, netlist=None))[1]
+        src = generate(g, replace(plan, fifo_memories=moved, netlist=None))[1].verilog
         assert kind in re.findall(ram, src)

@@ -18,22 +18,27 @@ KEYS = {"bit_exact", "images", "measured_ii_cycles", "model_ii_cycles",
 TARGET_II = "1024"   # vit-micro at ~1k cycles per image
 
 
-def _sim(tmp_path, simulator, stall, bits, images=4, extra=()):
+def _sim(tmp_path, simulator, stall, bits, images=4, extra=(), testbench="auto"):
     out = tmp_path / f"{simulator}-{stall}-{bits}"
     code = main(["sim", "--model", "vit-micro", "--bits", bits, "--target-ii", TARGET_II,
-                 "--simulator", simulator, "--stall", str(stall), "--images", str(images),
+                 "--simulator", simulator, "--testbench", testbench,
+                 "--stall", str(stall), "--images", str(images),
                  "--out", str(out), "--build-dir", str(runner.DEFAULT_BUILD), "--quiet",
                  *extra])
     return code, json.loads((out / "sim.json").read_text()), out
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
+BENCHES = [(s, t) for s in SIMULATORS for t in ("native", "cocotb")
+           if s == "verilator" or t == "cocotb"]
+
+
+@pytest.mark.parametrize("simulator, testbench", BENCHES)
 @pytest.mark.parametrize("stall", [0.0, 0.3])
-def test_sim_is_bit_exact_and_meets_the_model(tmp_path, simulator, stall, capsys):
+def test_sim_is_bit_exact_and_meets_the_model(tmp_path, simulator, testbench, stall, capsys):
     """Enough images that the pipeline is full while images still stream in."""
-    code, d, out = _sim(tmp_path, simulator, stall, "w4a4", images=8)
+    code, d, out = _sim(tmp_path, simulator, stall, "w4a4", images=8, testbench=testbench)
     assert code == 0
-    assert KEYS <= set(d)
+    assert KEYS <= set(d) and d["testbench"] == testbench
     assert d["bit_exact"] and d["images"] == 8 and d["mismatches"] == 0
     if stall == 0.0:
         assert abs(d["measured_ii_cycles"] - d["model_ii_cycles"]) <= 0.01 * d["model_ii_cycles"]
@@ -56,6 +61,7 @@ def test_sim_with_the_residual_in_ddr(tmp_path, simulator, stall):
     code, d, out = _sim(tmp_path, simulator, stall, "w4a4", images=6,
                         extra=["--offchip", "all", "--board", "zcu102"])
     assert code == 0 and d["bit_exact"] and d["images"] == 6
+    assert d["testbench"] == "cocotb"       # auto: the DDR memory model is cocotb's
     plan = json.loads((out / "plan.json").read_text())
     ports = json.loads((out / "rtl" / "ports.json").read_text())
     regions = plan["ddr"]["regions"]
@@ -103,7 +109,10 @@ def test_sim_w3a3_default_plan(tmp_path):
 
 @pytest.mark.parametrize("args, field", [
     (["--images", "1"], "images"), (["--stall", "1.5"], "stall"),
-    (["--simulator", "modelsim"], "simulator")])
+    (["--simulator", "modelsim"], "simulator"), (["--testbench", "uvm"], "testbench"),
+    (["--testbench", "native", "--simulator", "icarus"], "testbench"),
+    (["--testbench", "native", "--offchip", "all", "--board", "zcu102", "--target-ii",
+      TARGET_II], "testbench")])
 def test_sim_bad_input_is_one_line(tmp_path, capsys, args, field):
     out = tmp_path / "bad"
     code = main(["sim", "--model", "vit-micro", "--out", str(out), "--quiet", *args])

@@ -32,8 +32,8 @@ def planned(request, micro_graph_w3a3):
 
 def test_elaborated_parts_are_the_costed_parts(planned):
     graph, plan = planned
-    _, source, stats = generate(graph, plan)
-    modules = split(source)
+    _, rtl, stats = generate(graph, plan)
+    modules = split(rtl.verilog)
     built = instance_modules(modules[TOP], modules)
     costed = {p.name: p for p, _ in part_costs(plan)}
     assert set(built) == set(costed)

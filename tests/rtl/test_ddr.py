@@ -19,7 +19,7 @@ from sim import runner
 from sim.stage_io import stage_vectors
 from hgpipe.golden.vectors import Stream, Vectors
 
-from .conftest import SIMULATORS, micro_graphs  # noqa: F401  (the shared fixture)
+from .conftest import SIMULATORS
 
 
 class DdrHarness(wiring.Component):

@@ -1,0 +1,156 @@
+"""The native testbench: the whole-accelerator test without Python in the clock loop.
+
+cocotb drives and samples every stream every cycle from Python, which caps a simulation
+near 10k cycles/s however fast the compiled design is. For long runs the same protocol
+(``sim.tb_top``: stalled input and output streams, busy counters at each image's end)
+is generated as a Verilog harness (``harness.v.j2``) around the top level and compiled
+with Verilator and a two-line C++ clock (``harness_main.cpp``). Python writes the input
+beats as hex, reads back the output beats and the image-end records, and scores them
+with the same ``Scoreboard``; the harness prints the simulated cycle every
+``+progress`` cycles for a progress bar.
+
+The harness reads the top level's ports and its busy counters only. Designs with an
+AXI4 port to DDR need the cocotb testbench's memory model (``supported`` says so).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+
+from hgpipe.golden.vectors import Vectors
+
+from . import runner
+from .streams import Scoreboard
+
+HERE = Path(__file__).resolve().parent
+HARNESS = "hgpipe_harness"
+PROGRESS = 1 << 16          # default cycles between progress lines
+FLAVOUR = "native-1\n"      # part of the build digest
+
+
+def supported(acc) -> str | None:
+    """Why the native testbench cannot run ``acc``, or None."""
+    regions = acc.ddr_regions()
+    if regions:
+        return (f"the design keeps {len(regions)} streams in DDR, whose memory model is "
+                "the cocotb testbench's")
+    return None
+
+
+def harness(acc, top: str) -> str:
+    """The harness Verilog for ``acc``: its port widths, beats per image and stages. The
+    run's settings (beats, stall, seed, timeout) are plusargs: one build, every run."""
+    from hgpipe.plan.netlist import safe
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template("harness.v.j2").render(
+        top=top, in_w=acc.in_width, out_w=acc.out_lanes * acc.out_bits,
+        bpi_in=acc.beats_per_image_in, bpi_out=acc.beats_per_image_out,
+        stages=sorted({safe(st.name) for st in acc.graph.stages}))
+
+
+def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUILD,
+          optimize: bool = True, threads: int = 1) -> Path:
+    """Compile the design under the harness with Verilator once per content; its dir."""
+    runner._check("verilator")
+    level = "-O2" if optimize else "-O0"
+    key = f"{FLAVOUR}{level} threads={threads}\n{harness_text}\n{source}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    bdir = Path(build_root) / f"native-{digest}"
+    if (bdir / ".built").exists():
+        return bdir
+    bdir.mkdir(parents=True, exist_ok=True)
+    from filelock import FileLock
+    with FileLock(str(bdir) + ".lock"):
+        if not (bdir / ".built").exists():
+            (bdir / "top.v").write_text(source)
+            (bdir / "harness.v").write_text(harness_text)
+            shutil.copy(HERE / "harness_main.cpp", bdir / "harness_main.cpp")
+            make = " ".join([f for f in os.environ.get("MAKEFLAGS", "").split()
+                             if not f.startswith("OPT")]
+                            + [f"OPT_FAST={level}", f"OPT_SLOW={level}", f"OPT_GLOBAL={level}"])
+            cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1),
+                   "--top-module", HARNESS, "-Wno-fatal", "-Wno-WIDTH", "-Wno-lint",
+                   "--x-assign", "fast", "--x-initial", "fast",
+                   *(["--threads", str(threads)] if threads > 1 else []),
+                   "--Mdir", "obj", "-o", "Vharness",
+                   "harness.v", "top.v", "harness_main.cpp"]
+            log = bdir / "build.log"
+            with open(log, "w") as f:
+                p = subprocess.run(cmd, cwd=bdir, stdout=f, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "MAKEFLAGS": make})
+            if p.returncode:
+                raise RuntimeError(f"verilator build failed (exit {p.returncode}); see {log}")
+            (bdir / ".built").write_text(digest)
+    return bdir
+
+
+def run(bdir: Path, vectors: Vectors, progress=None, every: int = PROGRESS,
+        files=None) -> runner.SimResult:
+    """Run ``vectors`` through the built harness (``files``: the design's ``Rtl``, whose
+    ROM files the run loads); ``progress(cycle, beats_out)`` is called every ``every``
+    simulated cycles."""
+    run_id = hashlib.sha256(f"{vectors.seed}-{vectors.stall}-{os.getpid()}".encode()
+                            ).hexdigest()[:8]
+    tdir = bdir / f"run-{run_id}"
+    tdir.mkdir(exist_ok=True)
+    for f in ("out.hex", "result.txt"):
+        (tdir / f).unlink(missing_ok=True)
+    if files is not None:
+        files.write_roms(tdir)
+    s = vectors.inputs["s_axis"]
+    digits = (s.bits * s.beats.shape[1] + 3) // 4
+    (tdir / "in.hex").write_text("".join(f"{w:0{digits}x}\n" for w in s.pack()))
+    with open(tdir / "sim.log", "w") as log:
+        args = {"n_in": len(s.beats), "n_out": len(vectors.output.beats),
+                "stall": round(vectors.stall * 65536), "seed": vectors.seed,
+                "timeout": vectors.timeout, "progress": max(1, every)}
+        p = subprocess.Popen([str(bdir / "obj" / "Vharness"),
+                              *(f"+{k}={v}" for k, v in args.items())], cwd=tdir,
+                             stdout=subprocess.PIPE, stderr=log, text=True)
+        try:
+            for line in p.stdout:
+                if line.startswith("progress ") and progress is not None:
+                    cycle, beats = line.split()[1:]
+                    progress(int(cycle), int(beats))
+                else:
+                    log.write(line)
+            p.wait()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if p.returncode or not (tdir / "result.txt").exists():
+        raise RuntimeError(f"native simulation exited {p.returncode}; see {tdir / 'sim.log'}")
+    return _result(tdir, vectors)
+
+
+def _result(tdir: Path, vectors: Vectors) -> runner.SimResult:
+    stages = vectors.meta["stages"]     # the harness's order: sorted safe names
+    ends, busy, bad_last, first_last, timeout = [], [], [], [0, 0], None
+    for line in (tdir / "result.txt").read_text().splitlines():
+        word, *vals = line.split()
+        if word == "end":
+            ends.append(int(vals[0]))
+            busy.append(dict(zip(stages, map(int, vals[1:]))))
+        elif word == "badlast":
+            bad_last.append(int(vals[0]))
+        elif word == "in":
+            first_last = [int(v) for v in vals]
+        elif word == "timeout":
+            timeout = int(vals[0])
+    words = [int(w, 16) for w in (tdir / "out.hex").read_text().split()]
+    score = Scoreboard(vectors.output.beats, vectors.output.unpack).check(words)
+    if timeout is not None and score["mismatches"] == 0:
+        score["first_mismatch"] = {"timeout_cycle": timeout, "received": len(words)}
+    return runner.SimResult(
+        received=score["received"], expected=score["expected"],
+        mismatches=score["mismatches"], first_mismatch=score["first_mismatch"],
+        out_cycles=[], in_cycles={"s_axis": first_last},
+        extra={"image_ends": ends, "busy": busy, "bad_tlast": bad_last[:10], "ddr_strays": []})

@@ -1,0 +1,89 @@
+"""The native testbench (``sim.native``): the whole accelerator under a generated Verilog
+harness in Verilator, no Python per cycle. It must agree with the cocotb testbench on the
+same vectors, catch a wrong logit and a design that stops, and report progress."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from hgpipe.golden.vectors import Stream, top_vectors
+from hgpipe.plan import make_plan
+from hgpipe.resources.board import load_board
+from hgpipe.rtl.generate import TOP, generate
+from sim import e2e, native, runner
+
+from ..conftest import images_for
+
+
+@pytest.fixture(scope="module")
+def design(micro_graphs):
+    graphs, _ = micro_graphs
+    g = graphs["w4a4"]
+    plan = make_plan(g, load_board("vck190"), target_ii=1024)
+    acc, src, _ = generate(g, plan)
+    patches = g.encode_images(images_for(g.config, 4, seed=3))
+    bdir = native.build(src.verilog, native.harness(acc, TOP), runner.DEFAULT_BUILD,
+                        optimize=False)
+    return g, plan, acc, src, patches, bdir
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_native_agrees_with_cocotb(design, stall):
+    g, plan, acc, src, patches, _ = design
+    kw = dict(cycles_per_image=plan.ii, source=src, stall=stall, seed=5)
+    a = e2e.simulate(g, acc, patches, testbench=e2e.Testbench.NATIVE, **kw)
+    b = e2e.simulate(g, acc, patches, testbench=e2e.Testbench.COCOTB, **kw)
+    assert a.bit_exact and b.bit_exact and a.images == b.images == 4
+    if stall == 0.0:    # no random draws: the same cycles (each counts its own edges)
+        assert a.measured_ii_cycles == plan.ii
+        assert abs(a.measured_latency_cycles - b.measured_latency_cycles) <= 16
+        assert set(a.stage_busy) == set(b.stage_busy)
+        for k, v in a.stage_busy.items():
+            assert abs(v - b.stage_busy[k]) <= 0.01, k
+
+
+def test_native_catches_a_wrong_logit(design):
+    g, plan, acc, src, patches, bdir = design
+    vec = top_vectors(g, acc, patches, 0.2, 1, plan.ii)
+    beats = vec.output.beats.copy()
+    beats[5, 0] += 1
+    bad = dataclasses.replace(vec, output=Stream(beats, vec.output.bits, vec.output.signed))
+    r = native.run(bdir, bad, files=src)
+    assert r.mismatches == 1 and not r.bit_exact
+    assert r.first_mismatch == {"beat": 5, "lane": 0, "got": int(beats[5, 0]) - 1,
+                                "expected": int(beats[5, 0])}
+
+
+def test_native_stops_at_the_timeout_and_fails(design):
+    g, plan, acc, src, patches, bdir = design
+    vec = dataclasses.replace(top_vectors(g, acc, patches, 0.0, 0, plan.ii), timeout=500)
+    r = native.run(bdir, vec, files=src)
+    assert not r.bit_exact and r.received < r.expected
+    assert r.first_mismatch["timeout_cycle"] == 500
+
+
+def test_native_reports_progress_in_cycles(design):
+    g, plan, acc, src, patches, bdir = design
+    seen = []
+    r = native.run(bdir, top_vectors(g, acc, patches, 0.0, 0, plan.ii),
+                   progress=lambda c, beats: seen.append((c, beats)), every=1000, files=src)
+    assert r.bit_exact
+    cycles = [c for c, _ in seen]
+    assert cycles == sorted(cycles) and len(cycles) >= r.extra["image_ends"][-1] // 1000 - 1
+    assert np.diff(cycles).tolist() == [1000] * (len(cycles) - 1)
+    assert seen[-1][1] <= len(r.extra["image_ends"]) * acc.beats_per_image_out
+
+
+def test_native_refuses_a_design_with_ddr(micro_graphs):
+    graphs, _ = micro_graphs
+    g = graphs["w4a4"]
+    plan = make_plan(g, load_board("zcu102"), target_ii=1024, offchip="all")
+    acc, src, _ = generate(g, plan)
+    assert "DDR" in native.supported(acc)
+    assert e2e.Testbench.AUTO.pick("verilator", acc) is e2e.Testbench.COCOTB
+    with pytest.raises(ValueError, match="testbench=native"):
+        e2e.simulate(g, acc, g.encode_images(images_for(g.config, 2)), source=src,
+                     testbench=e2e.Testbench.NATIVE)
