@@ -4,6 +4,7 @@ per-stage bubbles, simulation rate and build time.
     python benchmarks/e2e.py                       # vit-micro and one DeiT-tiny block
     python benchmarks/e2e.py --only micro --images 8
     python benchmarks/e2e.py --block-ii 57624      # the block at HG-PIPE's II
+    python benchmarks/e2e.py --only whole --images 3   # the whole 12-block DeiT-tiny
     python benchmarks/e2e.py --only block --board zcu102 --offchip all   # residual and head
                                                    # weights in DDR (cocotbext-axi memory)
 
@@ -66,7 +67,9 @@ def main() -> None:
     ap.add_argument("--micro-ii", type=int, default=1024)
     ap.add_argument("--no-opt", action="store_true", help="compile Verilator's C++ at -O0: "
                     "slower to simulate, faster to build")
-    ap.add_argument("--only", default="", help="micro or block")
+    ap.add_argument("--only", default="", help="micro, block or whole (all 12 blocks)")
+    ap.add_argument("--whole-ii", type=int, default=0, help="the whole model's target II "
+                    "(default 0: the fastest plan that fits)")
     ap.add_argument("--testbench", default="auto", help="native (a Verilog harness, no "
                     "Python per cycle), cocotb, or auto (native unless the plan uses DDR)")
     ap.add_argument("--threads", type=int, default=1, help="Verilator threads (native)")
@@ -80,6 +83,9 @@ def main() -> None:
     if args.only in ("", "block"):
         cases.append(("deit-tiny block", preset("hgpipe-deit-tiny").replace(depth=1), "w3a3",
                       args.block_ii))
+    if args.only == "whole":    # minutes to build: only on request
+        cases.append(("deit-tiny whole", preset("hgpipe-deit-tiny"), "w3a3",
+                      args.whole_ii or None))
     tb = e2e.Testbench.parse(args.testbench, "testbench")
     rows = [case(n, c, b, ii, args.images, not args.no_opt, args.board, args.offchip, tb,
                  args.threads)

@@ -249,24 +249,60 @@ def rom_file_module(style: str | None, latency: int) -> str:
     return ROM_FILE_MODULE + (f"_{style}" if style else "") + ("_r2" if latency == 2 else "")
 
 
+ROM_MACROS = """\
+// ROM files: HGPIPE_ROM_DIR + part instance + "." + slot + ".hex" (hgpipe.rtl.mem)
+`ifndef HGPIPE_ROM_DIR
+`define HGPIPE_ROM_DIR "roms/"
+`endif
+`ifdef SYNTHESIS
+`define HGPIPE_ROMS(part) #(.ROMS({`HGPIPE_ROM_DIR, part}))
+`else
+`define HGPIPE_ROMS(part)
+`endif
+"""
+
+
 def rom_file_verilog(style: str | None, latency: int) -> str:
-    """The generic ROM: ``DEPTH`` words of ``WIDTH`` bits from ``$readmemh`` of the file
-    ``PREFIX`` + ``FILE``, a registered read port (and its output register at
-    ``latency`` 2)."""
+    """The generic ROM: ``DEPTH`` words of ``WIDTH`` bits by ``$readmemh``, a registered
+    read port (and its output register at ``latency`` 2).
+
+    Its file is its part's instance name, the slot ``FILE`` (``<k>.hex``) after it. In
+    synthesis the part passes the prefix down as ``PREFIX``. A simulator, given none,
+    finds the part ``LEVELS`` levels up the ROM's own instance path (``%m``) instead: a
+    parameter that differs between instances would make Verilator compile a copy of the
+    part for each, undoing the sharing."""
     read = _read_port("[WIDTH-1:0]", "{WIDTH{1'b0}}", latency)
-    return (f"// Read-only memory loaded from PREFIX + FILE ($readmemh: DEPTH hex words).\n"
+    return (f"// Read-only memory loaded from its part's file ($readmemh: DEPTH hex words).\n"
             f"module {rom_file_module(style, latency)} #(parameter WIDTH = 1, "
             f"parameter DEPTH = 2, parameter ABITS = 1,\n"
-            f"    parameter PREFIX = \"\", parameter FILE = \"\") (\n"
+            f"    parameter PREFIX = \"\", parameter FILE = \"\", parameter LEVELS = 1) (\n"
             f"  input wire clk,\n  input wire re,\n  input wire [ABITS-1:0] raddr,\n"
             f"  output reg [WIDTH-1:0] rdata\n);\n"
             f"  {_attribute('rom', style)}reg [WIDTH-1:0] mem [0:DEPTH-1];\n"
             f"  initial rdata = {{WIDTH{{1'b0}}}};\n"
+            f"`ifdef SYNTHESIS\n"
             f"  // a tool that elaborates a module with its defaults (Yosys' read_verilog)\n"
             f"  // must not look for a file: only an instance given its prefix loads one\n"
             f"  generate if (PREFIX != \"\") begin : load\n"
             f"    initial $readmemh({{PREFIX, FILE}}, mem);\n"
-            f"  end endgenerate\n{read}endmodule\n")
+            f"  end endgenerate\n"
+            f"`else\n"
+            f"  string path, part;\n"
+            f"  integer i, dots, lo, hi;\n"
+            f"  initial if (PREFIX != \"\") $readmemh({{PREFIX, FILE}}, mem);\n"
+            f"  else begin\n"
+            f"    path = $sformatf(\"%m\");\n"
+            f"    dots = 0; lo = 0; hi = path.len();\n"
+            f"    for (i = path.len() - 1; i >= 0; i = i - 1) if (path[i] == \".\") begin\n"
+            f"      dots = dots + 1;\n"
+            f"      if (dots == LEVELS) hi = i;\n"
+            f"      if (dots == LEVELS + 1) begin lo = i + 1; i = -1; end\n"
+            f"    end\n"
+            f"    part = path.substr(lo, hi - 1);\n"
+            f"    path = $sformatf(\"%s%s.%s\", `HGPIPE_ROM_DIR, part, FILE);\n"
+            f"    $readmemh(path, mem);\n"
+            f"  end\n"
+            f"`endif\n{read}endmodule\n")
 
 
 def rom_file_text(width: int, words: list[int]) -> str:

@@ -26,7 +26,7 @@ from amaranth.lib import wiring
 
 from ..choice import Choice
 from ..graph.stages import Stage
-from .mem import MARKER_RE, collecting, rom_file_module, rom_file_text, rom_slots
+from .mem import MARKER_RE, ROM_MACROS, collecting, rom_file_module, rom_file_text, rom_slots
 
 _STAGE_METADATA = {"name", "inputs", "ref", "out_scale"}
 BATCHES = 8     # parts are converted in this many Yosys runs
@@ -155,7 +155,10 @@ def with_rom_prefix(modules: list[str], slotted: set[str]) -> list[str]:
             t = re.sub(_SUBMODULE.format(re.escape(n)),
                        lambda m: m.group(0) + ("#(.ROMS(ROMS)) " if m.group(1).lstrip("\\")
                                                in needs else ""), t, flags=re.M)
-            t = re.sub(r"\.FILE\(" + MARKER_RE + r"\)", r'.PREFIX(ROMS), .FILE("\1.hex")', t)
+            # a ROM this many levels below the part (its module's depth, plus its own)
+            levels = n.count(".") + 1
+            t = re.sub(r"\.FILE\(" + MARKER_RE + r"\)",
+                       rf'.PREFIX(ROMS), .FILE("\1.hex"), .LEVELS({levels})', t)
         out.append(t)
     return out
 
@@ -302,13 +305,13 @@ class Parts:
         return Converted(top_text, modules, mems, files, len(distinct))
 
 
-ROM_DIR = "roms/"       # where the ROM files are, relative to the simulator or tool
+ROM_DIR = "roms/"       # the default of HGPIPE_ROM_DIR (``mem.ROM_MACROS``)
 
 
 def _bind(top_text: str, module: dict[str, str], slots: dict) -> tuple[str, dict]:
     """The top level with each part instance renamed to its structure's module and, for a
-    part with ROMs, given its files' prefix ``ROM_DIR`` + instance + ``.``; and the files
-    (path -> ``$readmemh`` text). ``ROM_DIR`` is a parameter of the top level."""
+    part with ROMs, given its files' prefix (its instance name) in synthesis; and the
+    files (path -> ``$readmemh`` text), ``ROM_DIR`` + instance + ``.`` + slot + ``.hex``."""
     files: dict[str, str] = {}
 
     def inst(m: re.Match) -> str:
@@ -318,11 +321,9 @@ def _bind(top_text: str, module: dict[str, str], slots: dict) -> tuple[str, dict
             return f"  {module[name]} {instance} ("
         for k, (width, words) in enumerate(roms):
             files[f"{ROM_DIR}{instance}.{k}.hex"] = rom_file_text(width, words)
-        return f'  {module[name]} #(.ROMS({{ROM_DIR, "{instance}."}})) {instance} ('
+        return f'  {module[name]} `HGPIPE_ROMS("{instance}.") {instance} ('
     text = re.sub(r"^  (hgpipe_[a-z0-9]+_[0-9a-f]{12}) (\S+) \($", inst, top_text, flags=re.M)
-    text = re.sub(r"^(module [^;]*;\n)", rf'\1  parameter ROM_DIR = "{ROM_DIR}";\n', text,
-                  count=1, flags=re.M)
-    return text, files
+    return ROM_MACROS + text, files
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ def instance_modules(top_text: str, modules: dict[str, str], prefix: str = ""
     one of the comma-separated ``prefix``es, e.g. ``blocks_0_``; all by default)."""
     prefixes = tuple(prefix.split(","))
     out = {}
-    for name, inst in re.findall(r"^\s*(\\?\S+)\s+(?:#\(.*\)\s+)?(\\?\S+)\s*\($", top_text,
-                                 re.M):
+    for name, inst in re.findall(r"^\s*(\\?\S+)\s+(?:`HGPIPE_ROMS\(.*\)\s+)?(\\?\S+)\s*\($",
+                                 top_text, re.M):
         inst = inst.lstrip("\\")
         if name in modules and inst.startswith(prefixes):
             out[inst] = name
@@ -49,7 +49,8 @@ def instances(top_text: str, modules: dict[str, str], prefix: str = "") -> dict[
     return out
 
 
-_INST_BLOCK = re.compile(r"^  (\\?\S+) (?:#\(.*?\) )?(\\?\S+) \(\n(.*?)^  \);", re.M | re.S)
+_INST_BLOCK = re.compile(r"^  (\\?\S+) (?:`HGPIPE_ROMS\(.*?\) )?(\\?\S+) \(\n(.*?)^  \);",
+                         re.M | re.S)
 _CONN = re.compile(r"\.(\w+)\((.*?)\)(?:,|\s*$)", re.M)
 _DIR = re.compile(r"^\s*(input|output)\b[^;]*?(\\?[\w$]+)\s*;", re.M)
 
@@ -139,8 +140,7 @@ def _job(text: str, top: str, files: dict[str, str]) -> ModuleSynth:
     return synthesize(text, top, files=files)
 
 
-_ROMS = re.compile(r'^  (\S+) #\(\.ROMS\(\{ROM_DIR, "([^"]*)"\}\)\) (\S+) \($', re.M)
-_ROM_DIR = re.compile(r'^  parameter ROM_DIR = "([^"]*)";$', re.M)
+_ROMS = re.compile(r'^  (\S+) `HGPIPE_ROMS\("([^"]*)"\) (\S+) \($', re.M)
 
 
 def _with_roms(modules: dict[str, str], top: str, name: str, files: dict[str, str]
@@ -148,11 +148,11 @@ def _with_roms(modules: dict[str, str], top: str, name: str, files: dict[str, st
     """The text to synthesize part module ``name`` (and what it instantiates) and the ROM
     files it loads: a part whose ROMs are data takes the first of its instances' files
     (their contents, not the structure, differ between instances)."""
+    from ..rtl.separate import ROM_DIR
     text = closure(modules, name)
-    rom_dir = _ROM_DIR.search(modules[top])
     for module, inst_prefix, _ in _ROMS.findall(modules[top]):
-        if module == name and rom_dir:
-            prefix = rom_dir.group(1) + inst_prefix
+        if module == name:
+            prefix = ROM_DIR + inst_prefix
             text = text.replace(modules[name], modules[name].replace(
                 'parameter ROMS = "";', f'parameter ROMS = "{prefix}";', 1))
             return text, {p: t for p, t in files.items() if p.startswith(prefix)}

@@ -87,3 +87,17 @@ def test_native_refuses_a_design_with_ddr(micro_graphs):
     with pytest.raises(ValueError, match="testbench=native"):
         e2e.simulate(g, acc, g.encode_images(images_for(g.config, 2)), source=src,
                      testbench=e2e.Testbench.NATIVE)
+
+
+def test_native_optimized_build_shares_module_code(design):
+    """The long-run build (-O2, Verilator's inlining off: each shared module one C++
+    class) gives the same bits and cycles as the -O0 one."""
+    g, plan, acc, src, patches, bdir = design
+    fast = native.build(src.verilog, native.harness(acc, TOP), runner.DEFAULT_BUILD,
+                        optimize=True)
+    command = (fast / "build.log").read_text().splitlines()[0]
+    assert "-fno-inline" in command.split() and fast != bdir
+    vec = top_vectors(g, acc, patches, 0.3, 2, plan.ii)
+    a, b = native.run(fast, vec, files=src), native.run(bdir, vec, files=src)
+    assert a.bit_exact and b.bit_exact
+    assert a.extra["image_ends"] == b.extra["image_ends"]

@@ -34,7 +34,7 @@ def _instances(text: str) -> dict[str, str]:
     """instance -> module of the top level's part instances that load ROM files."""
     top = text[:text.index("endmodule")]
     return {i: m for m, i in re.findall(
-        r'^  (hgpipe_\w+) #\(\.ROMS\(\{ROM_DIR, "\w+\."\}\)\) (\w+) \($', top, re.M)}
+        r'^  (hgpipe_\w+) `HGPIPE_ROMS\("\w+\."\) (\w+) \($', top, re.M)}
 
 
 def test_blocks_share_modules_and_keep_their_own_rom_files(deep):
@@ -49,7 +49,7 @@ def test_blocks_share_modules_and_keep_their_own_rom_files(deep):
     # every file an instance names exists, and nothing else was written
     slots = {i: len([p for p in rtl.roms if p.startswith(f"roms/{i}.")]) for i in inst}
     assert all(slots.values()) and sum(slots.values()) == len(rtl.roms)
-    assert f"parameter ROM_DIR = \"roms/\";" in rtl.verilog
+    assert '`define HGPIPE_ROM_DIR "roms/"' in rtl.verilog
     # no ROM word is left in the Verilog: the contents are data
     assert not re.search(r"mem\[\d+\] = ", rtl.verilog)
     assert stats["rom_files"] == len(rtl.roms)

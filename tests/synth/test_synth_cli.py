@@ -37,7 +37,7 @@ def test_every_module_of_a_small_design_is_within_the_425_mhz_budget(micro_synth
 def test_synth_covers_every_distinct_part_and_weighs_instances(micro_synth):
     out, j = micro_synth
     top = (out / "rtl" / "hgpipe_top.v").read_text()
-    inst_re = r"^  (hgpipe_[a-z]+_[0-9a-f]{12}) (?:#\(.*\) )?\S+ \($"   # ROM files' prefix
+    inst_re = r"^  (hgpipe_[a-z]+_[0-9a-f]{12}) (?:`HGPIPE_ROMS\(.*\) )?\S+ \($"  # ROM files
     parts = set(re.findall(inst_re, top, re.M))
     assert {m["module"] for m in j["modules"]} == parts
     inst = sum(m["instances"] for m in j["modules"])
