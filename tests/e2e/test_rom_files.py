@@ -13,7 +13,7 @@ from hgpipe.model import preset, random_weights
 from hgpipe.plan import make_plan
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 from hgpipe.resources.board import load_board
-from hgpipe.rtl.generate import TOP, generate
+from hgpipe.rtl.generate import generate
 from sim import e2e
 
 from ..conftest import images_for
