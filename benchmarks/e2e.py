@@ -50,7 +50,8 @@ def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
                      optimize=optimize, testbench=testbench, threads=threads)
     t_build, t_sim = r.build_seconds, r.run_seconds
     cycles = r.image_end_cycles[-1]
-    at_ii = {s.name: r.stage_busy[s.name] for s in plan.stages if s.cycles >= 0.95 * plan.ii}
+    at_ii = {s.name: r.stage_busy.get(s.name, float("nan")) for s in plan.stages
+             if s.cycles >= 0.95 * plan.ii}      # nan: too few images to fill the pipeline
     return {"case": name, "bits": bits, "tp": plan.tp, "bit_exact": r.bit_exact,
             "ii_model": plan.ii, "ii_measured": r.measured_ii_cycles,
             "lat_model": perf.latency_cycles, "lat_measured": r.measured_latency_cycles,

@@ -294,9 +294,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
     print(f"  latency  measured {r.measured_latency_cycles:,} cycles, model "
           f"{perf.latency_cycles:,.0f} ({lat_err:+.2%})")
     low = {k: v for k, v in r.stage_busy.items() if v < 0.95 and plan.stage(k).cycles >= 0.95 * plan.ii}
-    print(f"  busy     {min(r.stage_busy.values(), default=0):.1%} .. "
-          f"{max(r.stage_busy.values(), default=0):.1%}"
-          + (f"; below 95% at the II: {', '.join(low)}" if low else ""))
+    if r.stage_busy:
+        print(f"  busy     {min(r.stage_busy.values()):.1%} .. "
+              f"{max(r.stage_busy.values()):.1%}"
+              + (f"; below 95% at the II: {', '.join(low)}" if low else ""))
+    else:
+        need = int(np.ceil(perf.latency_cycles / plan.ii)) + 2
+        print(f"  busy     not measured: no image ended while images still streamed in "
+              f"(the pipeline holds {need - 2}+ images; run {need} or more)")
     print(f"  speed    {r.image_end_cycles[-1] / max(r.run_seconds, 1e-9):,.0f} cycles/s "
           f"simulated (build {r.build_seconds:.0f} s, run {r.run_seconds:.1f} s)"
           if r.image_end_cycles else "  no image completed")

@@ -64,13 +64,16 @@ def measure(graph: IntGraph, r: runner.SimResult) -> E2EResult:
     stage_busy = {}
     if len(ends) >= 2:
         # bubbles in the last interval that ends while images still stream in: after the
-        # input has ended the first stages drain and would look idle
+        # input has ended the first stages drain and would look idle. With too few images
+        # for the pipeline's depth no interval does, and nothing is measured.
         last_in = r.in_cycles["s_axis"][-1]
-        k = max([1] + [j for j in range(1, len(ends)) if ends[j] <= last_in])
-        span = ends[k] - ends[k - 1]
-        for st in graph.stages:
-            s = safe(st.name)
-            stage_busy[st.name] = round((busy[k][s] - busy[k - 1][s]) / span, 4)
+        full = [j for j in range(1, len(ends)) if ends[j] <= last_in]
+        if full:
+            k = full[-1]
+            span = ends[k] - ends[k - 1]
+            for st in graph.stages:
+                s = safe(st.name)
+                stage_busy[st.name] = round((busy[k][s] - busy[k - 1][s]) / span, 4)
     return E2EResult(bit_exact=r.bit_exact and not r.extra.get("bad_tlast")
                      and not r.extra.get("ddr_strays"),
                      images=len(ends), mismatches=r.mismatches,

@@ -40,7 +40,7 @@ def test_native_agrees_with_cocotb(design, stall):
     if stall == 0.0:    # no random draws: the same cycles (each counts its own edges)
         assert a.measured_ii_cycles == plan.ii
         assert abs(a.measured_latency_cycles - b.measured_latency_cycles) <= 16
-        assert set(a.stage_busy) == set(b.stage_busy)
+        assert set(a.stage_busy) == set(b.stage_busy) == {st.name for st in g.stages}
         for k, v in a.stage_busy.items():
             assert abs(v - b.stage_busy[k]) <= 0.01, k
 
@@ -101,3 +101,18 @@ def test_native_optimized_build_shares_module_code(design):
     a, b = native.run(fast, vec, files=src), native.run(bdir, vec, files=src)
     assert a.bit_exact and b.bit_exact
     assert a.extra["image_ends"] == b.extra["image_ends"]
+
+
+def test_busy_is_not_measured_when_no_image_ends_while_images_stream_in(design):
+    """Three images through a pipeline deeper than three IIs: every interval between
+    image ends comes after the input has ended, when the first stages only drain."""
+    g, *_ = design
+    names = sorted({st.name.replace(".", "_") for st in g.stages})
+    zero = dict.fromkeys(names, 0)
+    r = runner.SimResult(received=3, expected=3, mismatches=0, first_mismatch=None,
+                         out_cycles=[], in_cycles={"s_axis": [10, 300]},
+                         extra={"image_ends": [1000, 1100, 1200], "busy": [zero] * 3})
+    m = e2e.measure(g, r)
+    assert m.stage_busy == {} and m.measured_ii_cycles == 100
+    r.extra["image_ends"] = [200, 280, 400]      # one ends while images stream in
+    assert set(e2e.measure(g, r).stage_busy) == {st.name for st in g.stages}
