@@ -1,8 +1,11 @@
 """Float vs integer top-1 of a small ViT trained here on scikit-learn's digits.
 
     python benchmarks/accuracy.py [--seeds 0 1 2] [--epochs 150] [--qat-epochs 200]
+                                  [--only ptq] [--ptq-iters 4000]
 
-Rows: the float model; hgpipe's post-training quantization of it (PTQ) at each width; and
+Rows: the float model; hgpipe's post-training quantization of it at each width, basic
+(observed steps, rounding to nearest) and full (``--ptq full``: block reconstruction with
+learned rounding and steps, on the same unlabelled calibration images); and
 the integer graph of a copy fine-tuned with fake quantization at the graph's own
 quantization points, residual stream included (QAT with learned steps, distilled from the
 float model, as low-bit deployments such as HG-PIPE's W3A3 DeiT are trained), built with
@@ -33,15 +36,16 @@ from hgpipe.model import preset  # noqa: E402
 from hgpipe.model import save_weights  # noqa: E402
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model, write_steps  # noqa: E402
 from hgpipe.quant.qat import Schedule, finetune, torch_top1, train_float  # noqa: E402
+from hgpipe.quant.reconstruct import Reconstruction, reconstruct  # noqa: E402
 from hgpipe.quant.torch_vit import learned_steps, to_weights  # noqa: E402
 
 TARGET_DROP = {"w4a4": 0.5, "w3a3": 1.5}
-ROWS = (("float", "-"), ("PTQ", "w8a8"), ("PTQ", "w4a4"), ("PTQ", "w3a3"), ("QAT", "w4a4"),
-        ("QAT", "w3a3"))
+ROWS = (("float", "-"), ("PTQ basic", "w8a8"), ("PTQ basic", "w4a4"), ("PTQ basic", "w3a3"),
+        ("PTQ full", "w4a4"), ("PTQ full", "w3a3"), ("QAT", "w4a4"), ("QAT", "w3a3"))
 
 
 def run_seed(model_name: str, seed: int, epochs: int, qat_epochs: int, calib_n: int,
-             out: str | None) -> dict:
+             out: str | None, ptq_iters: int = 4000, qat: bool = True) -> dict:
     """Top-1 of every row for one seed: ``{(kind, bits): (integer, fake-quant or None)}``."""
     torch.set_num_threads(1)
     cfg = preset(model_name)
@@ -58,8 +62,16 @@ def run_seed(model_name: str, seed: int, epochs: int, qat_epochs: int, calib_n: 
     w = to_weights(model)
     rows = {("float", "-"): (torch_top1(model, xte, yte), None)}
     for bits in ("w8a8", "w4a4", "w3a3"):
-        rows[("PTQ", bits)] = (int_top1(w, bits), None)
+        rows[("PTQ basic", bits)] = (int_top1(w, bits), None)
     for bits in ("w4a4", "w3a3"):
+        t0 = time.perf_counter()
+        wr, scales, signs = reconstruct(cfg, w, calib, BitSpec.parse(bits),
+                                        Reconstruction(iters=ptq_iters, seed=seed))
+        log.append(f"seed {seed}: PTQ full {bits} ({ptq_iters} iterations a block) in "
+                   f"{time.perf_counter() - t0:.0f} s")
+        rows[("PTQ full", bits)] = (int_top1(wr, bits, scales=scales, signs=signs,
+                                             bias_correction=False), None)
+    for bits in ("w4a4", "w3a3") if qat else ():
         t0 = time.perf_counter()
         q = finetune(model, xtr, ytr, BitSpec.parse(bits), Schedule(epochs=qat_epochs, seed=seed))
         log.append(f"seed {seed}: QAT {bits} {qat_epochs} epochs in "
@@ -92,7 +104,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=150)
     ap.add_argument("--qat-epochs", type=int, default=200)
-    ap.add_argument("--calib", type=int, default=128, help="calibration images (train split)")
+    ap.add_argument("--calib", type=int, default=512, help="calibration images (train split, "
+                    "labels unused)")
+    ap.add_argument("--ptq-iters", type=int, default=4000, help="PTQ full: iterations a block")
+    ap.add_argument("--only", choices=("all", "ptq"), default="all", help="ptq: no QAT rows")
     ap.add_argument("--jobs", type=int, default=0, help="parallel seeds (default: CPUs)")
     ap.add_argument("--out", help="directory for each seed's QAT weights (.npz), their "
                     "learned steps (.steps.json, for `hgpipe run --steps`) and held-out digits")
@@ -102,7 +117,8 @@ def main() -> None:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(jobs) as pool:
         results = list(pool.map(run_seed, *zip(*[(args.model, s, args.epochs, args.qat_epochs,
-                                                  args.calib, args.out) for s in args.seeds])))
+                                                  args.calib, args.out, args.ptq_iters,
+                                                  args.only == "all") for s in args.seeds])))
     for r in results:
         print("\n".join(r["log"]))
     r0 = results[0]
@@ -120,7 +136,7 @@ def main() -> None:
             (k, b, 100 * top, 100 * (fp - top), verdict(b, 100 * (fp - top)),
              "-" if fq is None else f"{100 * fq:.2f}") for (k, b), (top, fq) in r["rows"].items()])
     mean = []
-    for k, b in ROWS:
+    for k, b in [r for r in ROWS if r in r0["rows"]]:
         tops = [r["rows"][(k, b)][0] for r in results]
         drops = [100 * (r["rows"][("float", "-")][0] - r["rows"][(k, b)][0]) for r in results]
         fqs = [r["rows"][(k, b)][1] for r in results]

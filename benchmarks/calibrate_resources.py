@@ -127,12 +127,14 @@ FORKS = ((24, 2), (96, 3), (384, 2), (768, 4))
 MERGES = ((24, 3, 16), (96, 3, 8), (48, 6, 16), (192, 12, 4))
 FIFOS = ((24, 16), (96, 40), (192, 100), (384, 30), (12, 200))
 BRAM_FIFOS = ((24, 600), (12, 1200), (96, 512))
+STATUS_COUNTERS = (4, 16, 64, 200)   # 200: about DeiT-tiny's stages
 
 
 def plumbing_instances():
     """(label, part, component factory) of plumbing parts (``hgpipe.resources.plumbing``)."""
-    from hgpipe.plan.netlist import FifoPart, ForkPart, GearboxPart, MergePart
+    from hgpipe.plan.netlist import FifoPart, ForkPart, GearboxPart, MergePart, StatusPart
     from hgpipe.rtl.plumbing import Fifo, Fork, Gearbox, Merge
+    from hgpipe.rtl.status import StatusRegs
     for tp, a, b, w in GEARBOXES:
         yield (f"gearbox/tp{tp}-{a}to{b}-w{w}", GearboxPart("g", "x", tp, a, b, w),
                lambda tp=tp, a=a, b=b, w=w: Gearbox(tp, a, b, w))
@@ -147,6 +149,9 @@ def plumbing_instances():
     for w, d in BRAM_FIFOS:    # words in a block RAM: the control alone is logic
         yield (f"fifo/w{w}-d{d}-bram", FifoPart("q", "x", w, d, "bram"),
                lambda w=w, d=d: Fifo(w, d, style="bram"))
+    for n in STATUS_COUNTERS:
+        yield (f"status/n{n}", StatusPart("s", "x", tuple(f"s{k}" for k in range(n))),
+               lambda n=n: StatusRegs(n))
 
 
 FULL_MODEL, FULL_BOARD = "hgpipe-deit-tiny", "vck190"

@@ -34,12 +34,14 @@ from sim import e2e
 
 def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
          optimize: bool = True, board: str = "vck190", offchip: str = "auto",
-         testbench: e2e.Testbench = e2e.Testbench.AUTO, threads: int = 1) -> dict:
+         testbench: e2e.Testbench = e2e.Testbench.AUTO, threads: int = 1,
+         status: bool = True) -> dict:
     rng = np.random.default_rng(0)
     calib = rng.standard_normal((2, cfg.in_chans, cfg.image_size, cfg.image_size))
     graph = quantize_model(cfg, random_weights(cfg, seed=1), calib,
                            QuantConfig(bits=BitSpec.parse(bits)))
-    plan = make_plan(graph, load_board(board), target_ii=target_ii, offchip=offchip)
+    plan = make_plan(graph, load_board(board), target_ii=target_ii, offchip=offchip,
+                     status=status)
     perf = evaluate(graph, plan)
     t0 = time.perf_counter()
     acc, source, _ = generate(graph, plan)
@@ -77,6 +79,9 @@ def main() -> None:
     ap.add_argument("--busy", action="store_true", help="print every stage's busy fraction")
     ap.add_argument("--board", default="vck190")
     ap.add_argument("--offchip", default="auto", help="auto, none or all (DDR streams)")
+    ap.add_argument("--status", default="on", choices=("on", "off"),
+                    help="the status registers, which give the busy fractions (on by "
+                    "default; off: the plan hgpipe generate makes by default)")
     args = ap.parse_args()
     cases = []
     if args.only in ("", "micro"):
@@ -89,7 +94,7 @@ def main() -> None:
                       args.whole_ii or None))
     tb = e2e.Testbench.parse(args.testbench, "testbench")
     rows = [case(n, c, b, ii, args.images, not args.no_opt, args.board, args.offchip, tb,
-                 args.threads)
+                 args.threads, args.status == "on")
             for n, c, b, ii in cases]
     print(f"board {args.board}, offchip {args.offchip}, testbench {args.testbench}, "
           f"{args.threads} Verilator thread(s); build s includes verilating and C++ -O2")

@@ -13,7 +13,7 @@ import numpy as np
 from .cli_common import (_add_model_args, _add_plan_args, _add_quant_args, _load_array,
                          _model, _progress, add_force_arg, check_input_paths, headline,
                          make_plan_from_args,
-                         quant_config, summary)
+                         quant_config, quantize, summary)
 from .cli_qat import add_command as add_qat
 from .cli_rtl import add_commands
 from .errors import HgpipeError
@@ -43,12 +43,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         mode = "float"
     else:
         from .golden import logits as int_logits
-        from .quant import quantize_model
         qcfg = quant_config(args, cfg)
         calib = image_batch(cfg, _load_array(args.calib, "calib"), "calib") \
             if args.calib else images
-        print(f"calibrating {qcfg.bits.name} on {len(calib)} images ...", file=sys.stderr)
-        graph = quantize_model(cfg, w, calib, qcfg)
+        graph = quantize(args, cfg, w, calib, qcfg,
+                         lambda msg: print(f"{msg} ...", file=sys.stderr))
         print(f"running the integer model on {len(images)} images ...", file=sys.stderr)
         logits = graph.dequantize_logits(int_logits(graph, graph.encode_images(images)))
         mode = qcfg.bits.name

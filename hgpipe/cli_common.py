@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import math
 import sys
 import time
@@ -69,6 +70,13 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observer", default="mse", choices=("minmax", "percentile", "mse"),
                    help="activation observer")
     p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
+    p.add_argument("--ptq", default="basic", choices=("basic", "full"),
+                   help="post-training quantization: basic (default) observes each step "
+                   "and rounds to nearest; full reconstructs block by block on the "
+                   "calibration images, learning each weight's rounding and the activation "
+                   "steps (needs torch; give real images with --calib)")
+    p.add_argument("--ptq-iters", type=int, default=4000,
+                   help="ptq full: optimizer steps a block (default %(default)s)")
     p.add_argument("--steps", help="learned steps .json ({\"scales\": {tap or weight: step}, "
                    "\"signs\": {...}}, e.g. from QAT): fixed instead of observed, and no bias "
                    "correction")
@@ -76,8 +84,17 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
 
 def quant_config(args: argparse.Namespace, cfg):
     """The quantizer settings, checked against the model before any calibration runs."""
-    from .quant import BitSpec, QuantConfig, read_steps
+    from .quant import BitSpec, Ptq, QuantConfig, read_steps
     from .quant.calibrate import check_steps
+    if Ptq(args.ptq) is Ptq.FULL:
+        for key, given in (("steps", args.steps), ("per-channel", args.per_channel)):
+            if given:
+                raise HgpipeError(f"ptq: full with --{key}: expected --ptq basic (full "
+                                  "learns its own per-tensor steps)")
+        if args.ptq_iters < 1:
+            raise HgpipeError(f"ptq-iters: {args.ptq_iters}: expected >= 1")
+        if importlib.util.find_spec("torch") is None:
+            raise HgpipeError("ptq: full: needs torch: pip install 'hgpipe[torch]'")
     scales, signs = read_steps(args.steps) if args.steps else ({}, {})
     q = QuantConfig(bits=BitSpec.parse(args.bits), act_observer=args.observer,
                     per_channel=args.per_channel, scales=scales, signs=signs,
@@ -89,7 +106,6 @@ def quant_config(args: argparse.Namespace, cfg):
 def _graph(args: argparse.Namespace, progress):
     """Quantize the model: calibrate on --calib images, or on --calib-images random images."""
     from .model.forward import image_batch
-    from .quant import quantize_model
     if not args.calib:
         if args.calib_images < 1:
             raise HgpipeError(f"calib-images: {args.calib_images}: expected >= 1")
@@ -108,6 +124,22 @@ def _graph(args: argparse.Namespace, progress):
         rng = np.random.default_rng(args.seed)
         calib = rng.standard_normal((args.calib_images, cfg.in_chans, cfg.image_size,
                                      cfg.image_size))
+    return quantize(args, cfg, w, calib, qcfg, progress)
+
+
+def quantize(args: argparse.Namespace, cfg, w, calib: np.ndarray, qcfg, progress):
+    """The integer graph by ``--ptq``: observed steps, or first the block reconstruction."""
+    from .quant import Ptq, quantize_model
+    if Ptq(args.ptq) is Ptq.FULL:
+        from .quant.reconstruct import Reconstruction, reconstruct
+        s = Reconstruction(iters=args.ptq_iters, seed=args.seed)
+        progress(f"reconstructing {qcfg.bits.name} block by block on {len(calib)} images")
+
+        def tick(done: int, total: int) -> None:
+            if done % s.iters == 0 and done < total:
+                progress(f"  block {done // s.iters} of {cfg.depth} fitted")
+        w, scales, signs = reconstruct(cfg, w, calib, qcfg.bits, s, tick)
+        qcfg = dataclasses.replace(qcfg, scales=scales, signs=signs, bias_correction=False)
     progress(f"calibrating {qcfg.bits.name} on {len(calib)} images")
     return quantize_model(cfg, w, calib, qcfg)
 
@@ -126,6 +158,10 @@ def _add_plan_args(p: argparse.ArgumentParser) -> None:
                    help="keep the residuals around attention and the head's weights in the "
                    "board's DDR when the chip is full (auto, default), never (none) or "
                    "always (all)")
+    p.add_argument("--status", choices=("on", "off"), default="off",
+                   help="build the status registers: every stage's busy counter behind an "
+                   "AXI4-Lite port s_axil_*, which sim reads for the busy fractions (about "
+                   "20 LUT and 64 FF a stage; default %(default)s)")
     p.add_argument("--calib-images", type=int, default=2,
                    help="random calibration images when --calib is not given (default 2)")
 
@@ -155,7 +191,8 @@ def make_plan_from_args(args: argparse.Namespace, progress):
     progress(f"planning for {board.name}")
     plan = make_plan(graph, board, target_ii=args.target_ii, target_fps=args.target_fps,
                      clock_mhz=args.clock_mhz, model=args.model or Path(args.config).stem,
-                     tp=args.tp, offchip=args.offchip, progress=progress)
+                     tp=args.tp, offchip=args.offchip, status=args.status == "on",
+                     progress=progress)
     progress("scheduling 5 images")
     return graph, plan, evaluate(graph, plan)
 

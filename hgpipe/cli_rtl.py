@@ -1,10 +1,10 @@
-"""``hgpipe generate`` and ``hgpipe sim``: the accelerator's RTL, and its proof in cocotb."""
+"""``hgpipe generate`` and ``hgpipe sim``: the accelerator's RTL (or HLS C++), and its proof in
+simulation; the arguments of those and of ``hgpipe synth``."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -52,7 +52,7 @@ def check_images(args: argparse.Namespace, least: int) -> None:
                           "images")
 
 
-def _generate(args: argparse.Namespace, say, images: int):
+def generate_for(args: argparse.Namespace, say, images: int):
     """Plan, elaborate and convert; returns what the writers and the simulator need."""
     from .cli_common import make_plan_from_args
     from .golden.vectors import top_vectors
@@ -73,10 +73,10 @@ def _generate(args: argparse.Namespace, say, images: int):
     return graph, plan, perf, acc, source, patches, vec
 
 
-def _rtl_files(source, vec, patches: np.ndarray, acc):
+def rtl_files(source, vec, patches: np.ndarray, acc):
     """The files ``generate`` adds to the report's output, written into ``tmp``: the
-    Verilog, its ROM files under ``rtl/roms`` (``ROM_DIR``, relative to where the tool
-    runs: ``rtl/``), the ports and the test vectors."""
+    Verilog, its ROM files under ``rtl/roms`` (``HGPIPE_ROM_DIR``, relative to where the
+    tool runs: ``rtl/``), the ports and the test vectors."""
     from .rtl.generate import TOP
 
     def write(tmp: Path) -> None:
@@ -91,7 +91,10 @@ def _rtl_files(source, vec, patches: np.ndarray, acc):
             "beats_per_image_in": acc.beats_per_image_in,
             "beats_per_image_out": acc.beats_per_image_out,
             "out_lanes": acc.out_lanes, "out_bits": acc.out_bits,
-            **({"m_axi": _axi_port(acc)} if acc.ddr_regions() else {})}, indent=1) + "\n")
+            **({"m_axi": _axi_port(acc)} if acc.ddr_regions() else {}),
+            **({"s_axil": {"addr_bits": acc.status_abits, "data_bits": 32,
+                           "map": "plan.json: status"}} if acc.status_abits else {})},
+            indent=1) + "\n")
         images = acc.ddr_images()
         for name, _, base in acc.ddr_regions():
             if base in images:
@@ -199,9 +202,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     check_images(args, 1)
     out = OutDir(args.out, args.force)
     say = _progress(args.quiet)
-    graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
+    graph, plan, perf, acc, source, patches, vec = generate_for(args, say, args.images)
     files = write(out, graph, plan, perf, progress=say,
-                  extra=_rtl_files(source, vec, patches, acc))
+                  extra=rtl_files(source, vec, patches, acc))
     print(f"{headline(plan)}: {len(source.verilog.splitlines()):,} lines of Verilog, "
           f"{len(source.roms)} ROM files")
     print(summary(plan, perf))
@@ -243,7 +246,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
         raise HgpipeError(f"testbench: native: runs on Verilator only, not {args.simulator} "
                           "(use --testbench cocotb)")
     say = _progress(args.quiet)
-    graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
+    graph, plan, perf, acc, source, patches, vec = generate_for(args, say, args.images)
     testbench = testbench.pick(args.simulator, acc)
     if testbench is e2e.Testbench.NATIVE and (why := native.supported(acc)):
         raise HgpipeError(f"testbench: native: {why} (use --testbench cocotb)")
@@ -281,7 +284,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
               "model_stage_busy": {s.name: round(s.cycles / plan.ii, 4) for s in plan.stages}}
 
     def extra(tmp: Path) -> None:
-        _rtl_files(source, vec, patches, acc)(tmp)
+        rtl_files(source, vec, patches, acc)(tmp)
         (tmp / "sim.json").write_text(json.dumps(result, indent=1) + "\n")
     write(out, graph, plan, perf, progress=say, extra=extra)
     ii_err = (r.measured_ii_cycles - plan.ii) / plan.ii if r.measured_ii_cycles else None
@@ -298,6 +301,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
         print(f"  busy     {min(r.stage_busy.values()):.1%} .. "
               f"{max(r.stage_busy.values()):.1%}"
               + (f"; below 95% at the II: {', '.join(low)}" if low else ""))
+    elif not plan.status:
+        print("  busy     not measured: the design has no status registers (--status on "
+              "builds them)")
     else:
         need = int(np.ceil(perf.latency_cycles / plan.ii)) + 2
         print(f"  busy     not measured: no image ended while images still streamed in "
@@ -310,67 +316,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    """Generate, then synthesize each distinct module with Yosys and estimate the clock."""
-    from .cli_common import _progress, summary
-    from .report.plan_report import write
-    from .rtl.generate import TOP
-    from .synth.design import synth_design
-    from .synth.report import clock_section, synth_json, synth_markdown
-    from .outdir import OutDir
-    from .synth.yosys import YosysMissing, yosys_command
-    if args.jobs < 1:
-        raise HgpipeError(f"jobs: {args.jobs}: expected >= 1")
-    if args.instances is not None and not re.fullmatch(r"[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*",
-                                                       args.instances):
-        raise HgpipeError(f"instances: {args.instances!r}: expected prefixes of instance "
-                          "names (letters, digits, _), comma-separated")
-    try:
-        yosys_command()
-    except YosysMissing as exc:
-        raise HgpipeError(f"synth: {exc}") from None
-    check_images(args, 1)
-    out = OutDir(args.out, args.force)
-    say = _progress(args.quiet)
-    graph, plan, perf, acc, source, patches, vec = _generate(args, say, args.images)
-    pipe = plan.pipelining
-    say(f"synthesizing each distinct module with Yosys ({args.jobs} jobs; cached by digest)")
-    with tqdm(total=0, unit="module", desc="Yosys", disable=args.quiet, file=sys.stderr,
-              leave=False) as bar:
-        def tick(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-        try:
-            d = synth_design(source.verilog, TOP, pipe, jobs=args.jobs, progress=tick,
-                             files=source.roms,
-                             prefix=args.instances or "")
-        except RuntimeError as exc:
-            raise HgpipeError(f"synth: {exc}") from None
-    j = synth_json(d, plan.clock_mhz, plan.ii)
-
-    def extra(tmp: Path) -> None:
-        _rtl_files(source, vec, patches, acc)(tmp)
-        (tmp / "synth.json").write_text(json.dumps(j, indent=1) + "\n")
-        (tmp / "synth.md").write_text(synth_markdown(d, plan.clock_mhz, plan.ii))
-        # the report states the FPS at the clock synthesis supports, beside the board's
-        report = tmp / "report.md"
-        report.write_text(report.read_text() + clock_section(j))
-    files = write(out, graph, plan, perf, progress=say, extra=extra)
-    print(f"{plan.model} {plan.bits} on {plan.board.name}, TP={plan.tp}:")
-    print(summary(plan, perf))
-    w = d.worst
-    print(f"  Yosys: {len(d.modules)} distinct modules, {j['totals']['lut']:,.0f} LUT, "
-          f"{j['totals']['ff']:,.0f} FF over all instances")
-    print(f"  clock: budget {pipe.budget_ns:.2f} ns / {pipe.lut_levels} LUT levels at "
-          f"{plan.clock_mhz:g} MHz; estimated Fmax {d.fmax_mhz:.0f} MHz (worst: "
-          f"{w.kind if w else '-'}, {w.synth.worst.ns if w else 0:.2f} ns)")
-    if d.cross:
-        print(f"  between parts: {d.cross.ns:.2f} ns, {d.cross.producer} -> {d.cross.consumer}")
-    print(f"  images/s {j['fps_at_estimate']:,.1f} at {j['clock_used_mhz']:g} MHz "
-          f"(board clock: {j['fps_at_board_clock']:,.1f})")
-    if d.over_budget:
-        print(f"  OVER BUDGET: {', '.join(f'{m.kind} ({m.synth.module})' for m in d.over_budget)}")
-    print(f"wrote {', '.join(str(f) for f in files)}")
-    return 0
+    from .cli_synth import cmd_synth as run     # Yosys' command, in a module of its own
+    return run(args)
 
 
 def add_commands(sub) -> None:

@@ -58,22 +58,26 @@ class E2EResult:
 
 def measure(graph: IntGraph, r: runner.SimResult) -> E2EResult:
     ends = r.extra["image_ends"]
-    busy = r.extra["busy"]
     start = r.in_cycles["s_axis"][0]
     ii = ends[-1] - ends[-2] if len(ends) >= 2 else None
     stage_busy = {}
+    # the status registers' snapshots by the images they count (a snapshot the reader
+    # saw overtaken by the next is missing)
+    snaps = {s["images"]: s for s in r.extra.get("status", [])}
     if len(ends) >= 2:
         # bubbles in the last interval that ends while images still stream in: after the
         # input has ended the first stages drain and would look idle. With too few images
-        # for the pipeline's depth no interval does, and nothing is measured.
+        # for the pipeline's depth no interval does, and nothing is measured. Interval j
+        # runs from image j - 1's last beat (j images out) to image j's (j + 1 out).
         last_in = r.in_cycles["s_axis"][-1]
-        full = [j for j in range(1, len(ends)) if ends[j] <= last_in]
+        full = [j for j in range(1, len(ends))
+                if ends[j] <= last_in and j in snaps and j + 1 in snaps]
         if full:
-            k = full[-1]
-            span = ends[k] - ends[k - 1]
+            a, b = snaps[full[-1]], snaps[full[-1] + 1]
+            span = b["cycle"] - a["cycle"]
             for st in graph.stages:
                 s = safe(st.name)
-                stage_busy[st.name] = round((busy[k][s] - busy[k - 1][s]) / span, 4)
+                stage_busy[st.name] = round(((b["busy"][s] - a["busy"][s]) % 2**32) / span, 4)
     return E2EResult(bit_exact=r.bit_exact and not r.extra.get("bad_tlast")
                      and not r.extra.get("ddr_strays"),
                      images=len(ends), mismatches=r.mismatches,

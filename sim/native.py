@@ -2,14 +2,15 @@
 
 cocotb drives and samples every stream every cycle from Python, which caps a simulation
 near 10k cycles/s however fast the compiled design is. For long runs the same protocol
-(``sim.tb_top``: stalled input and output streams, busy counters at each image's end)
+(``sim.tb_top``: stalled input and output streams, the status registers' busy counters
+read over AXI4-Lite after each image)
 is generated as a Verilog harness (``harness.v.j2``) around the top level and compiled
 with Verilator and a two-line C++ clock (``harness_main.cpp``). Python writes the input
 beats as hex, reads back the output beats and the image-end records, and scores them
 with the same ``Scoreboard``; the harness prints the simulated cycle every
 ``+progress`` cycles for a progress bar.
 
-The harness reads the top level's ports and its busy counters only. Designs with an
+The harness uses the top level's ports only. Designs with an
 AXI4 port to DDR need the cocotb testbench's memory model (``supported`` says so).
 """
 
@@ -31,7 +32,7 @@ from .streams import Scoreboard
 HERE = Path(__file__).resolve().parent
 HARNESS = "hgpipe_harness"
 PROGRESS = 1 << 16          # default cycles between progress lines
-FLAVOUR = "native-1\n"      # part of the build digest
+FLAVOUR = "native-2\n"      # part of the build digest
 
 
 def supported(acc) -> str | None:
@@ -47,12 +48,14 @@ def harness(acc, top: str) -> str:
     """The harness Verilog for ``acc``: its port widths, beats per image and stages. The
     run's settings (beats, stall, seed, timeout) are plusargs: one build, every run."""
     from hgpipe.plan.netlist import safe
+    from hgpipe.rtl.status import Regs, addr_bits
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    counters = acc.netlist.status.counters if acc.netlist.status else ()
     return env.get_template("harness.v.j2").render(
         top=top, in_w=acc.in_width, out_w=acc.out_lanes * acc.out_bits,
         bpi_in=acc.beats_per_image_in, bpi_out=acc.beats_per_image_out,
-        stages=sorted({safe(st.name) for st in acc.graph.stages}))
+        stages=[safe(n) for n in counters], abits=addr_bits(len(counters)), regs=Regs)
 
 
 def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUILD,
@@ -111,7 +114,7 @@ def run(bdir: Path, vectors: Vectors, progress=None, every: int = PROGRESS,
                             ).hexdigest()[:8]
     tdir = bdir / f"run-{run_id}"
     tdir.mkdir(exist_ok=True)
-    for f in ("out.hex", "result.txt"):
+    for f in ("out.hex", "result.txt", "status.txt"):
         (tdir / f).unlink(missing_ok=True)
     if files is not None:
         files.write_roms(tdir)
@@ -143,13 +146,17 @@ def run(bdir: Path, vectors: Vectors, progress=None, every: int = PROGRESS,
 
 
 def _result(tdir: Path, vectors: Vectors) -> runner.SimResult:
-    stages = vectors.meta["stages"]     # the harness's order: sorted safe names
-    ends, busy, bad_last, first_last, timeout = [], [], [], [0, 0], None
+    stages = vectors.meta["stages"]     # the status registers' order
+    ends, bad_last, first_last, timeout = [], [], [0, 0], None
+    status = []
+    for line in (tdir / "status.txt").read_text().splitlines():
+        first, cycle, images, *busy, last = map(int, line.split()[1:])
+        if first == last:       # else a newer snapshot came in while it was read
+            status.append({"cycle": cycle, "images": images, "busy": dict(zip(stages, busy))})
     for line in (tdir / "result.txt").read_text().splitlines():
         word, *vals = line.split()
         if word == "end":
             ends.append(int(vals[0]))
-            busy.append(dict(zip(stages, map(int, vals[1:]))))
         elif word == "badlast":
             bad_last.append(int(vals[0]))
         elif word == "in":
@@ -164,4 +171,4 @@ def _result(tdir: Path, vectors: Vectors) -> runner.SimResult:
         received=score["received"], expected=score["expected"],
         mismatches=score["mismatches"], first_mismatch=score["first_mismatch"],
         out_cycles=[], in_cycles={"s_axis": first_last},
-        extra={"image_ends": ends, "busy": busy, "bad_tlast": bad_last[:10], "ddr_strays": []})
+        extra={"image_ends": ends, "status": status, "bad_tlast": bad_last[:10], "ddr_strays": []})

@@ -93,7 +93,7 @@ BUILD_FLAVOUR = "top-public-only\n"   # part of the build digest: a new flavour,
 
 # cocotb's runner makes every signal of the design public (``--public-flat-rw``): tens of
 # MB of C++ for a whole accelerator, which -O2 cannot compile in reasonable time. The
-# testbenches read the top module's own signals only (ports, busy counters), so that is all
+# testbenches read the top module's own signals only (its ports), so that is all
 # a control file makes public.
 PUBLIC_TOP = '`verilator_config\npublic_flat_rw -module "{name}" -var "*"\n'
 

@@ -99,8 +99,8 @@ def io_beats(graph, plan, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def top_vectors(graph, acc, patches: np.ndarray, stall: float = 0.0,
                 seed: int = 0, cycles_per_image: int = 0) -> Vectors:
     """The whole accelerator's vectors (``io_beats`` on ``s_axis`` and ``m_axis``) and the
-    metadata the top-level testbench needs (beats per image, the stages' busy counters,
-    DDR regions and their preload)."""
+    metadata the top-level testbench needs (beats per image, the stages' busy counters in
+    the status registers' order, DDR regions and their preload)."""
     from ..plan.netlist import safe
     x, y = io_beats(graph, acc.plan, patches)
     last = graph.output
@@ -113,6 +113,8 @@ def top_vectors(graph, acc, patches: np.ndarray, stall: float = 0.0,
         images=images, stall=stall, seed=seed, timeout=timeout,
         meta={"beats_per_image_in": acc.beats_per_image_in,
               "beats_per_image_out": acc.beats_per_image_out,
-              "stages": sorted({safe(st.name) for st in graph.stages}),
+              # the status registers' counters, in their order (none: no status registers)
+              "stages": [safe(n) for n in acc.netlist.status.counters]
+              if acc.netlist.status else [],
               "ddr_regions": [[base, lay.ring_bytes] for _, lay, base in acc.ddr_regions()]},
         memory=acc.ddr_images())

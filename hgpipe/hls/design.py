@@ -17,7 +17,8 @@ from ..graph.contract import Folding, input_lanes
 from ..graph.graph import IntGraph
 from ..graph.stages import AttentionValue, Linear, Stage
 from ..plan.netlist import (INPUT_FIFO, DdrFifoPart, DdrWeightsPart, FifoPart, ForkPart,
-                            GearboxPart, MergePart, Netlist, Part, StageUnit, netlist,
+                            GearboxPart, MergePart, Netlist, Part, StageUnit, StatusPart,
+                            netlist,
                             output_end, safe)
 from ..plan.plan import Plan
 from .kernels import IMPL, kernel, takes_head
@@ -143,8 +144,8 @@ class _Top:
     def calls(self) -> list[Call]:
         calls = []
         for p in self.net.parts:
-            if self.is_fifo(p):
-                continue
+            if self.is_fifo(p) or isinstance(p, StatusPart):
+                continue    # a FIFO is a stream; the status registers are the RTL's only
             if isinstance(p, DdrWeightsPart):
                 raise HgpipeError(f"backend: hls: the plan streams {p.owner}'s weights from "
                                   "DDR, which the HLS view does not build: expected a plan "

@@ -50,14 +50,15 @@ def _beats_per_image(graph: IntGraph, foldings: dict[str, Folding], b: BufferPla
 
 def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
           target_ii: int | None, model: str, clock_mhz: float,
-          offchip: Offchip = Offchip.AUTO) -> Plan:
+          offchip: Offchip = Offchip.AUTO, status: bool = False) -> Plan:
     """Size buffers for the chosen foldings, place every memory and total the resources.
 
     Two kinds of memory may live in DDR: a coarse FIFO whose rows wait longer than a round
     trip (the residual around attention: the schedule, and so every other FIFO, stays as
     it is), and a weight ROM read once an image in address order (the head's) whose read
     buffer covers the latency. With ``offchip="auto"`` they go there when the chip is over
-    budget, with ``"all"`` always, with ``"none"`` never."""
+    budget, with ``"all"`` always, with ``"none"`` never. ``status``: the status registers
+    are part of the design (and of its resources)."""
     graph = graph.streamed(tp)
     foldings = {k: o.folding for k, o in chosen.items()}
     first = graph.stages[0]
@@ -183,7 +184,7 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
     ii = max(s.cycles for s in stages)
     plan = Plan(model, graph.bits, board, clock_mhz, tp, target_ii, ii, tuple(stages),
                 tuple(buffers), fifo, tuple(nodes), offchip, fifo_memories=tuple(fifo_kinds),
-                layout=graph.layout)
+                layout=graph.layout, status=status)
     net = netlist(graph, plan)
     return dataclasses.replace(plan, netlist=net, plumbing=sum(
         (p.logic() for p in net.parts if p.kind in PLUMBING), Resources()))

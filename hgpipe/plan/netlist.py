@@ -40,9 +40,11 @@ class PartKind(enum.Enum):
     FORK = "fork"              # one stream to several
     GEARBOX = "gearbox"        # lanes per token slot changed
     MERGE = "merge"            # per-head rows into one stream
+    STATUS = "status"          # the busy counters behind the AXI4-Lite status port
 
 
-PLUMBING = (PartKind.FIFO, PartKind.FORK, PartKind.GEARBOX, PartKind.MERGE)
+PLUMBING = (PartKind.FIFO, PartKind.FORK, PartKind.GEARBOX, PartKind.MERGE, PartKind.STATUS)
+STATUS = "status"       # the status part's name and owner
 
 @dataclass(frozen=True)
 class Part:
@@ -142,6 +144,17 @@ class MergePart(Part):
         return plumbing.merge_sizes(self.width, self.heads, self.row)
 
 
+@dataclass(frozen=True)
+class StatusPart(Part):
+    """The status registers (``hgpipe.rtl.status``): one busy counter per stage, in
+    ``counters`` order (the graph's), read over AXI4-Lite."""
+    counters: tuple[str, ...]
+    kind = PartKind.STATUS
+
+    def sizes(self):
+        return plumbing.status_sizes(len(self.counters))
+
+
 Port = tuple[str, str]   # (part name, port name)
 
 
@@ -173,6 +186,10 @@ class Netlist:
 
     def part(self, name: str) -> Part:
         return next(p for p in self.parts if p.name == name)
+
+    @property
+    def status(self) -> StatusPart | None:
+        return next((p for p in self.parts if isinstance(p, StatusPart)), None)
 
     def units(self, stage: str) -> list[StageUnit]:
         return [p for p in self.parts if isinstance(p, StageUnit) and p.owner == stage]
@@ -214,6 +231,7 @@ class Spec:
     fifo_memory: dict[str, str] = dataclasses.field(default_factory=dict)
     ddr: dict[str, tuple[DdrLayout, int]] = dataclasses.field(default_factory=dict)
     weights: dict[str, tuple[DdrLayout, int]] = dataclasses.field(default_factory=dict)
+    status: bool = False     # the status registers
 
 
 def spec_of(plan: Plan) -> Spec:
@@ -222,7 +240,7 @@ def spec_of(plan: Plan) -> Spec:
                 dict(plan.fifo_memories),
                 {f"{b.src}->{b.dst}": (b.ddr, b.base) for b in plan.ddr_buffers},
                 {s.name: (lay, base) for s in plan.stages for mem, lay, base in s.ddr
-                 if mem == "weights"})
+                 if mem == "weights"}, plan.status)
 
 
 class _Builder:
@@ -348,6 +366,8 @@ def netlist(graph: IntGraph, spec: Spec | Plan) -> Netlist:
                      for st in graph.stages for k, inp in enumerate(st.inputs) if inp == name]
         if consumers:
             b.connect(name, prod, consumers)
+    if spec.status:
+        b.add(StatusPart(STATUS, STATUS, tuple(st.name for st in graph.stages)))
     return Netlist(tuple(b.parts), tuple(b.links),
                    End((INPUT_FIFO, "i"), f0.tp, f0.cip, bits), producers[graph.output.name][0])
 

@@ -115,11 +115,13 @@ class Plan:
     fifo_resources: Resources
     nodes: tuple[Node, ...]
     offchip: Offchip = Offchip.AUTO
-    plumbing: Resources = Resources()   # the netlist's FIFO control, forks, gearboxes, merges
+    plumbing: Resources = Resources()   # the netlist's FIFO control, forks, gearboxes,
+    #                                     merges and status registers
     netlist: object = None      # every part and link (``hgpipe.plan.netlist.Netlist``)
     fifo_memories: tuple[tuple[str, str], ...] = ()   # edge FIFO -> lutram / bram / uram
     layout: TokenLayout | None = None   # the streams' rows: the graph as planned is
                                         # ``graph.with_layout(layout)``
+    status: bool = False    # the status registers (busy counters over AXI4-Lite) are built
 
     def laid_out(self, graph: IntGraph) -> IntGraph:
         """``graph`` with this plan's token layout (its streams padded to the plan's TP)."""
@@ -220,6 +222,7 @@ class Plan:
                                    "bits": b.bits, "memory": b.memory}
                                   for b in self.buffers]},
             "ddr": self._ddr_dict(),
+            "status": self._status_dict(),
             "stages": [{"name": s.name, "kind": s.kind, "cycles": s.cycles,
                         "busy": round(s.cycles / self.ii, 4),
                         "folding": {"tp": s.folding.tp, "cip": s.folding.cip,
@@ -228,6 +231,17 @@ class Plan:
                         "memories": dict(s.memories)} for s in self.stages],
         }
 
+
+    def _status_dict(self) -> dict | None:
+        """The status registers' map, for a host driver (None: not built)."""
+        if not self.status:
+            return None
+        from .status_map import STATUS_ID, Regs
+        return {"interface": "AXI4-Lite s_axil", "id": STATUS_ID,
+                "registers": {"id": Regs.ID, "counters": Regs.COUNTERS,
+                              "control": Regs.CONTROL, "snapshots": Regs.SNAPSHOTS,
+                              "cycle": Regs.CYCLE, "images": Regs.IMAGES},
+                "busy": {n: Regs.busy(k) for k, n in enumerate(self.netlist.status.counters)}}
 
     def _ddr_dict(self) -> dict:
         d = self.board.ddr

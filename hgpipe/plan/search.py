@@ -62,9 +62,10 @@ def check_offchip(offchip: str, board: Board) -> Offchip:
 def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
               target_fps: float | None = None, clock_mhz: float | None = None,
               model: str = "", tp: int | None = None, offchip: str = Offchip.AUTO,
-              progress=None) -> Plan:
+              status: bool = False, progress=None) -> Plan:
     """The cheapest plan meeting the target II (or FPS at the clock), or by default the
-    fastest plan that fits the board; coarse FIFOs in DDR per ``offchip`` (``build``).
+    fastest plan that fits the board; coarse FIFOs in DDR per ``offchip`` (``build``);
+    with ``status``, the status registers built and costed.
     Raises ``PlanError`` naming what limits it."""
     clock = clock_mhz or board.clock_mhz
     offchip = check_offchip(offchip, board)
@@ -122,18 +123,18 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
                 progress(f"{'searching IIs' if search else 'sizing buffers'} at TP={t}")
             if target_ii is not None:
                 plan = build(folder.graph, board, t, folder.choose(target_ii), target_ii, model,
-                             clock, offchip)
+                             clock, offchip, status)
                 if not plan.fits:
                     why[t] = f"it needs {_limit(plan)}"
                     continue
             elif not search:
                 plan = build(folder.graph, board, t, folder.choose(bound), None, model, clock,
-                             offchip)
+                             offchip, status)
                 if not plan.fits:
                     why[t] = f"the plan at II {bound:,} needs {_limit(plan)}"
                     continue
             else:
-                plan = _fastest_fit(board, folder, bound, model, clock, offchip,
+                plan = _fastest_fit(board, folder, bound, model, clock, offchip, status,
                                     below=None if best is None else best.ii)
                 if plan is None:
                     why[t] += ", as do the next 16 IIs"
@@ -170,15 +171,15 @@ def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
     return iis[lo] if lo < len(iis) else None
 
 
-def _fastest_fit(board, folder: Folder, bound: int, model: str,
-                 clock: float, offchip: str, below: int | None = None) -> Plan | None:
+def _fastest_fit(board, folder: Folder, bound: int, model: str, clock: float, offchip: str,
+                 status: bool, below: int | None = None) -> Plan | None:
     """The first of the 16 IIs above the stage-only bound (and under ``below``) whose whole
     plan, FIFOs included, fits. A scan, not a search: where BRAM binds, a slower II's
     narrower, deeper memories can pack worse, so fitting is not monotonic in the II."""
     for ii in [ii for ii in folder.candidate_iis()
                if bound < ii and (below is None or ii < below)][:16]:
         plan = build(folder.graph, board, folder.tp, folder.choose(ii), None, model, clock,
-                     offchip)
+                     offchip, status)
         if plan.fits:
             return plan
     return None

@@ -9,11 +9,21 @@ from math import isfinite
 from pathlib import Path
 from typing import Mapping
 
+from ..choice import Choice
 from ..errors import QuantError
 
 STEP_RANGE = (1e-12, 1e12)     # a learned step (the real value of one LSB), finite
 _SPEC = re.compile(r"^w(\d+)a(\d+)(?:p(\d+))?(?:r(\d+))?$")
 OBSERVERS = ("minmax", "percentile", "mse")
+
+
+class Ptq(Choice):
+    """Post-training quantization: ``basic`` observes every step and rounds to nearest
+    (numpy); ``full`` reconstructs block by block, learning the rounding and the steps
+    (``hgpipe.quant.reconstruct``, needs torch)."""
+
+    BASIC = "basic"
+    FULL = "full"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class FakeQuant(nn.Module):
     def __init__(self):
         super().__init__()
         self.bits, self.signed, self.auto = 0, True, False
+        self.drop = 0.0     # QDrop: the fraction of values left unquantized while fitting
         self.step = nn.Parameter(torch.zeros(()))
 
     def set(self, bits: int, signed: bool | None) -> None:
@@ -75,7 +76,10 @@ class FakeQuant(nn.Module):
     def quant(self, x, s):
         lo, hi = self.bounds()
         v = torch.clamp(x / s, lo, hi)
-        return ((v.round() - v).detach() + v) * s
+        q = ((v.round() - v).detach() + v) * s
+        if self.drop and self.training:
+            return torch.where(torch.rand_like(x) < self.drop, x, q)
+        return q
 
     def add(self, a, b):
         """``a + b`` on this step, each term quantized first (the class token and position

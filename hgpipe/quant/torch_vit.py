@@ -94,12 +94,16 @@ class TimmViT(nn.Module):
         self.norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.head = nn.Linear(d, cfg.num_classes)
 
-    def forward(self, x):
+    def embed(self, x):
+        """The token stream entering the first block."""
         x = self.patch_embed(x)
         cls = self.cls_token.expand(x.shape[0], -1, -1)
         x = torch.cat([cls, x], 1) if self.cfg.class_token == "extra" else \
             torch.cat([cls, x[:, 1:]], 1)
-        x = self.t_q.add(x, self.pos_embed.expand(x.shape[0], -1, -1))
+        return self.t_q.add(x, self.pos_embed.expand(x.shape[0], -1, -1))
+
+    def forward(self, x):
+        x = self.embed(x)
         for b in self.blocks:
             x = b(x)
         return self.head(self.norm(x)[:, 0])

@@ -35,7 +35,7 @@ FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to thi
 MODEL_KIND = {"linear": "linear", "qk": "qk", "av": "av", "requant": "requant",
               "add": "add", "tokens": "add", "layernorm": "layernorm", "softmax": "softmax",
               "ddr": "ddr", "axi_arbiter": "axi_arbiter", "fifo": "fifo", "fork": "fork",
-              "gearbox": "gearbox", "merge": "merge"}
+              "gearbox": "gearbox", "merge": "merge", "status": "status"}
 
 
 @dataclass(frozen=True)

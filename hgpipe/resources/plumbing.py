@@ -1,12 +1,13 @@
 """Resources of the plumbing between stages (``hgpipe.rtl.plumbing``): FIFO control, forks,
-gearboxes and head merges, as the netlist's parts (``hgpipe.plan.netlist``) size them.
+gearboxes and head merges, and of the status registers (``hgpipe.rtl.status``), as the
+netlist's parts (``hgpipe.plan.netlist``) size them.
 
 Each part's logic is ``a * size + b`` like a stage's (kinds ``fifo``, ``fork``,
-``gearbox``, ``merge`` in the calibrated coefficients, fitted on small and DeiT-tiny-sized
-instances), with structural sizes counted from the part: a FIFO's pointers and level (and
-its read register where the words sit in LUTs), a fork's per-output flags, a gearbox's
-held lanes and, when it narrows, the chunk multiplexer, a merge's per-head payload
-multiplexer. A FIFO's words are a memory placed by the plan (``fifo_words``).
+``gearbox``, ``merge``, ``status`` in the calibrated coefficients, fitted on small and
+DeiT-tiny-sized instances), with structural sizes counted from the part: a FIFO's pointers
+and level (and its read register where the words sit in LUTs), a fork's per-output flags,
+a gearbox's held lanes and, when it narrows, the chunk multiplexer, a merge's per-head
+payload multiplexer, the status registers' counters. A FIFO's words are a memory placed by the plan (``fifo_words``).
 """
 
 from __future__ import annotations
@@ -69,9 +70,19 @@ def gearbox_sizes(tp: int, a: int, b: int, bits: int) -> tuple[float, float]:
     return tp * cap * bits * mux_luts(a + 2), tp * cap * bits + _clog2(cap + 1)
 
 
+# cycle, images, snapshots and two shadows; the read data, both responses and valids
+STATUS_FIXED_FF = 5 * 32 + 32 + 2 + 2 + 2
+
+
+def status_sizes(counters: int) -> tuple[float, float]:
+    """The status registers: per counter a 32-bit incrementer and its share of the read
+    multiplexer (LUTs), the live count and its snapshot (FFs)."""
+    return 32 * counters, 64 * counters + STATUS_FIXED_FF
+
+
 def plumbing_logic(kind: str, sizes: tuple[float, float]) -> Resources:
     """Calibrated logic of a plumbing part of ``kind`` (``fifo``, ``fork``, ``gearbox``,
-    ``merge``) from its sizes."""
+    ``merge``, ``status``) from its sizes."""
     lut, ff = logic(kind, *sizes)
     return Resources(lut=lut, ff=ff)
 

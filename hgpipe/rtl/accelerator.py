@@ -11,9 +11,10 @@ Ports: ``s_axis_tdata/tvalid/tready/tlast`` carry patches (``tp`` patch rows of 
 and not needed: image boundaries follow from the beat count. Edges the plan put in DDR get
 a ``DdrFifo`` each, and a head whose weights it put there a ``DdrWeights`` (its region
 preloaded with ``ddr_images()``), all on one AXI4 manager port ``m_axi_*`` through an
-arbiter. Every stage also drives a
-free-running 32-bit ``busy`` counter (``busy__<stage>``) that testbenches read to measure
-bubbles; synthesis removes them when nothing reads them.
+arbiter. Where the plan builds the status registers (``hgpipe.rtl.status``: a busy
+counter per stage, snapshotted at each image's last output beat), every stage's busy
+signal counts there, read over the AXI4-Lite port ``s_axil_*``; testbenches and hosts
+measure bubbles through it.
 
 Every part is built through ``make(cls, *args)``: by default the component itself; the
 generator passes a maker that turns each part into an instance of a module converted
@@ -31,7 +32,7 @@ from ..graph.graph import IntGraph
 from ..graph.kinds import StageKind
 from ..graph.stages import Stage
 from ..plan.netlist import (DdrFifoPart, DdrWeightsPart, FifoPart, ForkPart, GearboxPart,
-                            MergePart, Netlist, Part, StageUnit, netlist, safe)
+                            MergePart, Netlist, Part, StageUnit, StatusPart, netlist, safe)
 from ..plan.plan import Plan
 from .attention import AvHead, QkHead
 from .axi import AxiParams, arbiter_params, top_members
@@ -42,6 +43,7 @@ from .linear import HeadStage, LinearStage, WeightSource, weight_words
 from .lut import LutStage
 from .plumbing import Fifo, Fork, Gearbox, Merge
 from .softmax import SoftmaxStage
+from .status import StatusRegs, addr_bits, axil_members
 from .stream import count
 from .tokens import TokensStage
 
@@ -71,11 +73,14 @@ class Accelerator(wiring.Component):
         self.beats_per_image_in = graph.layout.patch_rows // f0.tp * \
             (graph.config.patch_dim // f0.cip)
         self.beats_per_image_out = last.out_features // fl.cop
+        self.status_abits = addr_bits(len(self.netlist.status.counters)) \
+            if self.netlist.status else 0
         super().__init__({
             "s_axis_tdata": In(self.in_width), "s_axis_tvalid": In(1),
             "s_axis_tready": Out(1), "s_axis_tlast": In(1),
             "m_axis_tdata": Out(fl.cop * self.out_bits), "m_axis_tvalid": Out(1),
             "m_axis_tready": In(1), "m_axis_tlast": Out(1),
+            **(axil_members(self.status_abits) if self.netlist.status else {}),
             **(top_members(arbiter_params(users, self.axi), "m_axi") if users else {})})
 
     def ddr_regions(self) -> list[tuple[str, object, int]]:
@@ -142,6 +147,8 @@ class Accelerator(wiring.Component):
             return self.make(Gearbox, p.tp, p.lanes_in, p.lanes_out, p.bits)
         if isinstance(p, MergePart):
             return self.make(Merge, p.width, p.heads, p.row)
+        if isinstance(p, StatusPart):
+            return self.make(StatusRegs, len(p.counters))
         raise TypeError(f"Accelerator: no component for {type(p).__name__}")
 
     # -- elaboration ------------------------------------------------------------------------
@@ -170,10 +177,15 @@ class Accelerator(wiring.Component):
         beat = Signal(range(n))
         m.d.comb += [self.m_axis_tdata.eq(out.payload), self.m_axis_tvalid.eq(out.valid),
                      out.ready.eq(self.m_axis_tready), self.m_axis_tlast.eq(beat == n - 1)]
-        count(m, out.valid & out.ready, (beat, n))
+        done = count(m, out.valid & out.ready, (beat, n))
         if ddr_users:
             ddr_port(m, self, "m_axi", ddr_users, self.axi, self.make)
-        for name, sig in busy.items():
-            counter = Signal(32, name=f"busy__{safe(name)}")
-            m.d.sync += counter.eq(counter + sig)
+        if net.status:
+            status = comps[net.status.name]
+            m.d.comb += [status.stage_busy[k].eq(busy[name])
+                         for k, name in enumerate(net.status.counters)]
+            m.d.comb += status.image_done.eq(done)
+            for name, member in axil_members(self.status_abits).items():
+                outer, inner = getattr(self, name), getattr(status, name)
+                m.d.comb += inner.eq(outer) if member.flow == wiring.In else outer.eq(inner)
         return m

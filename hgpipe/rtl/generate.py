@@ -45,7 +45,7 @@ def _top_verilog(graph: IntGraph, plan: Plan) -> str:
 class Rtl:
     """The generated RTL: one Verilog text (top level, parts, memory modules) and the ROM
     contents it loads, ``{path: $readmemh text}`` with paths relative to the directory
-    the simulator or tool runs in (``ROM_DIR``, a parameter of the top level)."""
+    the simulator or tool runs in (the ``HGPIPE_ROM_DIR`` macro, default ``"roms/"``)."""
     verilog: str
     roms: dict[str, str] = field(default_factory=dict)
 

@@ -25,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from amaranth import ClockSignal, Elaboratable, Instance, Module, Shape, Signal
+
+from .romfile import ROM_FILE_MODULE, current_slots, rom_file_module, slot_marker
 
 RAM_MODULE = "hgpipe_ram"
 
@@ -191,7 +193,7 @@ class Rom(_Memory):
     def elaborate(self, platform):
         _count("rom", self)
         m = Module()
-        slots = _slots.get()
+        slots = current_slots()
         if slots is None:           # contents in a module of their own
             _collected().setdefault(self.module, (self.width, self.words, self.style,
                                                   self.latency))
@@ -205,61 +207,6 @@ class Rom(_Memory):
         for k, port in enumerate(self._reads):
             m.submodules[f"copy{k}"] = self._instance(module, params, port, {})
         return m
-
-
-# -- ROM contents as data ----------------------------------------------------------------
-# A part converted on its own (``hgpipe.rtl.separate``) leaves its ROMs' words out of its
-# Verilog: each ROM is an instance of a generic module that loads ``$readmemh`` from a
-# file named by a string parameter ``ROMS`` (a path prefix) that the part receives from
-# the top level, plus the ROM's slot number within the part. Parts that differ only by
-# their ROM contents (the encoder blocks' linear stages) then share one module.
-
-ROM_FILE_MODULE = "hgpipe_romf"
-_MARKER = "@hgpipe_rom_slot_{}@"
-MARKER_RE = r'"@hgpipe_rom_slot_(\d+)@"'
-
-
-def slot_marker(k: int) -> str:
-    return _MARKER.format(k)
-
-
-@dataclass
-class RomSlots:
-    """The ROMs of one part, in elaboration order: (width, words) each, and the generic
-    modules (style, latency) they instantiate."""
-    roms: list = field(default_factory=list)
-    modules: set = field(default_factory=set)
-
-
-_slots: ContextVar[RomSlots | None] = ContextVar("hgpipe_rom_slots", default=None)
-
-
-@contextlib.contextmanager
-def rom_slots():
-    """Elaborate ROMs inside the block as file-loaded slots (collected in the result)."""
-    slots = RomSlots()
-    token = _slots.set(slots)
-    try:
-        yield slots
-    finally:
-        _slots.reset(token)
-
-
-def rom_file_module(style: str | None, latency: int) -> str:
-    return ROM_FILE_MODULE + (f"_{style}" if style else "") + ("_r2" if latency == 2 else "")
-
-
-ROM_MACROS = """\
-// ROM files: HGPIPE_ROM_DIR + part instance + "." + slot + ".hex" (hgpipe.rtl.mem)
-`ifndef HGPIPE_ROM_DIR
-`define HGPIPE_ROM_DIR "roms/"
-`endif
-`ifdef SYNTHESIS
-`define HGPIPE_ROMS(part) #(.ROMS({`HGPIPE_ROM_DIR, part}))
-`else
-`define HGPIPE_ROMS(part)
-`endif
-"""
 
 
 def rom_file_verilog(style: str | None, latency: int) -> str:
@@ -303,12 +250,6 @@ def rom_file_verilog(style: str | None, latency: int) -> str:
             f"    $readmemh(path, mem);\n"
             f"  end\n"
             f"`endif\n{read}endmodule\n")
-
-
-def rom_file_text(width: int, words: list[int]) -> str:
-    """A ROM's contents as ``$readmemh`` reads them: one hex word a line."""
-    digits = (width + 3) // 4
-    return "".join(f"{w:0{digits}x}\n" for w in words)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from amaranth.lib import wiring
 
 from ..choice import Choice
 from ..graph.stages import Stage
-from .mem import MARKER_RE, ROM_MACROS, collecting, rom_file_module, rom_file_text, rom_slots
+from .mem import collecting
+from .romfile import MARKER_RE, ROM_MACROS, rom_file_module, rom_file_text, rom_slots
 
 _STAGE_METADATA = {"name", "inputs", "ref", "out_scale"}
 BATCHES = 8     # parts are converted in this many Yosys runs
@@ -106,7 +107,7 @@ _PLACEHOLDER = re.compile(r"\\hgpipe_part(?=[.\s])")
 
 
 def rtlil_batch(jobs: list[tuple[str, type, tuple, dict]]) -> tuple[list, dict]:
-    """Each part's RTLIL under a placeholder name, its ROMs as slots (``mem.rom_slots``):
+    """Each part's RTLIL under a placeholder name, its ROMs as slots (``romfile.rom_slots``):
     the text is the part's structure, its contents left out (runs in a worker process).
     Also returns the placed RAM variants the parts use."""
     from amaranth.back import rtlil
@@ -305,7 +306,7 @@ class Parts:
         return Converted(top_text, modules, mems, files, len(distinct))
 
 
-ROM_DIR = "roms/"       # the default of HGPIPE_ROM_DIR (``mem.ROM_MACROS``)
+ROM_DIR = "roms/"       # the default of HGPIPE_ROM_DIR (``romfile.ROM_MACROS``)
 
 
 def _bind(top_text: str, module: dict[str, str], slots: dict) -> tuple[str, dict]:

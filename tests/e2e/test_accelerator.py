@@ -23,7 +23,7 @@ from ..conftest import images_for
 def planned(micro_graphs):
     graphs, _ = micro_graphs
     g = graphs["w3a3"]
-    return g, make_plan(g, load_board("vck190"), target_ii=512)
+    return g, make_plan(g, load_board("vck190"), target_ii=512, status=True)
 
 
 def _corrupt(g: IntGraph, name: str) -> IntGraph:
@@ -87,3 +87,24 @@ def test_each_attention_output_row_fifo_takes_its_placement(planned):
         # a plan changed by hand: its netlist is derived again from the new decisions
         src = generate(g, replace(plan, fifo_memories=moved, netlist=None))[1].verilog
         assert kind in re.findall(ram, src)
+
+
+def test_the_status_registers_are_the_plans_part(planned):
+    """Built, costed and mapped where the plan says so (``--status on``), absent
+    otherwise: the plan at the same II without them differs by their modelled logic, and
+    the top has no AXI4-Lite port."""
+    from hgpipe.rtl.accelerator import Accelerator
+    g, plan = planned
+    off = make_plan(g, load_board("vck190"), target_ii=512)
+    assert off.netlist.status is None and off.to_dict()["status"] is None
+    st = plan.netlist.status
+    assert st.counters == tuple(s.name for s in g.stages)
+    assert plan.plumbing.lut - off.plumbing.lut == pytest.approx(st.logic().lut)
+    assert plan.plumbing.ff - off.plumbing.ff == pytest.approx(st.logic().ff)
+    on, bare = Accelerator(g, plan), Accelerator(g, off)
+    on._MustUse__silence = bare._MustUse__silence = True    # only their ports are looked at
+    assert "s_axil_araddr" in on.signature.members
+    assert not any(n.startswith("s_axil") for n in bare.signature.members)
+    regs = plan.to_dict()["status"]
+    assert list(regs["busy"]) == list(st.counters)
+    assert regs["busy"][g.stages[0].name] == 0x20 and regs["registers"]["cycle"] == 0x10

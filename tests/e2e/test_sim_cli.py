@@ -21,6 +21,7 @@ TARGET_II = "1024"   # vit-micro at ~1k cycles per image
 def _sim(tmp_path, simulator, stall, bits, images=4, extra=(), testbench="auto"):
     out = tmp_path / f"{simulator}-{stall}-{bits}"
     code = main(["sim", "--model", "vit-micro", "--bits", bits, "--target-ii", TARGET_II,
+                 "--status", "on",
                  "--simulator", simulator, "--testbench", testbench,
                  "--stall", str(stall), "--images", str(images),
                  "--out", str(out), "--build-dir", str(runner.DEFAULT_BUILD), "--quiet",
@@ -44,6 +45,7 @@ def test_sim_is_bit_exact_and_meets_the_model(tmp_path, simulator, testbench, st
         assert abs(d["measured_ii_cycles"] - d["model_ii_cycles"]) <= 0.01 * d["model_ii_cycles"]
         assert abs(d["measured_latency_cycles"] - d["model_latency_cycles"]) <= \
             0.05 * d["model_latency_cycles"]
+        assert set(d["stage_busy"]) == set(d["model_stage_busy"])   # the status registers
         for name, busy in d["stage_busy"].items():
             if d["model_stage_busy"][name] >= 0.95:
                 assert busy >= 0.95, (name, busy)

@@ -8,8 +8,7 @@ import pytest
 
 from hgpipe.plan import make_plan
 from hgpipe.plan.costing import part_costs
-from hgpipe.plan.netlist import (INPUT_FIFO, FifoPart, ForkPart, GearboxPart, MergePart,
-                                 PartKind, StageUnit)
+from hgpipe.plan.netlist import INPUT_FIFO, PLUMBING, GearboxPart, PartKind, StageUnit
 from hgpipe.resources.board import load_board
 from hgpipe.resources.model import Resources
 from hgpipe.rtl.generate import TOP, generate
@@ -18,15 +17,17 @@ from hgpipe.synth.yosys import split
 
 # the component class each part kind elaborates to (module names carry the class)
 COMPONENT = {PartKind.FIFO: "fifo", PartKind.FORK: "fork", PartKind.GEARBOX: "gearbox",
-             PartKind.MERGE: "merge"}
+             PartKind.MERGE: "merge", PartKind.STATUS: "statusregs"}
 STAGE_COMPONENT = {"linear": "linearstage", "qk": "qkhead", "softmax": "softmaxstage",
                    "av": "avhead", "layernorm": "layernormstage", "requant": "lutstage",
                    "add": "residualaddstage", "tokens": "tokensstage"}
 
 
-@pytest.fixture(scope="module", params=[None, 2])
+@pytest.fixture(scope="module", params=[(None, False), (2, True)])
 def planned(request, micro_graph_w3a3):
-    plan = make_plan(micro_graph_w3a3, load_board("vck190"), tp=request.param)
+    tp, status = request.param      # the second with the status registers
+    plan = make_plan(micro_graph_w3a3, load_board("vck190"), tp=tp, status=status)
+    assert (plan.netlist.status is not None) == status
     return micro_graph_w3a3, plan
 
 
@@ -65,7 +66,7 @@ def test_plumbing_costed(planned):
     assert len(net.units("blocks.0.attn.qk")) == heads
     assert kinds[PartKind.MERGE] == graph.config.depth
     for p in net.parts:
-        if isinstance(p, (FifoPart, ForkPart, GearboxPart, MergePart)):
+        if p.kind in PLUMBING:
             r = p.logic()
             assert r.lut > 0 and r.ff > 0, p
     assert plan.plumbing.lut > 0

@@ -1,0 +1,212 @@
+"""Post-training quantization by block reconstruction (``--ptq full``; needs torch).
+
+No labels: only the calibration images. The model is fake-quantized where the integer graph
+quantizes (``torch_vit.fake_quantize``) and each encoder block in turn, fed the quantized
+model's own output of the blocks before it, is fitted to the float model's output of that
+block (BRECQ: Li et al., 2021):
+
+- every encoder weight's rounding, up or down, is learned (AdaRound: Nagel et al., 2020) at
+  the step the MSE rule picks, and then frozen to integers;
+- the block's activation steps (LayerNorm outputs, Q/K/V, probabilities, AV, GELU) are
+  learned (LSQ) against the block's output error rather than each tensor's own;
+- the linear biases follow;
+- while fitting, each activation value is left unquantized with probability one half
+  (QDrop: Wei et al., 2022), so that the fit does not lean on the calibration images'
+  particular rounding.
+
+Then, every rounding frozen, the activation steps, biases and LayerNorm affines of the
+whole model are fitted to the float model's predictions (KL divergence) on the same
+images. The residual stream's step, shared by every block (its adds are power-of-two
+shifts apart), learns only there. The result is weights on their integer grid and the
+steps, which ``quantize_model`` takes as ``QuantConfig.scales``/``signs`` exactly as it
+takes QAT's.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..model import ViTConfig
+from ..model.weights import ViTWeights
+from .bits import BitSpec
+from .fakequant import FakeQuant
+from .torch_vit import Block, TimmViT, fake_quantize, from_weights, learned_steps, to_weights
+
+ZETA, GAMMA = 1.1, -0.1     # AdaRound's rectified sigmoid stretch
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """Per block: ``iters`` Adam steps on batches of ``batch`` calibration images; the
+    rounding regulariser (weight ``reg``) starts after ``warmup`` of them with its
+    exponent annealed from ``beta[0]`` to ``beta[1]``, as AdaRound's."""
+
+    iters: int = 4000
+    batch: int = 32
+    lr: float = 3e-3          # rounding variables
+    step_lr: float = 4e-5     # activation steps and biases (as BRECQ)
+    reg: float = 0.01
+    warmup: float = 0.2
+    beta: tuple[float, float] = (20.0, 2.0)
+    drop: float = 0.5         # QDrop (Wei et al., 2022) on the block's activations
+    output_iters: int = 1000  # then the whole model against the float model's logits
+    output_lr: float = 1e-4
+    seed: int = 0
+
+
+class AdaRound(nn.Module):
+    """A weight's rounding learned between floor and ceil at a fixed step: soft (the
+    rectified sigmoid of ``v``) while fitting, hard (``v >= 0`` rounds up) once frozen.
+    Takes a ``FakeQuant``'s place in a ``QLinear`` and keeps its ``bits``/``step``, so
+    the fitting reads it as the quantizer it replaces."""
+
+    def __init__(self, w: torch.Tensor, step: torch.Tensor, bits: int):
+        super().__init__()
+        self.bits, self.hard = bits, False
+        self.register_buffer("step", step.detach().clone())
+        t = w.detach() / self.step
+        self.register_buffer("base", torch.floor(t))
+        rest = (t - self.base).clamp(1e-4, 1 - 1e-4)
+        self.v = nn.Parameter(-torch.log((ZETA - GAMMA) / (rest - GAMMA) - 1))
+        self.lo, self.hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    def up(self) -> torch.Tensor:
+        if self.hard:
+            return (self.v >= 0).to(self.v.dtype)
+        return torch.clamp(torch.sigmoid(self.v) * (ZETA - GAMMA) + GAMMA, 0, 1)
+
+    def forward(self, w):   # the QLinear's float weight is replaced by the rounded grid
+        return torch.clamp(self.base + self.up(), self.lo, self.hi) * self.step
+
+    def penalty(self, beta: float) -> torch.Tensor:
+        return (1 - (2 * self.up() - 1).abs().pow(beta)).sum()
+
+
+def _linears(b: Block):
+    return (b.attn.qkv, b.attn.proj, b.mlp.fc1, b.mlp.fc2)
+
+
+def _act_quantizers(b: Block):
+    return (b.n1_q, b.n2_q, b.attn.q_q, b.attn.k_q, b.attn.v_q, b.attn.p_q, b.attn.o_q,
+            b.mlp.g_q)
+
+
+def _batched(fn, x: torch.Tensor, n: int = 128) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([fn(x[i:i + n]) for i in range(0, len(x), n)])
+
+
+def _fit_block(b: Block, xq: torch.Tensor, y: torch.Tensor, s: Reconstruction,
+               gen: torch.Generator, tick: Callable[[], None]) -> None:
+    rounds = []
+    for lin in _linears(b):
+        lin.wq = AdaRound(lin.weight, lin.wq.step, lin.wq.bits)
+        rounds.append(lin.wq)
+    steps = [fq.step for fq in _act_quantizers(b) if fq.bits]
+    biases = [lin.bias for lin in _linears(b) if lin.bias is not None]
+    opt = torch.optim.Adam([{"params": [r.v for r in rounds], "lr": s.lr},
+                            {"params": steps + biases, "lr": s.step_lr}])
+    for p in (*steps, *biases):
+        p.requires_grad_(True)
+    for fq in _act_quantizers(b):
+        fq.drop = s.drop
+    start = int(s.warmup * s.iters)
+    for it in range(s.iters):
+        idx = torch.randint(len(xq), (min(s.batch, len(xq)),), generator=gen)
+        loss = (b(xq[idx]) - y[idx]).pow(2).sum(-1).mean()
+        if it >= start:
+            frac = (it - start) / max(1, s.iters - start)
+            beta = s.beta[1] + 0.5 * (s.beta[0] - s.beta[1]) * (1 + math.cos(math.pi * frac))
+            loss = loss + s.reg * sum(r.penalty(beta) for r in rounds)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        tick()
+    for p in (*steps, *biases):
+        p.requires_grad_(False)
+    for fq in _act_quantizers(b):
+        fq.drop = 0.0
+    with torch.no_grad():
+        for lin, r in zip(_linears(b), rounds):
+            r.hard = True
+            lin.weight.copy_(r(lin.weight))    # the weight now sits on its integer grid
+            lin.wq = FakeQuant()               # which the plain quantizer keeps as it is
+            lin.wq.set(r.bits, True)
+            lin.wq.step.copy_(r.step)
+            lin.wq.step.requires_grad_(False)
+
+
+def reconstruct(cfg: ViTConfig, weights: ViTWeights, calib: np.ndarray, bits: BitSpec,
+                s: Reconstruction = Reconstruction(),
+                progress: Callable[[int, int], None] | None = None
+                ) -> tuple[ViTWeights, dict[str, float], dict[str, bool]]:
+    """Weights on their integer grids and the steps (``QuantConfig.scales``, ``signs``) of
+    ``weights`` reconstructed block by block on the calibration images ``calib``."""
+    q = reconstructed(cfg, weights, calib, bits, s, progress)
+    scales, signs = learned_steps(q)
+    return to_weights(q), scales, signs
+
+
+def reconstructed(cfg: ViTConfig, weights: ViTWeights, calib: np.ndarray, bits: BitSpec,
+                  s: Reconstruction = Reconstruction(),
+                  progress: Callable[[int, int], None] | None = None) -> TimmViT:
+    """The fake-quantized model ``reconstruct`` exports."""
+    torch.manual_seed(s.seed)
+    gen = torch.Generator().manual_seed(s.seed)
+    fp = from_weights(cfg, weights).eval()
+    q = copy.deepcopy(fp).train()
+    fake_quantize(q, bits)
+    for p in q.parameters():    # each block's fit turns on what it learns
+        p.requires_grad_(False)
+    x = torch.tensor(np.asarray(calib), dtype=torch.float32)
+    with torch.no_grad():
+        q(x[:256])            # the MSE rule sets every step (and GELU's sign) on its first batch
+    xf = _batched(fp.embed, x)
+    xq = _batched(q.embed, x)
+    done, total = 0, s.iters * cfg.depth + s.output_iters
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    for bf, bq in zip(fp.blocks, q.blocks):
+        xf = _batched(bf, xf)
+        _fit_block(bq, xq, xf, s, gen, tick)
+        xq = _batched(bq, xq)
+    _fit_output(q, fp, x, s, gen, tick)
+    return q
+
+
+def _fit_output(q: TimmViT, fp: TimmViT, x: torch.Tensor, s: Reconstruction,
+                gen: torch.Generator, tick: Callable[[], None]) -> None:
+    """With every rounding frozen: the steps, biases and LayerNorms against the float
+    model's predictions (KL divergence), so what the blocks' errors leave is aimed at the
+    output rather than at each block's tensor."""
+    if not s.output_iters:
+        return
+    # activation steps (a weight's step is its grid's), biases and LayerNorm affines (1-D)
+    learn = [p for n, p in q.named_parameters()
+             if (n.endswith(".step") and ".wq." not in n) or p.ndim == 1]
+    for p in learn:
+        p.requires_grad_(True)
+    target = _batched(lambda t: fp(t).softmax(-1), x)
+    opt = torch.optim.Adam(learn, lr=s.output_lr)
+    for _ in range(s.output_iters):
+        idx = torch.randint(len(x), (min(s.batch, len(x)),), generator=gen)
+        out = q(x[idx])
+        loss = nn.functional.kl_div(out.log_softmax(-1), target[idx], reduction="batchmean")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        tick()
+    for p in learn:
+        p.requires_grad_(False)

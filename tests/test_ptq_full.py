@@ -1,0 +1,123 @@
+"""``--ptq full``: block reconstruction learns each weight's rounding (floor or ceil, on the
+grid the integer graph takes exactly) and the activation steps, and the block's output
+comes closer to the float model's than rounding to nearest at the observed steps does."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from hgpipe.cli import main
+from hgpipe.model import preset, random_weights, save_weights
+from hgpipe.quant import BitSpec, QuantConfig, quantize_model
+from hgpipe.quant.qat import prepare
+from hgpipe.quant.reconstruct import Reconstruction, reconstruct, reconstructed
+from hgpipe.quant.torch_vit import from_weights
+
+from .conftest import images_for
+from .test_cli import hgpipe
+
+BITS = BitSpec.parse("w3a3")
+FAST = Reconstruction(iters=400, output_iters=0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def micro():
+    cfg = preset("vit-micro")
+    return cfg, random_weights(cfg, 0), images_for(cfg, 64, seed=1), images_for(cfg, 64, seed=2)
+
+
+def _linears(model):
+    for i, b in enumerate(model.blocks):
+        for name, lin in (("attn.qkv", b.attn.qkv), ("attn.proj", b.attn.proj),
+                          ("mlp.fc1", b.mlp.fc1), ("mlp.fc2", b.mlp.fc2)):
+            yield f"blocks.{i}.{name}", lin
+
+
+def _block_error(model, fp, x) -> float:
+    """Mean squared distance of block 0's output from the float model's, both fed the
+    float model's own embedding (so only the block's quantization differs)."""
+    with torch.no_grad():
+        t = fp.embed(torch.tensor(x, dtype=torch.float32))
+        model.eval()
+        err = float((model.blocks[0](t) - fp.blocks[0](t)).pow(2).mean())
+        model.train()
+        return err
+
+
+def test_rounding_is_floor_or_ceil_on_the_grid_and_the_block_comes_closer(micro):
+    cfg, w, calib, held_out = micro
+    fp = from_weights(cfg, w).eval()
+    q = reconstructed(cfg, w, calib, BITS, FAST)
+    nearest = prepare(fp, calib, BITS, seed=0)     # observed steps, rounding to nearest
+    moved = 0
+    for (name, lin), (_, lin0) in zip(_linears(q), _linears(nearest)):
+        step = float(lin.wq.step)
+        assert step == float(lin0.wq.step.detach()), name   # the grid is the observed one
+        t = lin.weight.detach().double().numpy() / step
+        assert np.abs(t - np.rint(t)).max() < 1e-4, name    # on the grid
+        ideal = lin0.weight.detach().double().numpy() / step
+        lo, hi = -4, 3
+        assert np.all((np.rint(t) == np.clip(np.floor(ideal), lo, hi))
+                      | (np.rint(t) == np.clip(np.ceil(ideal), lo, hi))), name
+        moved += int((np.rint(t) != np.clip(np.rint(ideal), lo, hi)).sum())
+    assert moved > 0                                        # some roundings were learned
+    for x in (calib, held_out):
+        assert _block_error(q, fp, x) < 0.8 * _block_error(nearest, fp, x)
+
+
+def test_the_graph_takes_the_learned_grid_and_steps(micro):
+    cfg, w, calib, _ = micro
+    q = reconstructed(cfg, w, calib, BITS, Reconstruction(iters=50, output_iters=20, seed=0))
+    w2, scales, signs = reconstruct(cfg, w, calib, BITS,
+                                    Reconstruction(iters=50, output_iters=20, seed=0))
+    g = quantize_model(cfg, w2, calib[:8], QuantConfig(bits=BITS, scales=scales, signs=signs,
+                                                       bias_correction=False))
+    for name, lin in _linears(q):       # and the same seed gives the same model
+        ints = np.rint(lin.weight.detach().double().numpy() / float(lin.wq.step))
+        np.testing.assert_array_equal(g[name].weight, ints.astype(np.int64))
+    assert g["blocks.0.norm1"].out_scale == scales["blocks.0.norm1"]
+
+
+def test_cli_runs_full_ptq(tmp_path):
+    cfg = preset("vit-micro")
+    save_weights(random_weights(cfg, 3), tmp_path / "w.safetensors")
+    np.save(tmp_path / "x.npy", images_for(cfg, 2))
+    np.save(tmp_path / "c.npy", images_for(cfg, 16, seed=4))
+    base = ["run", "--model", "vit-micro", "--weights", tmp_path / "w.safetensors",
+            "--images", tmp_path / "x.npy", "--calib", tmp_path / "c.npy"]
+    r = hgpipe(*base, "--ptq", "full", "--ptq-iters", "30", "--out", tmp_path / "f.npy")
+    assert r.returncode == 0, r.stderr
+    assert "reconstructing w3a3 block by block on 16 images" in r.stderr
+    assert main([*map(str, base), "--out", str(tmp_path / "b.npy")]) == 0
+    full, basic = np.load(tmp_path / "f.npy"), np.load(tmp_path / "b.npy")
+    assert full.shape == basic.shape == (2, 10) and not np.array_equal(full, basic)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "s.json"], "ptq: full with --steps: expected --ptq basic"),
+    (["--per-channel"], "ptq: full with --per-channel: expected --ptq basic"),
+    (["--ptq-iters", "0"], "ptq-iters: 0: expected >= 1"),
+])
+def test_full_ptq_refusals_are_one_line(tmp_path, args, message):
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 16, 16), np.float32))
+    (tmp_path / "s.json").write_text('{"scales": {"blocks.0.norm1": 0.5}}')
+    r = hgpipe("run", "--model", "vit-micro", "--images", "x.npy", "--ptq", "full", *args,
+               "--out", "out.npy", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("hgpipe: error: ") and message in r.stderr, r.stderr
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_full_ptq_without_torch_is_one_line(tmp_path, monkeypatch, capsys):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    np.save(tmp_path / "x.npy", np.zeros((2, 3, 16, 16), np.float32))
+    assert main(["run", "--model", "vit-micro", "--images", str(tmp_path / "x.npy"),
+                 "--ptq", "full", "--out", str(tmp_path / "o.npy")]) == 2
+    assert "ptq: full: needs torch: pip install 'hgpipe[torch]'" in capsys.readouterr().err
+    assert not (tmp_path / "o.npy").exists()
