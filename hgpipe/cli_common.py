@@ -30,6 +30,12 @@ def _load_array(path: str, what: str) -> np.ndarray:
         raise HgpipeError(f"{what}: cannot read {path!r} as .npy: {exc}") from None
 
 
+def need_torch(what: str) -> None:
+    """A one-line error where ``what`` needs the optional torch and it is missing."""
+    if importlib.util.find_spec("torch") is None:
+        raise HgpipeError(f"{what}: needs torch: pip install 'hgpipe[torch]'")
+
+
 def _config(args: argparse.Namespace):
     from .model import load_config, preset
     if bool(args.model) == bool(args.config):
@@ -93,8 +99,7 @@ def quant_config(args: argparse.Namespace, cfg):
                                   "learns its own per-tensor steps)")
         if args.ptq_iters < 1:
             raise HgpipeError(f"ptq-iters: {args.ptq_iters}: expected >= 1")
-        if importlib.util.find_spec("torch") is None:
-            raise HgpipeError("ptq: full: needs torch: pip install 'hgpipe[torch]'")
+        need_torch("ptq: full")
     scales, signs = read_steps(args.steps) if args.steps else ({}, {})
     q = QuantConfig(bits=BitSpec.parse(args.bits), act_observer=args.observer,
                     per_channel=args.per_channel, scales=scales, signs=signs,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import sys
 import time
@@ -67,8 +66,8 @@ def _fingerprint(weights, bits, x, y, schedule) -> str:
 
 
 def _checks(args: argparse.Namespace) -> None:
-    if importlib.util.find_spec("torch") is None:
-        raise HgpipeError("qat: needs torch: pip install 'hgpipe[torch]'")
+    from .cli_common import need_torch
+    need_torch("qat")
     for key, ok, want in (("epochs", args.epochs >= 1, ">= 1"),
                           ("batch", args.batch >= 1, ">= 1"),
                           ("lr", 0 < args.lr <= 1, "a learning rate in (0, 1]"),

@@ -89,15 +89,6 @@ class AdaRound(nn.Module):
         return (1 - (2 * self.up() - 1).abs().pow(beta)).sum()
 
 
-def _linears(b: Block):
-    return (b.attn.qkv, b.attn.proj, b.mlp.fc1, b.mlp.fc2)
-
-
-def _act_quantizers(b: Block):
-    return (b.n1_q, b.n2_q, b.attn.q_q, b.attn.k_q, b.attn.v_q, b.attn.p_q, b.attn.o_q,
-            b.mlp.g_q)
-
-
 def _batched(fn, x: torch.Tensor, n: int = 128) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([fn(x[i:i + n]) for i in range(0, len(x), n)])
@@ -106,16 +97,16 @@ def _batched(fn, x: torch.Tensor, n: int = 128) -> torch.Tensor:
 def _fit_block(b: Block, xq: torch.Tensor, y: torch.Tensor, s: Reconstruction,
                gen: torch.Generator, tick: Callable[[], None]) -> None:
     rounds = []
-    for lin in _linears(b):
+    for lin in b.linears().values():
         lin.wq = AdaRound(lin.weight, lin.wq.step, lin.wq.bits)
         rounds.append(lin.wq)
-    steps = [fq.step for fq in _act_quantizers(b) if fq.bits]
-    biases = [lin.bias for lin in _linears(b) if lin.bias is not None]
+    steps = [fq.step for fq in b.act_quantizers().values() if fq.bits]
+    biases = [lin.bias for lin in b.linears().values() if lin.bias is not None]
     opt = torch.optim.Adam([{"params": [r.v for r in rounds], "lr": s.lr},
                             {"params": steps + biases, "lr": s.step_lr}])
     for p in (*steps, *biases):
         p.requires_grad_(True)
-    for fq in _act_quantizers(b):
+    for fq in b.act_quantizers().values():
         fq.drop = s.drop
     start = int(s.warmup * s.iters)
     for it in range(s.iters):
@@ -131,10 +122,10 @@ def _fit_block(b: Block, xq: torch.Tensor, y: torch.Tensor, s: Reconstruction,
         tick()
     for p in (*steps, *biases):
         p.requires_grad_(False)
-    for fq in _act_quantizers(b):
+    for fq in b.act_quantizers().values():
         fq.drop = 0.0
     with torch.no_grad():
-        for lin, r in zip(_linears(b), rounds):
+        for lin, r in zip(b.linears().values(), rounds):
             r.hard = True
             lin.weight.copy_(r(lin.weight))    # the weight now sits on its integer grid
             lin.wq = FakeQuant()               # which the plain quantizer keeps as it is

@@ -63,6 +63,18 @@ class Block(nn.Module):
         self.n1_q, self.n2_q = FakeQuant(), FakeQuant()
         self.a1_q = self.a2_q = None   # set by TimmViT: they share the token step
 
+    def linears(self) -> dict[str, "QLinear"]:
+        """The fake-quantized linears, by their timm names within the block."""
+        return {"attn.qkv": self.attn.qkv, "attn.proj": self.attn.proj,
+                "mlp.fc1": self.mlp.fc1, "mlp.fc2": self.mlp.fc2}
+
+    def act_quantizers(self) -> dict[str, FakeQuant]:
+        """The activation quantizers, by the integer graph's tap names within the block."""
+        return {"norm1": self.n1_q, "norm2": self.n2_q, "attn.q": self.attn.q_q,
+                "attn.k": self.attn.k_q, "attn.v": self.attn.v_q,
+                "attn.softmax": self.attn.p_q, "attn.av": self.attn.o_q,
+                "mlp.gelu": self.mlp.g_q}
+
     def forward(self, x):
         x = self.a1_q.add(x, self.attn(self.n1_q(self.norm1(x))))
         return self.a2_q.add(x, self.mlp(self.n2_q(self.norm2(x))))
@@ -117,9 +129,9 @@ def enable_fake_quant(model: TimmViT, weight: int, act: int, prob: int,
     if residual:
         model.t_q.set(residual, True)
     for b in model.blocks:
-        for lin in (b.attn.qkv, b.attn.proj, b.mlp.fc1, b.mlp.fc2):
+        for lin in b.linears().values():
             lin.wq.set(weight, True)
-        for fq in (b.n1_q, b.n2_q, b.attn.q_q, b.attn.k_q, b.attn.v_q, b.attn.o_q):
+        for fq in b.act_quantizers().values():
             fq.set(act, True)
         b.attn.p_q.set(prob, False)
         b.mlp.g_q.set(act, None)
@@ -162,12 +174,8 @@ def learned_steps(model: TimmViT) -> tuple[dict[str, float], dict[str, bool]]:
         if model.t_q.bits:
             scales[f"{p}.add1"] = float(b.a1_q.current().detach())
             scales[f"{p}.add2"] = float(b.a2_q.current().detach())
-        acts = {"norm1": b.n1_q, "norm2": b.n2_q, "attn.q": b.attn.q_q, "attn.k": b.attn.k_q,
-                "attn.v": b.attn.v_q, "attn.softmax": b.attn.p_q, "attn.av": b.attn.o_q,
-                "mlp.gelu": b.mlp.g_q}
-        lins = {"attn.qkv": b.attn.qkv, "attn.proj": b.attn.proj, "mlp.fc1": b.mlp.fc1,
-                "mlp.fc2": b.mlp.fc2}
-        for key, fq in [*acts.items(), *((f"{k}.weight", m.wq) for k, m in lins.items())]:
+        for key, fq in [*b.act_quantizers().items(),
+                        *((f"{k}.weight", m.wq) for k, m in b.linears().items())]:
             if fq.bits:
                 scales[f"{p}.{key}"] = float(fq.step.detach())
         if b.mlp.g_q.bits:
