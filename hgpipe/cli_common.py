@@ -70,13 +70,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_quant_args(p: argparse.ArgumentParser) -> None:
+    from .quant.bits import OBSERVERS, Ptq
     p.add_argument("--bits", default="w3a3", help="w3a3 (default), w4a4, w8a8, mixed w4a3, "
                    "residual width with r<N> (w3a3r10)")
     p.add_argument("--calib", help="calibration images .npy (default: the input images)")
-    p.add_argument("--observer", default="mse", choices=("minmax", "percentile", "mse"),
+    p.add_argument("--observer", default="mse", choices=OBSERVERS,
                    help="activation observer")
     p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
-    p.add_argument("--ptq", default="basic", choices=("basic", "full"),
+    p.add_argument("--ptq", default=Ptq.BASIC.value, choices=[w.value for w in Ptq],
                    help="post-training quantization: basic (default) observes each step "
                    "and rounds to nearest; full reconstructs block by block on the "
                    "calibration images, learning each weight's rounding and the activation "

@@ -16,8 +16,10 @@ AXI4 port to DDR need the cocotb testbench's memory model (``supported`` says so
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,13 +28,17 @@ import jinja2
 
 from hgpipe.golden.vectors import Vectors
 
-from . import runner
+from . import runner, share
 from .streams import Scoreboard
 
 HERE = Path(__file__).resolve().parent
 HARNESS = "hgpipe_harness"
 PROGRESS = 1 << 16          # default cycles between progress lines
-FLAVOUR = "native-2\n"      # part of the build digest
+FLAVOUR = "native-5\n"      # part of the build digest
+# A part module becomes a Verilator hierarchical block when its instances would repeat at
+# least this much Verilog: Verilator otherwise generates each instance's code apart.
+HIER_MIN_REPEAT = 100_000
+HIER_MIN_SIZE = 100_000     # ... or when it is this big alone (verilated in parallel)
 
 
 def supported(acc) -> str | None:
@@ -58,21 +64,61 @@ def harness(acc, top: str) -> str:
         stages=[safe(n) for n in counters], abits=addr_bits(len(counters)), regs=Regs)
 
 
+def hier_blocks(source: str, top: str = "hgpipe_top", min_repeat: int = HIER_MIN_REPEAT,
+                min_size: int = HIER_MIN_SIZE, roms: bool = False) -> list[str]:
+    """The part modules to verilate apart, as Verilator hierarchical blocks, by name.
+
+    Verilator 5 resolves a port to the parent's signal and schedules every instance's
+    logic apart, so twelve instances of a stage are twelve copies of its C++ (-fno-inline
+    or not): the whole DeiT-tiny model verilated to 135 MB. A hierarchical block is
+    verilated and compiled once, as a library its instances call; blocks are verilated
+    in parallel, the rest of the design in one single-threaded run. A block is a module
+    whose instances would repeat at least ``min_repeat`` bytes of Verilog, or one of at
+    least ``min_size`` bytes.
+
+    But a block re-evaluates the logic its inputs drive at every call (Verilator's
+    ``ico`` region, twice a cycle or more), where inline code evaluates it once: with the
+    compute stages as blocks (every part that loads ROM files: linear, LayerNorm,
+    softmax, tables) the whole DeiT-tiny built in 23.1 min instead of 17.1 and ran below
+    1,000 cycles/s instead of 2,692. So those stay inline unless ``roms``: the blocks are
+    the attention heads, gearboxes, FIFOs and the status registers."""
+    families = share.family_texts(source)
+    if top not in families:
+        raise ValueError(f"no module {top} in the source")
+    size = {f: sum(map(len, t)) for f, t in families.items()}
+    uses = collections.Counter(re.findall(r"^  (hgpipe_\w+) ", families[top][0], re.M))
+    return sorted(m for m, n in uses.items()
+                  if (size[m] * (n - 1) >= min_repeat or size[m] >= min_size)
+                  and (roms or "hgpipe_romf" not in "".join(families[m])))
+
+
 def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUILD,
-          optimize: bool = True, threads: int = 1, flags: tuple[str, ...] | None = None
-          ) -> Path:
+          optimize: bool = True, threads: int = 1, flags: tuple[str, ...] | None = None,
+          blocks: list[str] | None = None) -> Path:
     """Compile the design under the harness with Verilator once per content; its dir.
 
-    ``optimize``: C++ at -O2 and Verilator's module inlining off (``-fno-inline``), so
-    that a module shared by many instances (``hgpipe.rtl.separate``) is one C++ class
-    compiled once: the full-size DeiT-tiny block builds in 79 s instead of 184 s and
-    simulates 57.7k cycles/s instead of 96.9k; the whole 12-block model only builds in
-    reasonable time this way. Otherwise -O0 with Verilator's defaults (small designs,
-    short runs). ``flags`` replaces the Verilator options that choice adds."""
+    ``optimize``: the C++ at -O2 (its slow half, which runs once, at -O0), Verilator's
+    module inlining off (``-fno-inline``: less C++ to compile) and the repeated parts
+    that hold no ROM as hierarchical blocks. Otherwise -O0 with Verilator's defaults
+    (small designs, short runs). ``flags`` replaces the Verilator options ``optimize``
+    adds. Parts that differ only in memory placement are merged first (``sim.share``).
+
+    ``blocks``: the modules built as Verilator hierarchical blocks, each verilated and
+    compiled once (default: what ``hier_blocks`` picks when ``optimize``, else none)."""
     runner._check("verilator")
     level = "-O2" if optimize else "-O0"
-    flags = (("-fno-inline",) if optimize else ()) if flags is None else flags
-    key = f"{FLAVOUR}{level} threads={threads} {' '.join(flags)}\n{harness_text}\n{source}"
+    # -fno-merge-cond-motion: that pass is quadratic in a function's statements, and
+    # the whole DeiT-tiny's top-level function kept it busy for over 17 minutes
+    flags = ((("-fno-inline", "-fno-merge-cond-motion") if optimize else ()) if flags is None
+             else flags)
+    into = share.merges(source)     # modules that differ only in placement: one
+    source = share.shared(source)
+    if blocks is None:
+        blocks = hier_blocks(source) if optimize else []
+    blocks = sorted({into.get(b, b) for b in blocks})
+    config = "`verilator_config\n" + "".join(f'hier_block -module "{m}"\n' for m in blocks)
+    key = (f"{FLAVOUR}{level} threads={threads} {' '.join(flags)}\n{config}\n"
+           f"{harness_text}\n{source}")
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     bdir = Path(build_root) / f"native-{digest}"
     if (bdir / ".built").exists():
@@ -83,14 +129,18 @@ def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUIL
         if not (bdir / ".built").exists():
             (bdir / "top.v").write_text(source)
             (bdir / "harness.v").write_text(harness_text)
+            (bdir / "hier.vlt").write_text(config)
             shutil.copy(HERE / "harness_main.cpp", bdir / "harness_main.cpp")
             make = " ".join([f for f in os.environ.get("MAKEFLAGS", "").split()
                              if not f.startswith("OPT")]
-                            + [f"OPT_FAST={level}", f"OPT_SLOW={level}", f"OPT_GLOBAL={level}"])
+                            # the "slow" half of Verilator's C++ (constructors, initial
+                            # blocks) runs once: compiled unoptimized
+                            + [f"OPT_FAST={level}", "OPT_SLOW=-O0", f"OPT_GLOBAL={level}"])
             cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1),
                    "--top-module", HARNESS, "-Wno-fatal", "-Wno-WIDTH", "-Wno-lint",
                    "--x-assign", "fast", "--x-initial", "fast",
                    *(["--threads", str(threads)] if threads > 1 else []), *flags,
+                   *(["--hierarchical", "hier.vlt"] if blocks else []),
                    "--Mdir", "obj", "-o", "Vharness",
                    "harness.v", "top.v", "harness_main.cpp"]
             log = bdir / "build.log"

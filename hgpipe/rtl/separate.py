@@ -151,7 +151,12 @@ def with_rom_prefix(modules: list[str], slotted: set[str]) -> list[str]:
     out = []
     for n, t in zip(names, modules):
         if n in needs and n.split(".")[0] in slotted:
-            t = re.sub(r"^(module [^;]*;\n)", r'\1  parameter ROMS = "";\n', t, count=1,
+            # Verilator 5 inlines a hierarchical block that has a parameter, however
+            # set: the part's own module has one only in synthesis (a simulator finds
+            # the files by the instance path instead, see rom_file_verilog)
+            own = ('`ifdef SYNTHESIS\n  parameter ROMS = "";\n`else\n  localparam ROMS = "";\n'
+                   '`endif\n') if "." not in n else '  parameter ROMS = "";\n'
+            t = re.sub(r"^(module [^;]*;\n)", lambda m: m.group(1) + own, t, count=1,
                        flags=re.M)
             t = re.sub(_SUBMODULE.format(re.escape(n)),
                        lambda m: m.group(0) + ("#(.ROMS(ROMS)) " if m.group(1).lstrip("\\")

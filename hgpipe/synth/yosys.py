@@ -9,6 +9,8 @@ instantiates) and the script, so a re-run synthesizes only what changed.
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import gzip
 import hashlib
 import json
@@ -132,8 +134,21 @@ def synthesize(text: str, top: str, script: str = SCRIPT,
                        to_output=d.to_output, port_in=d.port_in, port_out=d.port_out)
 
 
+@functools.cache
+def _ready(cmd: tuple[str, ...]) -> None:
+    """Run Yosys once, alone, before any parallel run: YoWASP compiles its WebAssembly
+    on first use and caches the result without a lock, and a second process that reads
+    the half-written cache crashes without a word (seen on a fresh machine)."""
+    lock = _cache_dir().parent / "yosys.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        subprocess.run(list(cmd) + ["-V"], capture_output=True)
+
+
 def _run_yosys(text: str, top: str, script: str, files: dict[str, str]) -> dict:
     cmd = yosys_command()
+    _ready(tuple(cmd))
     with tempfile.TemporaryDirectory(prefix="hgpipe-synth-") as tmp:
         Path(tmp, "m.v").write_text(text)
         for name, content in files.items():

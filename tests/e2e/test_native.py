@@ -5,6 +5,7 @@ same vectors, catch a wrong logit and a design that stops, and report progress."
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from hgpipe.golden.vectors import Stream, top_vectors
 from hgpipe.plan import make_plan
 from hgpipe.resources.board import load_board
 from hgpipe.rtl.generate import TOP, generate
-from sim import e2e, native, runner
+from sim import e2e, native, runner, share
 
 from ..conftest import images_for
 
@@ -90,17 +91,50 @@ def test_native_refuses_a_design_with_ddr(micro_graphs):
 
 
 def test_native_optimized_build_shares_module_code(design):
-    """The long-run build (-O2, Verilator's inlining off: each shared module one C++
-    class) gives the same bits and cycles as the -O0 one."""
+    """The long-run build (-O2, Verilator's inlining off, every repeated part module a
+    hierarchical block verilated once) gives the same bits and cycles as the -O0 one; a
+    ROM inside a block still finds its instance's file."""
     g, plan, acc, src, patches, bdir = design
+    # the repeated part modules that load ROM files (each block is a library to build:
+    # a few keep the test short)
+    with_roms = {m.group(1).lstrip("\\").split(".")[0] for m in re.finditer(
+        r"^module (\S+?)\s*\(((?!^endmodule).)*?hgpipe_romf", src.verilog, re.M | re.S)}
+    blocks = sorted(with_roms & set(native.hier_blocks(src.verilog, min_repeat=1, roms=True)))
+    assert blocks
     fast = native.build(src.verilog, native.harness(acc, TOP), runner.DEFAULT_BUILD,
-                        optimize=True)
-    command = (fast / "build.log").read_text().splitlines()[0]
-    assert "-fno-inline" in command.split() and fast != bdir
+                        optimize=True, blocks=blocks)
+    command = (fast / "build.log").read_text().splitlines()[0].split()
+    assert "-fno-inline" in command and "--hierarchical" in command and fast != bdir
+    libraries = [p.name for p in (fast / "obj").iterdir() if p.is_dir()]
+    assert all(any(n.startswith(f"V{b}") for n in libraries) for b in blocks)   # one each
     vec = top_vectors(g, acc, patches, 0.3, 2, plan.ii)
     a, b = native.run(fast, vec, files=src), native.run(bdir, vec, files=src)
     assert a.bit_exact and b.bit_exact
     assert a.extra["image_ends"] == b.extra["image_ends"]
+
+
+def test_hier_blocks_are_the_part_modules_that_repeat_most():
+    """Blocks are top-level part modules, chosen by the Verilog their instances repeat
+    or by their size alone; a part that loads ROM files (a compute stage) only when
+    asked."""
+    body = "\n".join(f"  {m} u{i} (\n  );" for i, m in
+                     enumerate(["hgpipe_big", "hgpipe_big", "hgpipe_small", "hgpipe_small",
+                                "hgpipe_once"]))
+    src = (f"module hgpipe_top(a);\n{body}\nendmodule\n"
+           f"module hgpipe_big(a);\n{'  wire x;' * 400}\nendmodule\n"
+           f"module \\hgpipe_big.sub (a);\n{'  wire y;' * 400}\nendmodule\n"
+           f"module hgpipe_small(a);\nendmodule\nmodule hgpipe_once(a);\n"
+           f"{'  wire z;' * 4000}\nendmodule\n")
+    assert native.hier_blocks(src, min_repeat=5000) == ["hgpipe_big"]   # with its submodule
+    assert native.hier_blocks(src, min_repeat=1) == ["hgpipe_big", "hgpipe_small"]
+    assert native.hier_blocks(src, min_repeat=5000, min_size=20_000) == ["hgpipe_big",
+                                                                        "hgpipe_once"]
+    with_rom = src.replace("  wire y;", "  hgpipe_romf_r2 r (\n  );", 1)
+    assert native.hier_blocks(with_rom, min_repeat=1) == ["hgpipe_small"]
+    assert native.hier_blocks(with_rom, min_repeat=1, roms=True) == ["hgpipe_big",
+                                                                     "hgpipe_small"]
+    with pytest.raises(ValueError, match="no module hgpipe_top"):
+        native.hier_blocks(src.replace("hgpipe_top", "other"))
 
 
 def test_busy_is_not_measured_when_no_image_ends_while_images_stream_in(design):
@@ -120,3 +154,48 @@ def test_busy_is_not_measured_when_no_image_ends_while_images_stream_in(design):
     # a snapshot overtaken while it was read is missing: its intervals are not measured
     r.extra["status"] = [snaps[0], snaps[2]]
     assert e2e.measure(g, r).stage_busy == {}
+
+
+def test_parts_that_differ_only_in_placement_share_one_module(design):
+    """A part module used twice, its second instance given a copy whose ROMs and RAMs
+    are placed in BRAM instead of LUTs (as the plan does for some blocks of DeiT-tiny):
+    the simulation build merges the copy back and stays bit-exact, the copy's instance
+    loading its own ROM files."""
+    g, plan, acc, src, patches, plain = design
+    top = re.search(rf"^module {TOP}\(.*?^endmodule", src.verilog, re.M | re.S).group(0)
+    uses = re.findall(r"^  (hgpipe_\w+) (?:`HGPIPE_ROMS\(\S*\) )?(\w+) \($", top, re.M)
+    families = share.family_texts(src.verilog)
+    part, inst = next((m, i) for k, (m, i) in enumerate(uses)
+                      if any(m == n for n, _ in uses[:k])
+                      and "hgpipe_romf_lutram" in "".join(families[m]))
+    copy = part + "_placed"
+    texts = [t.replace(part, copy).replace("hgpipe_romf_lutram", "hgpipe_romf_bram")
+             .replace("hgpipe_ram_lutram", "hgpipe_ram_bram")
+             for t in families[part]]
+    verilog = re.sub(rf"^  {part} (\S* )?{inst} \(", lambda m: f"  {copy} {m.group(1) or ''}{inst} (",
+                     src.verilog, flags=re.M) + "".join(texts)
+    assert share.merges(verilog)[copy] == part
+    bdir = native.build(verilog, native.harness(acc, TOP), runner.DEFAULT_BUILD,
+                        optimize=False)
+    assert bdir == plain        # the same simulation source as the design's own
+    r = native.run(bdir, top_vectors(g, acc, patches[:3], 0.3, 1, plan.ii), files=src)
+    assert r.bit_exact and len(r.extra["image_ends"]) == 3
+
+
+def test_share_merges_only_what_a_simulator_cannot_tell_apart():
+    mod = ("module {n}(a);\n  {attr}reg [3:0] mem [0:1];\n  {n}_rom u (\n  );\n"
+           "  \\{n}.sub s (\n  );\nendmodule\nmodule \\{n}.sub (a);\n  wire {w};\nendmodule\n")
+    src = ("module hgpipe_top(a);\n  hgpipe_x_1 a (\n  );\n  hgpipe_x_2 b (\n  );\n"
+           "  hgpipe_x_3 c (\n  );\nendmodule\n"
+           + mod.format(n="hgpipe_x_1", attr='(* rom_style = "block" *) ', w="y")
+           + mod.format(n="hgpipe_x_2", attr='(* ram_style = "ultra" *) ', w="y")
+           + mod.format(n="hgpipe_x_3", attr="", w="z"))
+    # the ROM modules each part names are its own: x_1 and x_2 merge once those do
+    src += "".join(f"module hgpipe_x_{i}_rom(a);\n  {a}wire q;\nendmodule\n"
+                   for i, a in ((1, ""), (2, '(* rom_style = "logic" *) '), (3, "")))
+    into = share.merges(src)
+    assert into == {"hgpipe_x_2": "hgpipe_x_1", "hgpipe_x_2_rom": "hgpipe_x_1_rom",
+                    "hgpipe_x_3_rom": "hgpipe_x_1_rom"}
+    out = share.shared(src)
+    assert "hgpipe_x_2" not in out and "hgpipe_x_3 c (" in out
+    assert out.count("  hgpipe_x_1 ") == 2 and "\\hgpipe_x_3.sub" in out
