@@ -112,7 +112,7 @@ def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUIL
     flags = ((("-fno-inline", "-fno-merge-cond-motion") if optimize else ()) if flags is None
              else flags)
     into = share.merges(source)     # modules that differ only in placement: one
-    source = share.shared(source)
+    source = share.shared(source, into=into)
     if blocks is None:
         blocks = hier_blocks(source) if optimize else []
     blocks = sorted({into.get(b, b) for b in blocks})

@@ -56,10 +56,11 @@ def merges(source: str, top: str = "hgpipe_top") -> dict[str, str]:
         into.update(more)
 
 
-def shared(source: str, top: str = "hgpipe_top") -> str:
-    """``source`` with every family that ``merges`` finds replaced by its first member:
-    the others' modules dropped, their instances renamed."""
-    into = merges(source, top)
+def shared(source: str, top: str = "hgpipe_top", into: dict[str, str] | None = None) -> str:
+    """``source`` with every family that ``merges`` finds (or ``into``, its result when the
+    caller has it) replaced by its first member: the others' modules dropped, their
+    instances renamed."""
+    into = merges(source, top) if into is None else into
     out, at = [], 0
     for m in _MODULE.finditer(source):
         out.append(source[at:m.start()])
