@@ -29,13 +29,13 @@ from hgpipe.plan import make_plan
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 from hgpipe.resources.board import load_board
 from hgpipe.rtl.generate import generate
-from sim import e2e
+from sim import e2e, native
 
 
 def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
          optimize: bool = True, board: str = "vck190", offchip: str = "auto",
-         testbench: e2e.Testbench = e2e.Testbench.AUTO, threads: int = 1,
-         status: bool = True) -> dict:
+         testbench: e2e.Testbench = e2e.Testbench.AUTO, threads: int = 0,
+         status: bool = True, hier: bool = False) -> dict:
     rng = np.random.default_rng(0)
     calib = rng.standard_normal((2, cfg.in_chans, cfg.image_size, cfg.image_size))
     graph = quantize_model(cfg, random_weights(cfg, seed=1), calib,
@@ -48,8 +48,10 @@ def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
     t_gen = time.perf_counter() - t0
     patches = graph.encode_images(rng.standard_normal((images, cfg.in_chans, cfg.image_size,
                                                        cfg.image_size)))
+    threads = threads or native.auto_threads(source.verilog, optimize)
     r = e2e.simulate(graph, acc, patches, cycles_per_image=plan.ii, source=source,
-                     optimize=optimize, testbench=testbench, threads=threads)
+                     optimize=optimize, testbench=testbench, threads=threads,
+                     hier=hier)
     t_build, t_sim = r.build_seconds, r.run_seconds
     cycles = r.image_end_cycles[-1]
     at_ii = {s.name: r.stage_busy.get(s.name, float("nan")) for s in plan.stages
@@ -59,7 +61,7 @@ def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
             "lat_model": perf.latency_cycles, "lat_measured": r.measured_latency_cycles,
             "min_busy_at_ii": min(at_ii.values()) if at_ii else float("nan"),
             "stages_at_ii": len(at_ii), "gen_s": t_gen, "build_s": t_build,
-            "sim_s": t_sim, "rate": cycles / t_sim, "busy": r.stage_busy,
+            "sim_s": t_sim, "rate": cycles / t_sim, "busy": r.stage_busy, "threads": threads,
             "ddr": len(plan.ddr_regions)}
 
 
@@ -75,7 +77,10 @@ def main() -> None:
                     "(default 0: the fastest plan that fits)")
     ap.add_argument("--testbench", default="auto", help="native (a Verilog harness, no "
                     "Python per cycle), cocotb, or auto (native unless the plan uses DDR)")
-    ap.add_argument("--threads", type=int, default=1, help="Verilator threads (native)")
+    ap.add_argument("--threads", type=int, default=0, help="Verilator threads (native; "
+                    "default 0: as hgpipe sim picks, sim.native.auto_threads)")
+    ap.add_argument("--hier", action="store_true", help="the repeated parts without ROMs "
+                    "as Verilator hierarchical blocks (sim.native.hier_blocks)")
     ap.add_argument("--busy", action="store_true", help="print every stage's busy fraction")
     ap.add_argument("--board", default="vck190")
     ap.add_argument("--offchip", default="auto", help="auto, none or all (DDR streams)")
@@ -94,18 +99,19 @@ def main() -> None:
                       args.whole_ii or None))
     tb = e2e.Testbench.parse(args.testbench, "testbench")
     rows = [case(n, c, b, ii, args.images, not args.no_opt, args.board, args.offchip, tb,
-                 args.threads, args.status == "on")
+                 args.threads, args.status == "on", args.hier)
             for n, c, b, ii in cases]
     print(f"board {args.board}, offchip {args.offchip}, testbench {args.testbench}, "
-          f"{args.threads} Verilator thread(s); build s includes verilating and C++ -O2")
+          f"{'hierarchical blocks, ' if args.hier else ''}thr: Verilator threads; "
+          "build s includes verilating and C++ -O2")
     print(f"{'case':16s} {'bits':5s} {'TP':>2s} {'DDR':>3s} {'exact':5s} {'II model':>9s} "
           f"{'II sim':>9s} {'lat model':>10s} {'lat sim':>9s} {'busy@II':>8s} "
-          f"{'gen s':>6s} {'build s':>7s} {'sim s':>6s} {'cycles/s':>9s}")
+          f"{'gen s':>6s} {'build s':>7s} {'thr':>3s} {'sim s':>6s} {'cycles/s':>9s}")
     for r in rows:
         print(f"{r['case']:16s} {r['bits']:5s} {r['tp']:2d} {r['ddr']:3d} {str(r['bit_exact']):5s} "
               f"{r['ii_model']:9,d} {r['ii_measured']:9,d} {r['lat_model']:10,.0f} "
               f"{r['lat_measured']:9,d} {r['min_busy_at_ii']:8.1%} {r['gen_s']:6.1f} "
-              f"{r['build_s']:7.1f} {r['sim_s']:6.1f} {r['rate']:9,.0f}")
+              f"{r['build_s']:7.1f} {r['threads']:3d} {r['sim_s']:6.1f} {r['rate']:9,.0f}")
     if args.busy:
         for r in rows:
             print(f"\n{r['case']}: busy per stage")

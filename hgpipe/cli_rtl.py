@@ -30,6 +30,8 @@ def backend(args: argparse.Namespace) -> Backend:
 
 MAX_STALL = 0.9     # beyond, a run takes ten times the cycles and more: the timeout's bound
 MAX_IMAGES = 10_000  # random test images (their vectors are held in memory)
+MAX_THREADS = 64
+LONG_RUN = 200_000  # cycles from which a simulator build compiles at -O2
 
 
 def _test_patches(args: argparse.Namespace, graph, n: int) -> np.ndarray:
@@ -230,6 +232,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if n < 2:
             raise HgpipeError(f"inputs: {n} images in {args.inputs!r}: expected at least 2 "
                               "(the II is measured between consecutive images)")
+    if not 0 <= args.threads <= MAX_THREADS:
+        raise HgpipeError(f"threads: {args.threads}: expected 0 (automatic) to "
+                          f"{MAX_THREADS} Verilator threads")
     if args.simulator not in runner.SIMULATORS:
         raise HgpipeError(f"simulator: {args.simulator!r}: expected one of "
                           f"{', '.join(runner.SIMULATORS)}")
@@ -250,8 +255,14 @@ def cmd_sim(args: argparse.Namespace) -> int:
     testbench = testbench.pick(args.simulator, acc)
     if testbench is e2e.Testbench.NATIVE and (why := native.supported(acc)):
         raise HgpipeError(f"testbench: native: {why} (use --testbench cocotb)")
+    if args.threads > 1 and testbench is not e2e.Testbench.NATIVE:
+        raise HgpipeError(f"threads: {args.threads}: Verilator threads need the native "
+                          f"testbench, not {testbench} (use --testbench native)")
     n = len(patches)
     cycles = round(perf.latency_cycles + (n - 1) * plan.ii)     # the run, as modelled
+    long_run = cycles > LONG_RUN
+    threads = args.threads or (native.auto_threads(source.verilog, long_run)
+                               if testbench is e2e.Testbench.NATIVE else 1)
     say(f"building and simulating with {args.simulator}, {testbench} testbench ({n} images, "
         f"stall {args.stall}, ~{cycles:,} cycles)")
     bars = []      # the progress bar starts with the simulation, after the build
@@ -264,8 +275,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     try:
         r = e2e.simulate(graph, acc, patches, simulator=args.simulator, stall=args.stall,
                          seed=args.seed, cycles_per_image=plan.ii, source=source,
-                         build_root=build_root, optimize=cycles > 200_000,
-                         testbench=testbench, progress=progress)
+                         build_root=build_root, optimize=long_run,
+                         testbench=testbench, threads=threads, progress=progress)
     except (runner.SimulatorMissing, RuntimeError) as exc:
         raise HgpipeError(f"simulation: {exc}") from None
     finally:
@@ -273,7 +284,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
             b.close()
     result = {"model": plan.model, "bits": plan.bits, "board": plan.board.name,
               "simulator": args.simulator, "testbench": str(testbench),
-              "build_seconds": r.build_seconds, "run_seconds": r.run_seconds,
+              "threads": threads, "build_seconds": r.build_seconds,
+              "run_seconds": r.run_seconds,
               "stall": args.stall, "bit_exact": r.bit_exact,
               "images": r.images, "mismatches": r.mismatches,
               "first_mismatch": r.first_mismatch,
@@ -350,6 +362,10 @@ def add_commands(sub) -> None:
             p.add_argument("--stall", type=float, default=0.0,
                            help="probability of a valid/ready stall per cycle on both streams, "
                            f"0 to {MAX_STALL}")
+            p.add_argument("--threads", type=int, default=0,
+                           help="Verilator threads of the native testbench (default 0: two "
+                           f"for runs over {LONG_RUN:,} cycles of designs of 4 MB of Verilog "
+                           "or more if the machine has them, else one)")
             p.add_argument("--build-dir", help="simulator build cache "
                            "(default ~/.cache/hgpipe/sim_build)")
         if name == "synth":

@@ -34,11 +34,22 @@ from .streams import Scoreboard
 HERE = Path(__file__).resolve().parent
 HARNESS = "hgpipe_harness"
 PROGRESS = 1 << 16          # default cycles between progress lines
-FLAVOUR = "native-5\n"      # part of the build digest
+FLAVOUR = "native-6\n"      # part of the build digest
 # A part module becomes a Verilator hierarchical block when its instances would repeat at
 # least this much Verilog: Verilator otherwise generates each instance's code apart.
 HIER_MIN_REPEAT = 100_000
 HIER_MIN_SIZE = 100_000     # ... or when it is this big alone (verilated in parallel)
+# Verilator threads pay once a cycle's work outweighs their synchronisation: on two
+# threads the whole DeiT-tiny (6.4 MB of Verilog) ran 4,018 cycles/s, its one-block
+# model (2.6 MB) 42,144 instead of 66,327 on one thread.
+THREADS_MIN_VERILOG = 4_000_000
+
+
+def auto_threads(source: str, optimize: bool) -> int:
+    """Verilator threads for a build of ``source``: two for a long run of a large design
+    where the machine has them, else one."""
+    big = optimize and len(source) >= THREADS_MIN_VERILOG
+    return min(2, os.cpu_count() or 1) if big else 1
 
 
 def supported(acc) -> str | None:
@@ -77,11 +88,12 @@ def hier_blocks(source: str, top: str = "hgpipe_top", min_repeat: int = HIER_MIN
     least ``min_size`` bytes.
 
     But a block re-evaluates the logic its inputs drive at every call (Verilator's
-    ``ico`` region, twice a cycle or more), where inline code evaluates it once: with the
-    compute stages as blocks (every part that loads ROM files: linear, LayerNorm,
-    softmax, tables) the whole DeiT-tiny built in 23.1 min instead of 17.1 and ran below
-    1,000 cycles/s instead of 2,692. So those stay inline unless ``roms``: the blocks are
-    the attention heads, gearboxes, FIFOs and the status registers."""
+    ``ico`` region, twice a cycle or more), where inline code evaluates it once. Measured
+    on the whole DeiT-tiny: these blocks (the attention heads, gearboxes, FIFOs and the
+    status registers) built in 910 s and ran 1,345 cycles/s, the same design without
+    blocks in 643 s at 1,999 cycles/s (one thread); the compute stages (``roms``) as
+    blocks too ran below 1,000 cycles/s. So ``build`` makes no blocks unless asked.
+    """
     families = share.family_texts(source)
     if top not in families:
         raise ValueError(f"no module {top} in the source")
@@ -97,27 +109,24 @@ def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUIL
           blocks: list[str] | None = None) -> Path:
     """Compile the design under the harness with Verilator once per content; its dir.
 
-    ``optimize``: the C++ at -O2 (its slow half, which runs once, at -O0), Verilator's
-    module inlining off (``-fno-inline``: less C++ to compile) and the repeated parts
-    that hold no ROM as hierarchical blocks. Otherwise -O0 with Verilator's defaults
-    (small designs, short runs). ``flags`` replaces the Verilator options ``optimize``
-    adds. Parts that differ only in memory placement are merged first (``sim.share``).
+    ``optimize``: the C++ at -O2 (its slow half, which runs once, at -O0) and Verilator's
+    module inlining off (``-fno-inline``: less C++ to compile). Otherwise -O0 (small
+    designs, short runs). ``flags`` replaces the Verilator options ``optimize`` adds;
+    ``runner.VERILATOR_FLAGS`` apply to every build. ``threads``: Verilator's threads
+    (the whole DeiT-tiny: 2,767 cycles/s on two, 1,999 on one). Parts that differ only in
+    memory placement are merged first (``sim.share``).
 
-    ``blocks``: the modules built as Verilator hierarchical blocks, each verilated and
-    compiled once (default: what ``hier_blocks`` picks when ``optimize``, else none)."""
+    ``blocks``: modules to build as Verilator hierarchical blocks, each verilated and
+    compiled once (``hier_blocks`` picks some; none by default: see there why)."""
     runner._check("verilator")
     level = "-O2" if optimize else "-O0"
-    # -fno-merge-cond-motion: that pass is quadratic in a function's statements, and
-    # the whole DeiT-tiny's top-level function kept it busy for over 17 minutes
-    flags = ((("-fno-inline", "-fno-merge-cond-motion") if optimize else ()) if flags is None
-             else flags)
+    flags = ((("-fno-inline",) if optimize else ()) if flags is None else flags)
     into = share.merges(source)     # modules that differ only in placement: one
     source = share.shared(source, into=into)
-    if blocks is None:
-        blocks = hier_blocks(source) if optimize else []
-    blocks = sorted({into.get(b, b) for b in blocks})
+    blocks = sorted({into.get(b, b) for b in blocks or ()})
     config = "`verilator_config\n" + "".join(f'hier_block -module "{m}"\n' for m in blocks)
-    key = (f"{FLAVOUR}{level} threads={threads} {' '.join(flags)}\n{config}\n"
+    key = (f"{FLAVOUR}{level} threads={threads} {' '.join((*runner.VERILATOR_FLAGS, *flags))}\n"
+           f"{config}\n"
            f"{harness_text}\n{source}")
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     bdir = Path(build_root) / f"native-{digest}"
@@ -139,7 +148,8 @@ def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUIL
             cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1),
                    "--top-module", HARNESS, "-Wno-fatal", "-Wno-WIDTH", "-Wno-lint",
                    "--x-assign", "fast", "--x-initial", "fast",
-                   *(["--threads", str(threads)] if threads > 1 else []), *flags,
+                   *(["--threads", str(threads)] if threads > 1 else []),
+                   *runner.VERILATOR_FLAGS, *flags,
                    *(["--hierarchical", "hier.vlt"] if blocks else []),
                    "--Mdir", "obj", "-o", "Vharness",
                    "harness.v", "top.v", "harness_main.cpp"]

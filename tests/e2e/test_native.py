@@ -5,6 +5,7 @@ same vectors, catch a wrong logit and a design that stops, and report progress."
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 
 import numpy as np
@@ -199,3 +200,12 @@ def test_share_merges_only_what_a_simulator_cannot_tell_apart():
     out = share.shared(src)
     assert "hgpipe_x_2" not in out and "hgpipe_x_3 c (" in out
     assert out.count("  hgpipe_x_1 ") == 2 and "\\hgpipe_x_3.sub" in out
+
+
+def test_threads_only_for_long_runs_of_large_designs():
+    """Two Verilator threads slowed a one-block model (2.6 MB) and sped up the whole
+    DeiT-tiny (6.4 MB): threads are picked by the design's size, for optimized builds."""
+    small, big = "x" * 2_600_000, "x" * native.THREADS_MIN_VERILOG
+    assert native.auto_threads(small, True) == 1
+    assert native.auto_threads(big, False) == 1
+    assert native.auto_threads(big, True) == min(2, os.cpu_count() or 1)

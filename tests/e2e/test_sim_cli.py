@@ -109,12 +109,24 @@ def test_sim_w3a3_default_plan(tmp_path):
     assert abs(d["measured_ii_cycles"] - d["model_ii_cycles"]) <= 0.01 * d["model_ii_cycles"]
 
 
+def test_sim_native_on_two_verilator_threads(tmp_path):
+    """``--threads 2``: Verilator's multithreaded model, bit-exact under stalls."""
+    build = tmp_path / "build"
+    code, d, _ = _sim(tmp_path, "verilator", 0.3, "w4a4", images=4, testbench="native",
+                      extra=("--threads", "2", "--build-dir", str(build)))
+    assert code == 0 and d["bit_exact"] and d["images"] == 4 and d["threads"] == 2
+    (log,) = build.glob("native-*/build.log")
+    assert "--threads 2" in log.read_text().splitlines()[0]
+
+
 @pytest.mark.parametrize("args, field", [
     (["--images", "1"], "images"), (["--stall", "1.5"], "stall"),
     (["--simulator", "modelsim"], "simulator"), (["--testbench", "uvm"], "testbench"),
     (["--testbench", "native", "--simulator", "icarus"], "testbench"),
     (["--testbench", "native", "--offchip", "all", "--board", "zcu102", "--target-ii",
-      TARGET_II], "testbench")])
+      TARGET_II], "testbench"),
+    (["--threads", "-1"], "threads"), (["--threads", "65"], "threads"),
+    (["--threads", "2", "--testbench", "cocotb", "--target-ii", TARGET_II], "threads")])
 def test_sim_bad_input_is_one_line(tmp_path, capsys, args, field):
     out = tmp_path / "bad"
     code = main(["sim", "--model", "vit-micro", "--out", str(out), "--quiet", *args])
