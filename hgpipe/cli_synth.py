@@ -49,6 +49,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
             d = synth_design(source.verilog, TOP, pipe, jobs=args.jobs, progress=tick,
                              files=source.roms,
                              prefix=args.instances or "")
+        except ValueError as exc:       # an --instances prefix that names no part
+            raise HgpipeError(str(exc)) from None
         except RuntimeError as exc:
             raise HgpipeError(f"synth: {exc}") from None
     j = synth_json(d, plan.clock_mhz, plan.ii)

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
 from ..graph.stages import ResidualAdd
-from .stream import delay, lane, pack, shape_of, stream_of
+from .stream import delay, lane, pack, payload_register, shape_of, stream_of
 
 
 class Join(wiring.Component):
@@ -52,15 +52,17 @@ class Join(wiring.Component):
         for s in ins:
             m.d.comb += s.ready.eq(advance & all_valid)
         m.d.comb += self.busy.eq(advance & all_valid)
-        taken = [delay(m, advance, s.payload, 1, f"in{k}") for k, s in enumerate(ins)]
+        taken = [delay(m, advance, s.payload, 1, f"in{k}", data=True)
+                 for k, s in enumerate(ins)]
         valid = delay(m, advance, all_valid, 1, "valid")
         outs = []
         for e in range(self.elements):
             xs = [lane(p, e, r) for p, r in zip(taken, self.in_ranges)]
             outs.append(self.element(m, xs, e))
+        out = payload_register(m, self.o)
         with m.If(advance):
             m.d.sync += self.o.valid.eq(valid)
-            pack(m, self.o.payload, outs, self.out_range, domain="sync")
+            pack(m, out, outs, self.out_range, domain="sync")
         return m
 
 

@@ -57,15 +57,17 @@ class LayerNormStage(RowPass):
             m.submodules.rsqrt = self._rsqrt = Rom(shape_of(st.rsqrt.out_range),
                                                    rom_init(st.rsqrt),
                                                    self.styles.get("rsqrt"), lat)
-        cs2 = delay(m, None, const_product(s2, self.row_len), 1, f"cs2_{t}")
-        s1sq = delay(m, None, s1 * s1, 1, f"s1sq_{t}")
-        v = Signal(shape_of(self.d["v"]), name=f"v_{t}")
+        # (datapath registers, without reset: ``stream.payload_register``)
+        cs2 = delay(m, None, const_product(s2, self.row_len), 1, f"cs2_{t}", data=True)
+        s1sq = delay(m, None, s1 * s1, 1, f"s1sq_{t}")    # a DSP's product keeps its reset
+        v = Signal(shape_of(self.d["v"]), name=f"v_{t}", reset_less=True)
         m.d.sync += v.eq(cs2 - s1sq)
         idx = delay(m, None, table_index(m, v, st.rsqrt, 0, self.d["v"], f"rs{t}",
-                                         lambda x, n: delay(m, None, x, 1, n)), 1, f"rs_idx{t}")
+                                         lambda x, n: delay(m, None, x, 1, n, data=True)),
+                    1, f"rs_idx{t}", data=True)
         port = self._rsqrt.read_port()
         m.d.comb += [port.addr.eq(idx), port.en.eq(1)]
-        return [delay(m, None, s1, self.finish_latency, f"s1_{t}"), port.data]
+        return [delay(m, None, s1, self.finish_latency, f"s1_{t}", data=True), port.data]
 
     def chunk_constants(self, m, chunk, en):
         st, lanes, gb, bb = self.stage, self.lanes, self.gamma_range.bits, self.beta_range.bits
@@ -85,17 +87,17 @@ class LayerNormStage(RowPass):
         st, d = self.stage, self.d
         s1, r = held
         if t not in self._r:   # per token: r waits a stage for its product
-            self._r[t] = delay(m, en, r, 1, f"re_{t}")
+            self._r[t] = delay(m, en, r, 1, f"re_{t}")     # DSP operands keep their reset
         r = self._r[t]
         if p not in self._affine:   # per lane: gamma and beta, shared by the tokens
             gamma = lane(constants, p, self.gamma_range)
             beta = lane(constants[self.lanes * self.gamma_range.bits:], p, self.beta_range)
             self._affine[p] = (delay(m, en, gamma, 2, f"gamma_{p}"),
-                               delay(m, en, beta, 4, f"beta_{p}"))
+                               delay(m, en, beta, 4, f"beta_{p}", data=True))
         gamma, beta = self._affine[p]
         dd = Signal(shape_of(d["d"]), name=f"d_{t}_{p}")
         tt = Signal(shape_of(d["t"]), name=f"t_{t}_{p}")
-        u = Signal(shape_of(d["u"]), name=f"u_{t}_{p}")
+        u = Signal(shape_of(d["u"]), name=f"u_{t}_{p}", reset_less=True)
         with m.If(en):
             m.d.sync += [dd.eq(const_product(x, self.row_len) - s1), tt.eq(dd * r)]
         tg = wide_product(m, en, tt, d["t"], gamma, self.gamma_range, f"tg_{t}_{p}")

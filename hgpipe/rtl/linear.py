@@ -121,7 +121,7 @@ class LinearStage(wiring.Component):
         else:   # the stream's word, registered as the ROM's read port would be
             ready = ready & self.w.valid
             m.d.comb += self.w.ready.eq(issue)
-            wdata = delay(m, en, self.w.payload, lat, "wword")
+            wdata = delay(m, en, self.w.payload, lat, "wword", data=True)
         # the bias is read so that it arrives with the sum's first partial, mac_stages
         # after the operands
         m.d.comb += [issue.eq(ready), self.busy.eq(issue),

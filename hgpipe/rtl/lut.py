@@ -118,9 +118,10 @@ class LutStage(wiring.Component):
                                            for c in range(self.channels // lanes))[chunk])
             else:
                 group = 0
+            # (datapath registers, without reset: ``stream.payload_register``)
             idx = table_index(m, x, t, group, self.in_range, f"l{e}",
-                              lambda v, n: delay(m, advance, v, 1, n))
-            m.d.comb += [port.addr.eq(delay(m, advance, idx, 1, f"idx{e}")),
+                              lambda v, n: delay(m, advance, v, 1, n, data=True))
+            m.d.comb += [port.addr.eq(delay(m, advance, idx, 1, f"idx{e}", data=True)),
                          port.en.eq(advance)]
             outs.append(port.data)
         pack(m, self.o.payload, outs, self.out_range)

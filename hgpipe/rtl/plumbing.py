@@ -12,7 +12,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .mem import Ram
-from .stream import count
+from .stream import count, payload_register
 
 
 class Fifo(wiring.Component):
@@ -59,7 +59,8 @@ class Gearbox(wiring.Component):
     the next beat as its last chunk leaves. Otherwise a shift register of ``2a + b``
     elements per slot accepts a beat while at most ``a + b`` are held and emits once ``b``
     are. All pass ``min(a, b)`` elements per cycle and slot; rows of every tensor are
-    multiples of both counts, so rows stay aligned.
+    multiples of both counts, so rows stay aligned. The elements' registers have no reset
+    (only the counts and valid do: ``stream.payload_register``).
     """
 
     def __init__(self, tp: int, a: int, b: int, bits: int):
@@ -84,8 +85,9 @@ class Gearbox(wiring.Component):
         tp, a, b = self.tp, self.a, self.b
         k = b // a
         j = Signal(range(k))
-        held = [[Signal(a * self.bits, name=f"g{t}_{q}") for q in range(k - 1)]
-                for t in range(tp)]
+        held = [[Signal(a * self.bits, name=f"g{t}_{q}", reset_less=True)
+                 for q in range(k - 1)] for t in range(tp)]
+        out = payload_register(m, self.o)
         free = ~self.o.valid | self.o.ready
         push = Signal()
         m.d.comb += [self.i.ready.eq((j != k - 1) | free),
@@ -100,7 +102,7 @@ class Gearbox(wiring.Component):
         with m.If(push & (j == k - 1)):
             m.d.sync += self.o.valid.eq(1)
             for t in range(tp):
-                m.d.sync += self._slot(self.o.payload, t, b, 0, b).eq(
+                m.d.sync += self._slot(out, t, b, 0, b).eq(
                     Cat(*held[t], self._slot(self.i.payload, t, a, 0, a)))
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
@@ -110,7 +112,8 @@ class Gearbox(wiring.Component):
         m = Module()
         tp, a, b = self.tp, self.a, self.b
         k = a // b
-        hold = Signal(tp * a * self.bits)
+        hold = Signal(tp * a * self.bits, reset_less=True)
+        out = payload_register(m, self.o)
         left = Signal(range(k + 1))          # chunks of ``hold`` still to leave
         free = ~self.o.valid | self.o.ready
         move = Signal()
@@ -122,7 +125,7 @@ class Gearbox(wiring.Component):
             m.d.sync += self.o.valid.eq(1)
             for t in range(tp):
                 chunks = Array(self._slot(hold, t, a, c * b, b) for c in range(k))
-                m.d.sync += self._slot(self.o.payload, t, b, 0, b).eq(chunks[k - left])
+                m.d.sync += self._slot(out, t, b, 0, b).eq(chunks[k - left])
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(push):
@@ -136,7 +139,8 @@ class Gearbox(wiring.Component):
         tp, a, b, w = self.tp, self.a, self.b, self.bits
         cap = 2 * a + b
         count = Signal(range(cap + 1))
-        regs = [[Signal(w, name=f"s{t}_{k}") for k in range(cap)] for t in range(tp)]
+        regs = [[Signal(w, name=f"s{t}_{k}", reset_less=True) for k in range(cap)]
+                for t in range(tp)]
         pop = Signal()
         push = Signal()
         m.d.comb += [self.o.valid.eq(count >= b), pop.eq(self.o.valid & self.o.ready),

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from ..graph.intrange import IntRange
 from ..graph.pipeline import Pipelining, default
 from .mem import Ram
-from .stream import count, delay, lane, pack, shape_of, stream_of
+from .stream import count, delay, lane, pack, payload_register, shape_of, stream_of
 
 
 class RowPass(wiring.Component):
@@ -130,19 +130,21 @@ class RowPass(wiring.Component):
         take_a = delay(m, None, take, n_in, "take_a")
         first_a = delay(m, None, jw == 0, n_in, "first_a")
         last_a = delay(m, None, take & last_w, n_in, "last_a")
-        beat_a = delay(m, None, self.i.payload, n_in - 1, "beat_a")
+        beat_a = delay(m, None, self.i.payload, n_in - 1, "beat_a", data=True)
         pad_a = {p: delay(m, None, jw >= self.pad_from[p], n_in - 1, f"pad_a{p}")
                  for p in self.padded_lanes()}
         bank_a = delay(m, None, bw, n_in, "bank_a")
         m.d.sync += done.eq(last_a)
         finals = []
         for t in range(tp):
-            stats = [Signal(shape_of(r), name=f"stat{k}_{t}")
+            # (the datapath's registers have no reset: ``stream.payload_register``)
+            stats = [Signal(shape_of(r), name=f"stat{k}_{t}", reset_less=True)
                      for k, r in enumerate(self.stat_ranges)]
-            final = [Signal.like(s, name=f"final{k}_{t}") for k, s in enumerate(stats)]
+            final = [Signal.like(s, name=f"final{k}_{t}", reset_less=True)
+                     for k, s in enumerate(stats)]
             xs = [Mux(pad_a[p], self.pad_term(), lane(beat_a, t * lanes + p, xr))
                   if p in pad_a else lane(beat_a, t * lanes + p, xr) for p in range(lanes)]
-            terms = [delay(m, None, v, 1, f"term{k}_{t}")
+            terms = [delay(m, None, v, 1, f"term{k}_{t}", data=True)
                      for k, v in enumerate(self.prepare(m, xs))]
             new = self.accumulate(m, terms, stats, first_a)
             with m.If(take_a):
@@ -167,7 +169,8 @@ class RowPass(wiring.Component):
             m.d.sync += [nv.eq(fin_v), nbk.eq(fin_bank)]
             fin_v, fin_bank = nv, nbk
         ready, set_ready = Signal(nbank), Signal(nbank)
-        held = [[Array(Signal(shape_of(r), name=f"held{k}_{t}_{b}") for b in range(nbank))
+        held = [[Array(Signal(shape_of(r), name=f"held{k}_{t}_{b}", reset_less=True)
+                       for b in range(nbank))
                  for k, r in enumerate(self.held_ranges)] for t in range(tp)]
         with m.If(fin_v):
             m.d.comb += set_ready.eq(1 << fin_bank)
@@ -196,8 +199,8 @@ class RowPass(wiring.Component):
         # bank is free and may be refilled and re-finished while that beat is stalled.
         # (staged as many cycles as the row memory's read takes)
         valid = delay(m, en, issue, lat, "valid")
-        staged = [[delay(m, en, h[br], lat, f"staged{k}_{t}") for k, h in enumerate(held[t])]
-                  for t in range(tp)]
+        staged = [[delay(m, en, h[br], lat, f"staged{k}_{t}", data=True)
+                   for k, h in enumerate(held[t])] for t in range(tp)]
         results = [self.emit(m, lane(rd.data, t * lanes + p, xr), staged[t], consts, t, p, en)
                    for t in range(tp) for p in range(lanes)]
         # padding leaves as 0: its flag travels with the element (read, then emit)
@@ -210,8 +213,9 @@ class RowPass(wiring.Component):
             with m.If(en):
                 m.d.sync += nv.eq(valid)
             valid = nv
+        out = payload_register(m, self.o)
         with m.If(en):
             m.d.sync += self.o.valid.eq(valid)
             with m.If(valid):
-                pack(m, self.o.payload, results, self.out_range, domain="sync")
+                pack(m, out, results, self.out_range, domain="sync")
         return m

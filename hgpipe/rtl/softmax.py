@@ -57,11 +57,12 @@ class _MaxExp(RowPass):
         if not hasattr(self, "_exp"):
             m.submodules.exp = self._exp = Rom(shape_of(st.exp.out_range), rom_init(st.exp),
                                                self.styles.get("exp"), self.pipe.read_latency)
-        diff = Signal(shape_of(st.derived["diff"]), name=f"diff_{t}_{p}")
+        # (datapath registers, without reset: ``stream.payload_register``)
+        diff = Signal(shape_of(st.derived["diff"]), name=f"diff_{t}_{p}", reset_less=True)
         with m.If(en):
             m.d.sync += diff.eq(held[0] - x)
         idx = delay(m, en, table_index(m, diff, st.exp, 0, st.derived["diff"], f"ex{t}_{p}"),
-                    1, f"ex_idx{t}_{p}")
+                    1, f"ex_idx{t}_{p}", data=True)
         port = self._exp.read_port()
         m.d.comb += [port.addr.eq(idx), port.en.eq(en)]
         return port.data
@@ -91,7 +92,7 @@ class _SumNormalise(RowPass):
                                                    rom_init(st.recip), self.styles.get("recip"),
                                                    self.pipe.read_latency)
         idx = delay(m, None, table_index(m, stats[0], st.recip, 0, self.stat_ranges[0],
-                                         f"rc{t}"), 1, f"rc_idx{t}")
+                                         f"rc{t}"), 1, f"rc_idx{t}", data=True)
         port = self._recip.read_port()
         m.d.comb += [port.addr.eq(idx), port.en.eq(1)]
         return [port.data]
@@ -100,6 +101,7 @@ class _SumNormalise(RowPass):
         # operands | e * r, registered; the rounding, shift and clamp go into the output
         # register (an add behind the product would leave the DSP's P register unpacked)
         st = self.stage
+        # the DSP's operands and product keep their reset (``stream.wide_product``)
         xr, rr = delay(m, en, x, 1, f"e_{t}_{p}"), delay(m, en, held[0], 1, f"r_{t}_{p}")
         prod = Signal(shape_of(st.derived["product"]), name=f"prod_{t}_{p}")
         rounded = Signal(shape_of(st.derived["product"]), name=f"rounded_{t}_{p}")

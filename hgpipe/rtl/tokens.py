@@ -21,7 +21,7 @@ from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Tokens
 from .elementwise import clamp
 from .mem import Rom
-from .stream import count, delay, lane, pack, pack_word, shape_of, stream_of
+from .stream import count, delay, lane, pack, pack_word, payload_register, shape_of, stream_of
 
 
 class TokensStage(wiring.Component):
@@ -83,18 +83,20 @@ class TokensStage(wiring.Component):
         count(m, step, (addr, ng * nc))
         # the input beat waits beside the position word's read (``lat`` cycles), then the
         # clamped sum is registered: the output leaves a register
-        held = [Signal(shape_of(x), name=f"x{e}") for e in range(f.tp * f.cip)]
+        # (datapath registers, without reset: ``stream.payload_register``)
+        held = [Signal(shape_of(x), name=f"x{e}", reset_less=True) for e in range(f.tp * f.cip)]
         held_valid = Signal()
         s_range = st.derived["sum"]
         result = Signal.like(self.o.payload, name="result")
+        out = payload_register(m, self.o)
         with m.If(advance):
             m.d.sync += held_valid.eq(step)
             keep = [(g >= lo if lo else 1) & (g < hi if hi < ng else 1) for lo, hi in self.kept]
             for e, h in enumerate(held):
                 m.d.sync += h.eq(Mux(keep[e // f.cip], lane(self.i.payload, e, x), 0))
             m.d.sync += [self.o.valid.eq(delay(m, advance, held_valid, lat - 1, "v")),
-                         self.o.payload.eq(result)]
-        held = [delay(m, advance, h, lat - 1, f"x{e}") for e, h in enumerate(held)]
+                         out.eq(result)]
+        held = [delay(m, advance, h, lat - 1, f"x{e}", data=True) for e, h in enumerate(held)]
         outs = []
         for e, h in enumerate(held):
             s = Signal(shape_of(s_range), name=f"sum{e}")

@@ -170,6 +170,12 @@ def synth_design(verilog: str, top: str, pipe: Pipelining, *, jobs: int = 2,
     if top not in modules:
         raise ValueError(f"synth: no module {top!r} in the Verilog")
     counts = instances(modules[top], modules, prefix)
+    if prefix:
+        names = instance_modules(modules[top], modules)
+        for pf in prefix.split(","):
+            if not any(n.startswith(pf) for n in names):
+                raise ValueError(f"instances: {pf!r}: no part instance's name starts with "
+                                 f"it (e.g. {', '.join(sorted(names)[:3])})")
     names = sorted(n for n in counts if only is None or kind_of(n) in only)
     results: dict[str, ModuleSynth] = {}
     work = [(*_with_roms(modules, top, n, files or {}), n) for n in names]

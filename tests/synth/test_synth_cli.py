@@ -53,6 +53,7 @@ def test_synth_covers_every_distinct_part_and_weighs_instances(micro_synth):
 @pytest.mark.parametrize("argv, field", [
     (["--jobs", "0"], "jobs"),
     (["--instances", "a b"], "instances"),
+    (["--quiet", "--instances", "blocks_0_,nosuch"], "instances: 'nosuch'"),  # no part
 ])
 def test_bad_synth_arguments_are_one_line(tmp_path, capsys, argv, field):
     rc = main(["synth", "--model", "vit-micro", "--out", str(tmp_path / "o"), *argv])
