@@ -42,9 +42,16 @@ def instance_modules(top_text: str, modules: dict[str, str], prefix: str = ""
 
 
 def instances(top_text: str, modules: dict[str, str], prefix: str = "") -> dict[str, int]:
-    """How many times the top level instantiates each module (``instance_modules``)."""
+    """How many times the top level instantiates each module (``instance_modules``); a
+    prefix that names no instance is a ValueError."""
+    insts = instance_modules(top_text, modules, prefix)
+    for pf in filter(None, prefix.split(",")):
+        if not any(i.startswith(pf) for i in insts):
+            some = sorted(instance_modules(top_text, modules))[:3]
+            raise ValueError(f"instances: {pf!r}: no part instance's name starts with it "
+                             f"(e.g. {', '.join(some)})")
     out: dict[str, int] = {}
-    for name in instance_modules(top_text, modules, prefix).values():
+    for name in insts.values():
         out[name] = out.get(name, 0) + 1
     return out
 
@@ -170,12 +177,6 @@ def synth_design(verilog: str, top: str, pipe: Pipelining, *, jobs: int = 2,
     if top not in modules:
         raise ValueError(f"synth: no module {top!r} in the Verilog")
     counts = instances(modules[top], modules, prefix)
-    if prefix:
-        names = instance_modules(modules[top], modules)
-        for pf in prefix.split(","):
-            if not any(n.startswith(pf) for n in names):
-                raise ValueError(f"instances: {pf!r}: no part instance's name starts with "
-                                 f"it (e.g. {', '.join(sorted(names)[:3])})")
     names = sorted(n for n in counts if only is None or kind_of(n) in only)
     results: dict[str, ModuleSynth] = {}
     work = [(*_with_roms(modules, top, n, files or {}), n) for n in names]
