@@ -45,10 +45,8 @@ from hgpipe.resources.model import (COEFFICIENTS, MODEL_KIND,  # noqa: E402
 from hgpipe.plan.netlist import FifoPart  # noqa: E402
 from hgpipe.rtl.axi import AxiParams  # noqa: E402
 from hgpipe.rtl.mem import census  # noqa: E402
+from hgpipe.synth.yosys import counts  # noqa: E402
 
-LUTRAM_LUTS = {"RAM32M": 4, "RAM32M16": 8, "RAM64M": 4, "RAM64M8": 8, "RAM32X1D": 2,
-               "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1,
-               "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8}
 
 
 def graphs():
@@ -192,8 +190,15 @@ def planned_instances(model: str = FULL_MODEL, names=FULL_STAGES, plumbing: bool
                        and (not isinstance(p, FifoPart) or p.memory == "lutram")),
                       key=lambda p: sum(np.atleast_1d(p.sizes()[0])) + p.sizes()[1], default=None)
         if biggest is not None:
-            parts.append((f"full/{biggest.name}", biggest,
+            parts.append((f"{tag}/{biggest.name}", biggest,
                           lambda p=biggest: acc._part(p, set())))
+    if plumbing:    # and every distinct gearbox of block 0 (lane ratios vary the most)
+        seen = {p.sizes() for _, p, _ in parts}
+        for p in acc.netlist.parts:
+            if isinstance(p, GearboxPart) and p.name.startswith("blocks_0_") \
+                    and p.sizes() not in seen:
+                seen.add(p.sizes())
+                parts.append((f"{tag}/{p.name}", p, lambda p=p: acc._part(p, set())))
     return stages, parts
 
 
@@ -229,7 +234,7 @@ def synthesize(verilog: str, top: str, flags: str = NO_DSP) -> dict:
     key = hashlib.sha256(verilog.encode() + salt).hexdigest()[:24]
     cached = CACHE / f"{key}.json"
     if cached.is_file():
-        return json.loads(cached.read_text())
+        return _counted(json.loads(cached.read_text())["cells"])
     with tempfile.TemporaryDirectory() as tmp:
         v, stat = Path(tmp) / f"{top}.v", Path(tmp) / "stat.json"
         v.write_text(verilog)
@@ -241,13 +246,16 @@ def synthesize(verilog: str, top: str, flags: str = NO_DSP) -> dict:
         if run.returncode:
             raise RuntimeError(f"yosys failed on {top}: {run.stderr[-2000:]}")
         cells = json.loads(stat.read_text())["design"]["num_cells_by_type"]
-    lut = _luts(cells) + sum(LUTRAM_LUTS.get(c, 0) * n for c, n in cells.items()
-                             if c.startswith("RAM"))
-    ff = sum(n for c, n in cells.items() if re.fullmatch(r"FD[RSCP]E", c))
-    out = {"lut": lut, "ff": ff, "dsp": _dsps(cells), "cells": cells}
     CACHE.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(out))
-    return out
+    cached.write_text(json.dumps({"cells": cells}))
+    return _counted(cells)
+
+
+def _counted(cells: dict) -> dict:
+    """LUTs (LUTRAM and shift registers included), FFs and DSPs as ``hgpipe synth`` counts
+    them."""
+    c = counts(cells)
+    return {"lut": c["lut"], "ff": c["ff"], "dsp": c["dsp"], "cells": cells}
 
 
 
@@ -390,6 +398,11 @@ def _nonnegative_lstsq(a: np.ndarray, y: np.ndarray) -> np.ndarray:
         keep.remove(min(neg, key=lambda k: coef[k]))
 
 
+# the plumbing kinds: instances from a few LUTs to thousands, fitted on relative error
+# (which their stored RMS reports) so that the many small ones count
+RELATIVE_FIT = ("fifo", "fork", "gearbox", "merge")
+
+
 def fit(points: list[dict]) -> dict:
     """Per kind and resource, ``[a1, ..., an, b]`` of ``a . size + b`` (a size of ``n``
     terms; most have one)."""
@@ -403,6 +416,9 @@ def fit(points: list[dict]) -> dict:
             if not a[:, :-1].any():    # everything counted: a fixed cost at most
                 coef = np.zeros(a.shape[1])
                 coef[-1] = max(0.0, float(y.mean()))
+            elif kind in RELATIVE_FIT:   # 3 to 2,000 LUTs: each point's share, not its LUTs
+                w = 1 / np.maximum(np.array([p[f"yosys_{res}"] for p in ps], dtype=float), 1)
+                coef = _nonnegative_lstsq(a * w[:, None], y * w)
             else:
                 coef = _nonnegative_lstsq(a, y)
             c[res] = [round(float(v), 4) for v in coef[:-1]] + [round(float(coef[-1]), 1)]
@@ -448,7 +464,8 @@ def main() -> None:
                        "model_dsp": dp.dsp * k,
                        "memory_luts": sum(lut_cost(u.width, u.depth, u.kind == "rom")
                                           * u.copies for u in uses),
-                       "pipe_ff": k * dp.pipe_ff + sum(u.width * u.copies * lat for u in uses)}
+                       "pipe_ff": k * dp.pipe_ff + sum(u.width * u.copies * lat for u in uses),
+                       "pipe_lut": k * dp.pipe_lut}
         flags = ("-nobram" if MODEL_KIND[st.kind] in DSP_KINDS else NO_DSP) + " " + SYNTH_FLAGS
         jobs.append((label, None, text, top, flags))
 
@@ -480,9 +497,13 @@ def main() -> None:
         full_stages += planned_instances("vit-micro", ("blocks.0.attn.qk", "blocks.0.attn.av"),
                                          plumbing=False)[0]
         full_stages += full_layernorms(full_stages)
-        # the attention units as HG-PIPE's II folds them too (other lane counts)
-        full_stages += planned_instances(names=("blocks.0.attn.qk", "blocks.0.attn.av"),
-                                         plumbing=False, target_ii=HGPIPE_II)[0]
+        # the attention units, softmax, LayerNorm and the largest plumbing as HG-PIPE's II
+        # folds them too (other lane counts)
+        hg_stages, hg_parts = planned_instances(
+            names=("blocks.0.attn.qk", "blocks.0.attn.av", "blocks.0.attn.softmax",
+                   "blocks.0.norm1"), target_ii=HGPIPE_II)
+        full_stages += hg_stages
+        full_parts += hg_parts
         for i, (label, g, name, f, t, cin, banks, make) in enumerate(full_stages):
             if only is None or MODEL_KIND[g[name].kind] in only:
                 stage_job(f"full{i}", label, g[name], f, t, cin, 1, banks, make)
@@ -527,7 +548,8 @@ def main() -> None:
         for label, key, r in ex.map(_job, jobs):
             p = meta[label] | {"yosys_lut": r["lut"], "yosys_ff": r["ff"],
                                "yosys_dsp": r.get("dsp", 0),
-                               "logic_lut": r["lut"] - meta[label]["memory_luts"],
+                               "logic_lut": r["lut"] - meta[label]["memory_luts"]
+                               - meta[label].get("pipe_lut", 0),
                                # the timing pipeline's and the memories' read registers
                                # are counted, not fitted
                                "logic_ff": r["ff"] - meta[label]["pipe_ff"]}
@@ -541,7 +563,8 @@ def main() -> None:
     exact = {}
     for i, p in enumerate(points):
         c = kinds[p["kind"]]
-        exact[i] = {"lut": fitted(c["lut"], p["lut_size"]) + p["memory_luts"],
+        exact[i] = {"lut": fitted(c["lut"], p["lut_size"]) + p["memory_luts"]
+                    + p.get("pipe_lut", 0),
                     "ff": fitted(c["ff"], p["ff_size"]) + p.get("pipe_ff", 0)}
         p["model_lut"], p["model_ff"] = round(exact[i]["lut"], 1), round(exact[i]["ff"], 1)
     err = {}

@@ -28,10 +28,11 @@ FIELDS = (("lut", "lut", "LUT"), ("ff", "ff", "FF"), ("dsp", "dsp", "DSP"),
 
 
 def as_yosys_maps(graph, plan, part, cost: Resources) -> Resources:
-    """``cost`` with the stage's ROMs placed in URAM counted as the block RAM Yosys maps
-    them to (its UltraScale+ mapping cannot initialise URAM; Versal's Vivado can)."""
+    """``cost`` with the stage's ROMs placed in URAM counted as the block RAM (and its read
+    multiplexer) Yosys maps them to (its UltraScale+ mapping cannot initialise URAM;
+    Versal's Vivado can)."""
     from hgpipe.plan.netlist import StageUnit
-    from hgpipe.resources.memory import bram_cost, uram_cost
+    from hgpipe.resources.memory import MemoryKind, block_mux_luts, bram_cost, uram_cost
     from hgpipe.resources.model import datapath
     if not isinstance(part, StageUnit):
         return cost
@@ -43,8 +44,11 @@ def as_yosys_maps(graph, plan, part, cost: Resources) -> Resources:
                   graph.config.num_heads, part.banks or 2, plan.pipelining)
     for m in dp.memories:
         if m.rom and where.get(m.name) == "uram":
-            cost = cost + Resources(bram=bram_cost(m.width, m.depth) * m.ports / units,
-                                    uram=-uram_cost(m.width, m.depth) * m.ports // units)
+            cost = cost + Resources(
+                lut=(block_mux_luts(MemoryKind.BRAM, m.width, m.depth, True)
+                     - block_mux_luts(MemoryKind.URAM, m.width, m.depth, True)) * m.ports / units,
+                bram=bram_cost(m.width, m.depth, True) * m.ports / units,
+                uram=-uram_cost(m.width, m.depth, True) * m.ports // units)
     return cost
 
 

@@ -148,7 +148,7 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
         kinds, off = [], []
         for mem in mems:
             m, (kind, count) = next(placement)
-            res = res + placed(kind, count)
+            res = res + placed(kind, count, m)
             # read registers: in LUTs every one is flip-flops; a block RAM or URAM holds the
             # first, and Yosys leaves the output register (latency 2) in flip-flops beside it
             if kind in ON_CHIP:
@@ -176,7 +176,7 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
             buffers[index[key]] = b
         if kind is not MemoryKind.DDR:
             fifo_kinds.append((key, kind))
-        fifo = fifo + placed(kind, count)
+        fifo = fifo + placed(kind, count, m)
     n_ddr = sum(1 for b in buffers if b.memory is MemoryKind.DDR) + sum(len(s.ddr) for s in stages)
     if n_ddr:
         fifo = fifo + ddr_arbiter(n_ddr, ddr.data_bits, ddr.addr_bits)

@@ -44,8 +44,8 @@ def _stages_total(chosen: dict[str, Option], board: Board) -> Resources:
     them, FIFOs aside): a memory that cannot have a BRAM goes to LUTRAM while LUTs last."""
     used = sum((o.logic for o in chosen.values()), Resources())
     mems = [m for o in chosen.values() for m in o.memories]
-    return sum((placed(*p) for p in place_all(mems, board.budget(), {"lut": used.lut},
-                                                      board.rom_in_uram)), used)
+    return sum((placed(*p, m) for p, m in zip(place_all(mems, board.budget(), {"lut": used.lut},
+                                                           board.rom_in_uram), mems)), used)
 
 
 def check_offchip(offchip: str, board: Board) -> Offchip:

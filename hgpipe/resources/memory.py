@@ -16,6 +16,7 @@ from math import ceil
 from ..choice import Choice
 
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
+BRAM18_SHAPES = tuple((d // 2, w) for d, w in BRAM36_SHAPES[:-1])
 LUTRAM_MAX_DEPTH = 256   # deeper memories start in blocks, and go to LUTs only when
                          # block memory runs out (``place_all``)
 RAM_LUTRAM_MAX_DEPTH = 1024   # a deeper RAM never goes to LUTs (past a 16:1 read mux)
@@ -71,18 +72,55 @@ def register_bits(mem: Memory, latency: int) -> int:
     return mem.width * mem.ports * latency
 
 
-def bram_cost(width: int, depth: int) -> float:
-    """BRAM36 blocks (halves allowed) for the cheapest aspect ratio."""
-    best = float("inf")
-    for d, w in BRAM36_SHAPES:
-        n = ceil(width / w) * ceil(depth / d)
-        half = ceil(width / (w // 2)) * ceil(depth / d) / 2 if w >= 2 and depth <= d else n
-        best = min(best, n, half)
+def bram_cost(width: int, depth: int, rom: bool = False) -> float:
+    """BRAM36 blocks (BRAM18 halves allowed) for the cheapest aspect ratio
+    (``block_layout``)."""
+    return block_layout(MemoryKind.BRAM, width, depth, rom)[0]
+
+
+def uram_cost(width: int, depth: int, rom: bool = False) -> int:
+    """URAM288 blocks (``block_layout``)."""
+    return int(block_layout(MemoryKind.URAM, width, depth, rom)[0])
+
+
+def block_mux_luts(kind: MemoryKind, width: int, depth: int, rom: bool = False) -> int:
+    """LUTs of the read multiplexer over a block memory's depth slices: Yosys puts one LUT
+    per output bit for up to four slices (a 3:1 select is a LUT5), about one more per
+    three further slices."""
+    slices = block_layout(kind, width, depth, rom)[1]
+    return width * ceil((slices - 1) / 3)
+
+
+BLOCK_SHAPES = {MemoryKind.BRAM: tuple((1.0, d, w) for d, w in BRAM36_SHAPES)
+                + tuple((0.5, d, w) for d, w in BRAM18_SHAPES),
+                MemoryKind.URAM: ((1.0, 4096, 72),)}
+WRITE_GRANULE = 9      # a block's byte-write enables: 9 bits each, in 18-bit modes and wider
+
+
+@cache
+def block_layout(kind: MemoryKind, width: int, depth: int, rom: bool = False
+                 ) -> tuple[float, int]:
+    """(blocks, depth slices) as Yosys ``synth_xilinx`` maps a memory to BRAM36/BRAM18
+    (a half block each) or URAM288: per aspect ratio, the full-width columns times the
+    depth slices, and the last, narrower column holding several slices side by side (a
+    ROM's freely; a RAM's on byte-write boundaries). Fewest blocks, then fewest slices.
+    Checked against Yosys 0.70: random ROMs of 384 x 1152 in 16 RAMB36 and 384 LUT5,
+    168 x 1100 in 7 RAMB36 and 168 LUT5, 100 x 1500 in 9 RAMB18 and 100 LUT5; a 32-bit
+    FIFO of 10,756 words in 2 URAM288."""
+    best = None
+    for size, d, w in BLOCK_SHAPES[kind]:
+        slices = ceil(depth / d)
+        full, rest = divmod(width, w)
+        if rest and rom:
+            fold = w // rest
+        elif rest and w >= 2 * WRITE_GRANULE:
+            fold = w // (WRITE_GRANULE * ceil(rest / WRITE_GRANULE))
+        else:
+            fold = 1
+        n = full * slices + (ceil(depth / (d * fold)) if rest else 0)
+        if best is None or (n * size, slices) < best:
+            best = (n * size, slices)
     return best
-
-
-def uram_cost(width: int, depth: int) -> int:
-    return ceil(width / 72) * ceil(depth / 4096)
 
 
 def options(mem: Memory, rom_in_uram: bool = True) -> dict[MemoryKind, float]:
@@ -97,11 +135,11 @@ def options(mem: Memory, rom_in_uram: bool = True) -> dict[MemoryKind, float]:
 @cache  # the planner costs the same few geometries tens of thousands of times
 def _options(width: int, depth: int, rom: bool, ports: int, rom_in_uram: bool,
              offchip_bytes: int = 0) -> tuple[tuple[MemoryKind, float], ...]:
-    out = [(MemoryKind.BRAM, bram_cost(width, depth) * ports)]
+    out = [(MemoryKind.BRAM, bram_cost(width, depth, rom) * ports)]
     if rom or depth <= RAM_LUTRAM_MAX_DEPTH:
         out.append((MemoryKind.LUTRAM, float(lut_cost(width, depth, rom) * ports)))
     if rom_in_uram or not rom:
-        out.append((MemoryKind.URAM, float(uram_cost(width, depth) * ports)))
+        out.append((MemoryKind.URAM, float(uram_cost(width, depth, rom) * ports)))
     if offchip_bytes:
         out.append((MemoryKind.DDR, float(offchip_bytes)))
     return tuple(out)

@@ -28,7 +28,8 @@ from ..graph.pipeline import Pipelining, default
 from ..graph.table import PotTable
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
-from .memory import BUDGET_KEY, ON_CHIP, Memory, MemoryKind, budget_key, lut_cost, place_in
+from .memory import (BUDGET_KEY, Memory, MemoryKind, block_mux_luts, budget_key,
+                     lut_cost, place_in)
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to this wide
@@ -63,10 +64,24 @@ class Datapath:
     dsp: int
     memories: tuple[Memory, ...]
     pipe_ff: int = 0        # register bits of the timing pipeline, counted exactly
+    pipe_lut: int = 0       # its shift-register LUTs (``shift_register``), counted exactly
 
 
 def _bits(r: IntRange) -> int:
     return r.bits
+
+
+SRL_MIN_STAGES = 3     # synth_xilinx's ``xilinx_srl -fixed -minlen 3``
+
+
+def shift_register(bits: int, stages: int) -> tuple[int, int]:
+    """(LUT, FF) of a delay line without reset, ``bits`` wide and ``stages`` deep, as
+    ``synth_xilinx`` maps it: three stages or more are one shift-register LUT a bit
+    (SRL16E, SRLC32E: up to 32 stages each), fewer stay flip-flops. (A register with a
+    reset, or one that feeds a DSP, is never absorbed: ``stream.wide_product``.)"""
+    if stages >= SRL_MIN_STAGES:
+        return bits * ceil(stages / 32), 0
+    return 0, bits * stages
 
 
 def tree_bits(terms: int, r: IntRange) -> int:
@@ -265,11 +280,15 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
                        rom=True))
         # timing: the input beat; per token C*s2, s1^2, v, the rsqrt index and s1's wait;
         # per lane C*x - s1, *r, *gamma + beta, and gamma, beta and r waiting
-        fl = pipe.finish_latency("layernorm")
-        pff = n * xb + f.tp * (s2b + 2 * s1b + 2 * vb + 8 + fl * s1b + _bits(d["r"])) \
-            + n * (db + tb + ub) + 2 * f.cip * (gr.bits + _bits(IntRange.of_array(st.beta)))
+        # s1 waits out the finish in a shift register; beta waits for t*gamma in one that
+        # absorbs the affine ROM's read registers (counted with the ROM: taken off here)
+        fl, bb = pipe.finish_latency("layernorm"), _bits(IntRange.of_array(st.beta))
+        s1_lut, s1_ff = shift_register(f.tp * s1b, fl)
+        b_lut, b_ff = shift_register(f.cip * bb, 4 + pipe.read_latency)
+        pff = n * xb + f.tp * (s2b + 2 * s1b + 2 * vb + 8 + _bits(d["r"])) + s1_ff \
+            + n * (db + tb + ub) + 2 * f.cip * gr.bits + b_ff - pipe.read_latency * f.cip * bb
         return Datapath(lut, n * (xb + _bits(st.out_range)) + 2 * f.tp * (s1b + s2b), dsp, mems,
-                        pff)
+                        pff, s1_lut + b_lut)
     if isinstance(st, Softmax):
         h = heads  # one unit per head; per lane e * r in a DSP
         eb, rb, zb = (_bits(d[k]) for k in ("e", "r", "z"))
@@ -324,12 +343,16 @@ def logic(kind: str, lut_size, ff_size) -> tuple[float, float]:
     return fitted(c["lut"], lut_size), fitted(c["ff"], ff_size)
 
 
-def placed(kind: MemoryKind, count: float) -> Resources:
+def placed(kind: MemoryKind, count: float, mem: Memory | None = None) -> Resources:
     """Resources of ``count`` units of on-chip memory primitive ``kind`` (DDR: none on chip,
-    its port logic is ``ddr_fifo``)."""
+    its port logic is ``ddr_fifo``); with the ``mem`` placed, a block memory's read
+    multiplexer over its depth slices too (``block_mux_luts``)."""
     if kind is MemoryKind.DDR:
         return Resources()
-    return Resources(**{BUDGET_KEY[kind]: int(count) if kind is MemoryKind.URAM else count})
+    mux = block_mux_luts(MemoryKind(kind), mem.width, mem.depth, mem.rom) * mem.ports \
+        if kind in (MemoryKind.BRAM, MemoryKind.URAM) and mem is not None else 0
+    return Resources(**{BUDGET_KEY[kind]: int(count) if kind is MemoryKind.URAM else count}) \
+        + Resources(lut=mux)
 
 
 def ddr_sizes(layout: DdrLayout) -> tuple[float, float]:
@@ -369,20 +392,15 @@ def ddr_arbiter(managers: int, data_bits: int, addr_bits: int = 32) -> Resources
 
 
 def memory_resources(mems, budget: dict[str, int], rom_in_uram: bool = True) -> Resources:
-    total = dict.fromkeys(ON_CHIP, 0.0)
     key = budget_key(budget)
-    for mem in mems:
-        kind, count = place_in(mem, key, rom_in_uram)
-        total[kind] += count
-    return Resources(lut=total[MemoryKind.LUTRAM], bram=total[MemoryKind.BRAM],
-                     uram=int(total[MemoryKind.URAM]))
+    return sum((placed(*place_in(m, key, rom_in_uram), m) for m in mems), Resources())
 
 
 def stage_logic(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 1,
                 coarse_banks: int = 2, pipe: Pipelining | None = None
                 ) -> tuple[Resources, tuple[Memory, ...]]:
     """Calibrated logic of one stage, and its memories (placed by the caller); the timing
-    pipeline's registers are added as counted."""
+    pipeline's registers and shift registers are added as counted."""
     dp = datapath(st, f, tokens, in_channels, heads, coarse_banks, pipe)
     lut, ff = logic(st.kind, dp.lut_size, dp.ff_size)
-    return Resources(lut=lut, ff=ff + dp.pipe_ff, dsp=dp.dsp), dp.memories
+    return Resources(lut=lut + dp.pipe_lut, ff=ff + dp.pipe_ff, dsp=dp.dsp), dp.memories

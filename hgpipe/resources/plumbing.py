@@ -63,8 +63,8 @@ def gearbox_sizes(tp: int, a: int, b: int, bits: int) -> tuple[float, float]:
         return k + _clog2(k), tp * (k - 1) * a * bits + tp * b * bits + _clog2(k) + 1
     if a % b == 0:
         k = a // b
-        # the chunk is picked by ``k - left``, ``left`` in 0 .. k: k + 1 ways
-        return tp * b * bits * mux_luts(k + 1) + _clog2(k + 1), \
+        # the chunk is picked by ``k - left`` from an ``Array`` of k: Yosys's pmux
+        return tp * b * bits * pmux_luts(k) + _clog2(k + 1), \
             tp * (a + b) * bits + _clog2(k + 1) + 1
     cap = 2 * a + b
     return tp * cap * bits * mux_luts(a + 2), tp * cap * bits + _clog2(cap + 1)
@@ -89,5 +89,5 @@ def plumbing_logic(kind: str, sizes: tuple[float, float]) -> Resources:
 
 def fifo_words(name: str, width: int, beats: int, memory: str | None) -> Resources:
     """A FIFO's words where the plan placed them (unplaced: LUTs)."""
-    kind = memory or "lutram"
-    return placed(kind, options(Memory(name, width, max(beats, 2)))[kind])
+    kind, mem = memory or "lutram", Memory(name, width, max(beats, 2))
+    return placed(kind, options(mem)[kind], mem)

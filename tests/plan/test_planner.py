@@ -121,6 +121,19 @@ def test_memory_geometry_by_hand():
     assert lut_cost(14, 32, rom=False) == 8                         # one RAM32M16
 
 
+def test_block_layouts_as_yosys_maps_them():
+    """Blocks and read-multiplexer LUTs Yosys 0.70 ``synth_xilinx -family xcup`` gave
+    (random-content ROMs synthesized alone; the 32-bit FIFO from the DeiT-tiny block):
+    a ROM's narrow last column holds its depth slices side by side."""
+    from hgpipe.resources.memory import MemoryKind, block_mux_luts, uram_cost
+    for (w, d), (blocks, mux) in {(384, 1152): (16, 384), (168, 1100): (7, 168),
+                                  (100, 1500): (4.5, 100)}.items():
+        assert bram_cost(w, d, rom=True) == blocks
+        assert block_mux_luts(MemoryKind.BRAM, w, d, rom=True) == mux
+    assert uram_cost(32, 10756) == 2         # two 32-bit slices in a 72-bit word
+    assert block_mux_luts(MemoryKind.URAM, 32, 10756) == 32
+
+
 def test_memories_move_out_of_an_overfull_resource():
     mems = [Memory(f"m{i}", 72, 256) for i in range(10)]  # 0.5 BRAM36 or 452 LUTs each
     budget = {"lut": 10000, "bram": 2, "uram": 0}
