@@ -20,6 +20,7 @@ from ..graph.pipeline import Pipelining
 from ..resources.board import KINDS, Board
 from ..resources.memory import MemoryKind
 from ..resources.model import Resources
+from . import status_map
 from .schedule import Node
 
 class Offchip(Choice):
@@ -234,14 +235,7 @@ class Plan:
 
     def _status_dict(self) -> dict | None:
         """The status registers' map, for a host driver (None: not built)."""
-        if not self.status:
-            return None
-        from .status_map import STATUS_ID, Regs
-        return {"interface": "AXI4-Lite s_axil", "id": STATUS_ID,
-                "registers": {"id": Regs.ID, "counters": Regs.COUNTERS,
-                              "control": Regs.CONTROL, "snapshots": Regs.SNAPSHOTS,
-                              "cycle": Regs.CYCLE, "images": Regs.IMAGES},
-                "busy": {n: Regs.busy(k) for k, n in enumerate(self.netlist.status.counters)}}
+        return status_map.description(self.netlist.status.counters) if self.status else None
 
     def _ddr_dict(self) -> dict:
         d = self.board.ddr

@@ -25,3 +25,13 @@ class Regs:
 def addr_bits(counters: int) -> int:
     """Byte-address width of the register file: at least a 4 KiB page."""
     return max(12, (Regs.busy(counters) - 1).bit_length())
+
+
+def description(counters) -> dict:
+    """The map as ``plan.json`` gives it to a host driver: the interface, the ID, the fixed
+    registers and every stage's BUSY address (``counters``: the stage names in order)."""
+    return {"interface": "AXI4-Lite s_axil", "id": STATUS_ID,
+            "registers": {"id": Regs.ID, "counters": Regs.COUNTERS, "control": Regs.CONTROL,
+                          "snapshots": Regs.SNAPSHOTS, "cycle": Regs.CYCLE,
+                          "images": Regs.IMAGES},
+            "busy": {n: Regs.busy(k) for k, n in enumerate(counters)}}

@@ -45,6 +45,9 @@ class Memory:
     rom: bool = False
     ports: int = 1
     offchip_bytes: int = 0    # written plus read per image if kept in DDR (0: on chip only)
+    # LUTs the logic beside a ROM grows by when the ROM is in LUTs: with -flatten Yosys
+    # merges a LUT ROM into its neighbours' LUTs (a fitted term of the stage's logic)
+    lut_extra: float = 0.0
 
     @property
     def bits(self) -> int:
@@ -129,15 +132,16 @@ def options(mem: Memory, rom_in_uram: bool = True) -> dict[MemoryKind, float]:
     its contents loaded by the bitstream, which UltraScale+ URAM cannot take (Versal's
     can): ``rom_in_uram``."""
     return dict(_options(mem.width, mem.depth, mem.rom, mem.ports, rom_in_uram,
-                         mem.offchip_bytes))
+                         mem.offchip_bytes, mem.lut_extra))
 
 
 @cache  # the planner costs the same few geometries tens of thousands of times
 def _options(width: int, depth: int, rom: bool, ports: int, rom_in_uram: bool,
-             offchip_bytes: int = 0) -> tuple[tuple[MemoryKind, float], ...]:
+             offchip_bytes: int = 0, lut_extra: float = 0.0
+             ) -> tuple[tuple[MemoryKind, float], ...]:
     out = [(MemoryKind.BRAM, bram_cost(width, depth, rom) * ports)]
     if rom or depth <= RAM_LUTRAM_MAX_DEPTH:
-        out.append((MemoryKind.LUTRAM, float(lut_cost(width, depth, rom) * ports)))
+        out.append((MemoryKind.LUTRAM, float(lut_cost(width, depth, rom) * ports) + lut_extra))
     if rom_in_uram or not rom:
         out.append((MemoryKind.URAM, float(uram_cost(width, depth, rom) * ports)))
     if offchip_bytes:

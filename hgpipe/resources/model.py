@@ -16,7 +16,7 @@ LayerNorm's and softmax's few wide products go to DSPs as Yosys splits them
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from math import ceil
 from pathlib import Path
@@ -28,8 +28,8 @@ from ..graph.pipeline import Pipelining, default
 from ..graph.table import PotTable
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
-from .memory import (BUDGET_KEY, Memory, MemoryKind, block_mux_luts, budget_key,
-                     lut_cost, place_in)
+from .memory import (BUDGET_KEY, ON_CHIP, Memory, MemoryKind, block_mux_luts,
+                     budget_key, lut_cost, place_in)
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to this wide
@@ -65,6 +65,9 @@ class Datapath:
     memories: tuple[Memory, ...]
     pipe_ff: int = 0        # register bits of the timing pipeline, counted exactly
     pipe_lut: int = 0       # its shift-register LUTs (``shift_register``), counted exactly
+    # (memory, term of lut_size): that term's fitted LUTs come with the ROM, and only where
+    # it is placed in LUTs (``Memory.lut_extra``)
+    rom_terms: tuple[tuple[str, int], ...] = ()
 
 
 def _bits(r: IntRange) -> int:
@@ -266,7 +269,10 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         # + beta, the clamp); per token the sums of x and x^2 and their accumulators,
         # C*s2's shifted adds, v, the rsqrt index (``index_size``) and the held s1 and r;
         # and per channel of the row, which DeiT-tiny's LayerNorm (192 channels: ~3 LUTs a
-        # channel, at every TP) shows and the 16-channel instances cannot
+        # channel, at every TP) shows and the 16-channel instances cannot: the affine ROM
+        # in LUTs merged into the logic beside it (Yosys -flatten), so it comes with that
+        # ROM (``rom_terms``): Yosys 1,294 LUT a LayerNorm with the ROM in a block RAM,
+        # the model 1,311 without the term
         adds = bin(in_channels).count("1")
         lut = (n * (adds * db + dsp_blocks(d["t"], gr) * ub + _bits(d["shifted"])),
                f.tp * (tree_bits(f.cip, xr) + tree_bits(f.cip, xr * xr) + 2 * s1b + s2b
@@ -288,7 +294,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         pff = n * xb + f.tp * (s2b + 2 * s1b + 2 * vb + 8 + _bits(d["r"])) + s1_ff \
             + n * (db + tb + ub) + 2 * f.cip * gr.bits + b_ff - pipe.read_latency * f.cip * bb
         return Datapath(lut, n * (xb + _bits(st.out_range)) + 2 * f.tp * (s1b + s2b), dsp, mems,
-                        pff, s1_lut + b_lut)
+                        pff, s1_lut + b_lut, rom_terms=(("affine", 2),))
     if isinstance(st, Softmax):
         h = heads  # one unit per head; per lane e * r in a DSP
         eb, rb, zb = (_bits(d[k]) for k in ("e", "r", "z"))
@@ -392,8 +398,18 @@ def ddr_arbiter(managers: int, data_bits: int, addr_bits: int = 32) -> Resources
 
 
 def memory_resources(mems, budget: dict[str, int], rom_in_uram: bool = True) -> Resources:
+    """``mems`` each placed alone (``place_in``), as ``placed`` costs them (summed in
+    place: the planner calls this for every folding it weighs)."""
+    total = dict.fromkeys(ON_CHIP, 0.0)
     key = budget_key(budget)
-    return sum((placed(*place_in(m, key, rom_in_uram), m) for m in mems), Resources())
+    for mem in mems:
+        kind, count = place_in(mem, key, rom_in_uram)
+        total[kind] += count
+        if kind is not MemoryKind.LUTRAM:
+            total[MemoryKind.LUTRAM] += block_mux_luts(kind, mem.width, mem.depth,
+                                                       mem.rom) * mem.ports
+    return Resources(lut=total[MemoryKind.LUTRAM], bram=total[MemoryKind.BRAM],
+                     uram=int(total[MemoryKind.URAM]))
 
 
 def stage_logic(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 1,
@@ -403,4 +419,9 @@ def stage_logic(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int
     pipeline's registers and shift registers are added as counted."""
     dp = datapath(st, f, tokens, in_channels, heads, coarse_banks, pipe)
     lut, ff = logic(st.kind, dp.lut_size, dp.ff_size)
-    return Resources(lut=lut + dp.pipe_lut, ff=ff + dp.pipe_ff, dsp=dp.dsp), dp.memories
+    mems = dp.memories
+    for name, k in dp.rom_terms:     # charged with the ROM, where the plan places it
+        extra = coefficients()["kinds"][MODEL_KIND[st.kind]]["lut"][k] * dp.lut_size[k]
+        lut -= extra
+        mems = tuple(replace(m, lut_extra=extra) if m.name == name else m for m in mems)
+    return Resources(lut=lut + dp.pipe_lut, ff=ff + dp.pipe_ff, dsp=dp.dsp), mems

@@ -58,9 +58,9 @@ def test_zcu102_fits_with_the_residuals_and_head_in_ddr(deit):
 def test_standard_deit_tiny_pads_to_tp2(deit):
     """197 tokens, a prime: the fastest plan that fits streams padded rows at TP >= 2
     (not TP = 1, 1.8x slower); at HG-PIPE's II, where the LUT budget does not bind, it is
-    slower than the 196-token model's by the one extra token group at most (50 groups of
-    4 rows against 49). (The fastest plans differ by more where the budget falls between
-    two foldings: issue 20's non-divisor foldings.)"""
+    slower than the 196-token model's by the one extra token group at most (99 groups
+    against 98 at TP = 2, 50 against 49 at TP = 4). (The fastest plans can differ by more
+    where the budget falls between two foldings: issue 20's non-divisor foldings.)"""
     b = load_board("vck190")
     fastest = make_plan(_quantized("deit-tiny"), b)
     assert fastest.fits and fastest.tp >= 2 and not fastest.ddr_regions
