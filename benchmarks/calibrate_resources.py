@@ -40,8 +40,9 @@ from hgpipe.quant import BitSpec, QuantConfig, quantize_model  # noqa: E402
 from hgpipe.graph.pipeline import default  # noqa: E402
 from hgpipe.resources.memory import lut_cost  # noqa: E402
 from hgpipe.resources.model import (COEFFICIENTS, MODEL_KIND,  # noqa: E402
-                                    arbiter_size, coefficients, datapath, ddr_sizes, fitted,
-                                    fabric_formats, operand_format)
+                                    coefficients, datapath, fitted, fabric_formats,
+                                    operand_format)
+from hgpipe.resources.offchip import arbiter_size, ddr_sizes  # noqa: E402
 from hgpipe.plan.netlist import FifoPart  # noqa: E402
 from hgpipe.rtl.axi import AxiParams  # noqa: E402
 from hgpipe.rtl.mem import census  # noqa: E402

@@ -13,7 +13,8 @@ from ..graph.kinds import InputGrain, StageKind
 from ..graph.pipeline import Pipelining
 from ..resources.board import Board
 from ..resources.memory import ON_CHIP, Memory, MemoryKind, place_all, register_bits
-from ..resources.model import Resources, ddr_arbiter, ddr_fifo, placed, stage_logic
+from ..resources.model import Resources, placed, stage_logic
+from ..resources.offchip import ddr_arbiter, ddr_fifo
 from .fold import Option, stage_dims
 from .netlist import PLUMBING, Spec, fifo_groups, netlist
 from .plan import BufferPlan, Grain, Offchip, Plan, StagePlan

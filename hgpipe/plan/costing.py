@@ -5,12 +5,13 @@ A stage's units share its modelled resources equally (a head's unit is one ``hea
 the stage); a FIFO on an edge is its control logic and its words where the plan placed
 them (per-head FIFOs of an edge each hold their share); AV's per-head output FIFOs are
 control only (their words are the stage's ``out`` memory); a fork, gearbox or merge is its
-calibrated logic; a stream in DDR its port logic (``resources.model.ddr_fifo``).
+calibrated logic; a stream in DDR its port logic (``resources.offchip.ddr_fifo``).
 """
 
 from __future__ import annotations
 
-from ..resources.model import Resources, ddr_fifo
+from ..resources.model import Resources
+from ..resources.offchip import ddr_fifo
 from .netlist import DdrFifoPart, DdrWeightsPart, FifoPart, Part, PartKind, StageUnit
 from .plan import Plan
 

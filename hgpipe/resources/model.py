@@ -22,14 +22,13 @@ from math import ceil
 from pathlib import Path
 
 from ..graph.contract import Folding, q_ring_groups
-from ..graph.ddr import DdrLayout
 from ..graph.intrange import IntRange
 from ..graph.pipeline import Pipelining, default
 from ..graph.table import PotTable
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
 from .memory import (BUDGET_KEY, ON_CHIP, Memory, MemoryKind, block_mux_luts,
-                     budget_key, lut_cost, place_in)
+                     budget_key, place_in)
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to this wide
@@ -351,7 +350,7 @@ def logic(kind: str, lut_size, ff_size) -> tuple[float, float]:
 
 def placed(kind: MemoryKind, count: float, mem: Memory | None = None) -> Resources:
     """Resources of ``count`` units of on-chip memory primitive ``kind`` (DDR: none on chip,
-    its port logic is ``ddr_fifo``); with the ``mem`` placed, a block memory's read
+    its port logic is ``offchip.ddr_fifo``); with the ``mem`` placed, a block memory's read
     multiplexer over its depth slices too (``block_mux_luts``)."""
     if kind is MemoryKind.DDR:
         return Resources()
@@ -359,42 +358,6 @@ def placed(kind: MemoryKind, count: float, mem: Memory | None = None) -> Resourc
         if kind in (MemoryKind.BRAM, MemoryKind.URAM) and mem is not None else 0
     return Resources(**{BUDGET_KEY[kind]: int(count) if kind is MemoryKind.URAM else count}) \
         + Resources(lut=mux)
-
-
-def ddr_sizes(layout: DdrLayout) -> tuple[float, float]:
-    """(LUT, FF) sizes of an off-chip FIFO's datapath beyond its fixed port logic: packing
-    beats into a word (a slot multiplexer across the word, the unpacker's select) or
-    splitting a wide beat (the beat and the held words)."""
-    d, k, n, w = layout.data_bits, layout.pack, layout.split, layout.width
-    lut = (d + 3 * k if k > 1 else 0) + (n - 1) * d / 2
-    ff = (k * w if k > 1 else 0) + (w + (n - 1) * d if n > 1 else 0)
-    return lut, ff
-
-
-def ddr_fifo(layout: DdrLayout) -> Resources:
-    """One off-chip FIFO on chip: its port logic (packer, burst counters, unpacker;
-    calibrated as kind ``ddr`` on a FIFO alone on its port) and its two word buffers in
-    LUTRAM. The arbiter of several is ``ddr_arbiter``."""
-    lut, ff = logic("ddr", *ddr_sizes(layout))
-    buffers = 2 * lut_cost(layout.data_bits, layout.buffer_words, rom=False)
-    return Resources(lut=lut + buffers, ff=ff)
-
-
-def arbiter_size(managers: int, data_bits: int, addr_bits: int = 32) -> float:
-    """LUT size of the AXI arbiter: its multiplexed bits (write data and strobes, both
-    address channels) times the LUTs Yosys spends per bit of a ``managers``-to-1
-    multiplexer: one LUT6 up to 4 inputs, then about one per 2 (its ``pmux`` mapping)."""
-    bits = data_bits + data_bits // 8 + 1 + 2 * (addr_bits + 13)
-    return bits * (1.0 if managers <= 4 else managers / 2)
-
-
-def ddr_arbiter(managers: int, data_bits: int, addr_bits: int = 32) -> Resources:
-    """The AXI arbiter that puts ``managers`` off-chip FIFOs on one port (calibrated as kind
-    ``axi_arbiter``); none for a single FIFO, which the ``ddr`` calibration includes."""
-    if managers < 2:
-        return Resources()
-    lut, ff = logic("axi_arbiter", arbiter_size(managers, data_bits, addr_bits), managers)
-    return Resources(lut=lut, ff=ff)
 
 
 def memory_resources(mems, budget: dict[str, int], rom_in_uram: bool = True) -> Resources:

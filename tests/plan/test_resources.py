@@ -45,7 +45,7 @@ def test_stored_sizes_match_the_current_datapath_model(micro_graph_w3a3):
     from hgpipe.plan.fold import stage_dims
     from hgpipe.resources.model import datapath
     from hgpipe.graph.ddr import DdrLayout
-    from hgpipe.resources.model import arbiter_size, ddr_sizes
+    from hgpipe.resources.offchip import arbiter_size, ddr_sizes
     g = micro_graph_w3a3
     kinds, plumbing = set(), []
     for p in coefficients()["points"]:
