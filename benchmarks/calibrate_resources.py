@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
 import json
 import re
@@ -38,7 +39,8 @@ from hgpipe.plan.fold import stage_dims  # noqa: E402
 from hgpipe.model import preset, random_weights  # noqa: E402
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model  # noqa: E402
 from hgpipe.graph.pipeline import default  # noqa: E402
-from hgpipe.resources.memory import lut_cost  # noqa: E402
+from hgpipe.resources.memory import (LUTRAM_MAX_DEPTH, MemoryKind,  # noqa: E402
+                                     block_mux_luts, lut_cost)
 from hgpipe.resources.model import (COEFFICIENTS, MODEL_KIND,  # noqa: E402
                                     coefficients, datapath, fitted, fabric_formats,
                                     operand_format)
@@ -46,7 +48,7 @@ from hgpipe.resources.offchip import arbiter_size, ddr_sizes  # noqa: E402
 from hgpipe.plan.netlist import FifoPart  # noqa: E402
 from hgpipe.rtl.axi import AxiParams  # noqa: E402
 from hgpipe.rtl.mem import census  # noqa: E402
-from hgpipe.synth.yosys import counts  # noqa: E402
+from hgpipe.synth.yosys import LUTRAM_LUTS, counts  # noqa: E402
 
 
 
@@ -156,8 +158,35 @@ def plumbing_instances():
 FULL_MODEL, FULL_BOARD = "hgpipe-deit-tiny", "vck190"
 HGPIPE_II = 57624
 FULL_STAGES = ("blocks.0.attn.qkv", "blocks.0.mlp.fc1", "blocks.0.mlp.fc2", "blocks.0.norm1",
-               "blocks.0.attn.qk", "blocks.0.attn.softmax", "blocks.0.attn.av",
-               "blocks.0.mlp.gelu", "blocks.0.add1")
+               "blocks.0.attn.softmax", "blocks.0.mlp.gelu", "blocks.0.add1")
+# one attention head at fixed foldings (tp, cip, cop), not at a plan's, which moves with the
+# coefficients: the foldings HG-PIPE's II and the fastest VCK190 plan have taken
+FULL_HEADS = {"blocks.0.attn.qk": ((2, 16, 2), (2, 4, 4), (4, 2, 7), (4, 4, 4)),
+              "blocks.0.attn.av": ((2, 2, 16), (2, 7, 4), (4, 7, 2), (4, 4, 4))}
+
+
+@functools.cache
+def full_graph(model: str = FULL_MODEL):
+    """The model's w3a3 integer graph the full-size points are cut from."""
+    cfg = preset(model)
+    imgs = np.random.default_rng(0).standard_normal((2, 3, cfg.image_size, cfg.image_size))
+    return quantize_model(cfg, random_weights(cfg, seed=0), imgs,
+                          QuantConfig(bits=BitSpec.parse("w3a3")))
+
+
+def full_heads():
+    """``FULL_HEADS``: (label, graph, stage, folding, tokens, in_channels, banks, factory)."""
+    from hgpipe.graph.stages import AttentionScores
+    from hgpipe.rtl.attention import AvHead, QkHead
+    g, out = full_graph(), []
+    for name, folds in FULL_HEADS.items():
+        st = g[name]
+        t, cin = stage_dims(g, st)
+        unit = QkHead if isinstance(st, AttentionScores) else AvHead
+        for f in (Folding(*x) for x in folds):
+            out.append((f"full/{name}/{f}", g, name, f, t, cin, 2,
+                        lambda st=st, f=f, t=t, unit=unit: unit(st, f, 0, t, 2)))
+    return out
 
 
 def planned_instances(model: str = FULL_MODEL, names=FULL_STAGES, plumbing: bool = True,
@@ -171,10 +200,7 @@ def planned_instances(model: str = FULL_MODEL, names=FULL_STAGES, plumbing: bool
     from hgpipe.plan.fold import stage_dims
     from hgpipe.resources.board import load_board
     from hgpipe.rtl.accelerator import Accelerator
-    cfg = preset(model)
-    imgs = np.random.default_rng(0).standard_normal((2, 3, cfg.image_size, cfg.image_size))
-    g = quantize_model(cfg, random_weights(cfg, seed=0), imgs,
-                       QuantConfig(bits=BitSpec.parse("w3a3")))
+    g = full_graph(model)
     plan = make_plan(g, load_board(FULL_BOARD), model=model, target_ii=target_ii)
     acc = Accelerator(g, plan)
     acc.styles = {}     # the calibration's own mapping (-nobram): no placement attributes
@@ -400,8 +426,9 @@ def _nonnegative_lstsq(a: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 # the plumbing kinds: instances from a few LUTs to thousands, fitted on relative error
-# (which their stored RMS reports) so that the many small ones count
-RELATIVE_FIT = ("fifo", "fork", "gearbox", "merge")
+# (which their stored RMS reports) so that the many small ones count; so are the attention
+# heads (DeiT-tiny's 600-1,300 LUTs a head beside vit-micro's 9,000-LUT ones)
+RELATIVE_FIT = ("fifo", "fork", "gearbox", "merge", "qk", "av")
 
 
 def fit(points: list[dict]) -> dict:
@@ -450,24 +477,32 @@ def main() -> None:
     gs = graphs()
     jobs, meta = [], {}
 
-    def stage_job(top, label, st, f, t, cin, heads, banks, make):
+    def stage_job(top, label, st, f, t, cin, heads, banks, make, blocks=False):
         dp = datapath(st, f, t, cin, heads, banks)
         # QK^T's and AV's datapath covers every head; the instance is one head's unit
         k = 1 / st.heads if st.kind in ("qk", "av") else 1
         with census() as uses:  # the memories the instance builds (not AV's output FIFOs)
             text = verilog(make(), top)
-        # -nobram: every memory in LUTs, its read registers in flip-flops
+        # -nobram: every memory in LUTs, its read registers in flip-flops; with ``blocks``,
+        # memories where Yosys maps them (an attention head's deep K/V banks are two
+        # thirds of it in LUTs, past what the LUTRAM model was measured on): the LUTRAM
+        # cells it makes and the read multiplexers of the block ones are the memories'
         lat = default().read_latency
+        mems = None if blocks else sum(lut_cost(u.width, u.depth, u.kind == "rom", u.words)
+                                       * u.copies for u in uses)
+        mux = sum(block_mux_luts(MemoryKind.BRAM, u.width, u.depth, u.kind == "rom") * u.copies
+                  for u in uses if u.depth > LUTRAM_MAX_DEPTH)
         meta[label] = {"label": label, "kind": MODEL_KIND[st.kind], "stage_kind": st.kind,
                        "lut_size": ([x * k for x in dp.lut_size]
                                     if isinstance(dp.lut_size, tuple) else dp.lut_size * k),
                        "ff_size": dp.ff_size * k,
                        "model_dsp": dp.dsp * k,
-                       "memory_luts": sum(lut_cost(u.width, u.depth, u.kind == "rom")
-                                          * u.copies for u in uses),
+                       "memory_luts": mems, "block_mux": mux if blocks else 0,
                        "pipe_ff": k * dp.pipe_ff + sum(u.width * u.copies * lat for u in uses),
                        "pipe_lut": k * dp.pipe_lut}
         flags = ("-nobram" if MODEL_KIND[st.kind] in DSP_KINDS else NO_DSP) + " " + SYNTH_FLAGS
+        if blocks:
+            flags = flags.replace("-nobram", "").strip()
         jobs.append((label, None, text, top, flags))
 
     for i, (name, key, stage, f, t, cin, heads, make) in enumerate(instances(gs)):
@@ -498,16 +533,18 @@ def main() -> None:
         full_stages += planned_instances("vit-micro", ("blocks.0.attn.qk", "blocks.0.attn.av"),
                                          plumbing=False)[0]
         full_stages += full_layernorms(full_stages)
-        # the attention units, softmax, LayerNorm and the largest plumbing as HG-PIPE's II
-        # folds them too (other lane counts)
+        # softmax, LayerNorm and the largest plumbing as HG-PIPE's II folds them too (other
+        # lane counts)
         hg_stages, hg_parts = planned_instances(
-            names=("blocks.0.attn.qk", "blocks.0.attn.av", "blocks.0.attn.softmax",
-                   "blocks.0.norm1"), target_ii=HGPIPE_II)
+            names=("blocks.0.attn.softmax", "blocks.0.norm1"), target_ii=HGPIPE_II)
         full_stages += hg_stages
         full_parts += hg_parts
         for i, (label, g, name, f, t, cin, banks, make) in enumerate(full_stages):
             if only is None or MODEL_KIND[g[name].kind] in only:
                 stage_job(f"full{i}", label, g[name], f, t, cin, 1, banks, make)
+        for i, (label, g, name, f, t, cin, banks, make) in enumerate(full_heads()):
+            if only is None or MODEL_KIND[g[name].kind] in only:
+                stage_job(f"head{i}", label, g[name], f, t, cin, 1, banks, make, blocks=True)
     else:
         full_parts = []
     for i, (label, part, make) in enumerate([*plumbing_instances(), *full_parts]):
@@ -547,6 +584,11 @@ def main() -> None:
     points = []
     with ProcessPoolExecutor(args.jobs) as ex:
         for label, key, r in ex.map(_job, jobs):
+            if meta[label]["memory_luts"] is None:     # memories where Yosys put them
+                meta[label]["memory_luts"] = meta[label].pop("block_mux") + sum(
+                    LUTRAM_LUTS[c] * n for c, n in r["cells"].items()
+                    if c in LUTRAM_LUTS and not c.startswith("SRL"))
+            meta[label].pop("block_mux", None)
             p = meta[label] | {"yosys_lut": r["lut"], "yosys_ff": r["ff"],
                                "yosys_dsp": r.get("dsp", 0),
                                "logic_lut": r["lut"] - meta[label]["memory_luts"]

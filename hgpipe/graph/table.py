@@ -66,6 +66,11 @@ class PotTable:
         """Range of ``x + b`` before the shift, over every group and segment."""
         return IntRange(x.lo + int(self.offset.min()), x.hi + int(self.offset.max()))
 
+    def words(self) -> list[int]:
+        """The ROM's words, group by group, segment by segment (what ``table_index``
+        addresses)."""
+        return [int(v) for v in self.entries.reshape(-1)]
+
     # Semantics --------------------------------------------------------------------------
     def select(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(group, segment) of every element of ``x``; channels on the last axis."""

@@ -14,6 +14,8 @@ from functools import cache
 from math import ceil
 
 from ..choice import Choice
+from ..graph.table import PotTable
+from .rom_logic import rom_luts
 
 BRAM36_SHAPES = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36), (512, 72))
 BRAM18_SHAPES = tuple((d // 2, w) for d, w in BRAM36_SHAPES[:-1])
@@ -48,19 +50,25 @@ class Memory:
     # LUTs the logic beside a ROM grows by when the ROM is in LUTs: with -flatten Yosys
     # merges a LUT ROM into its neighbours' LUTs (a fitted term of the stage's logic)
     lut_extra: float = 0.0
+    # LUTs of one copy in LUTs where its contents are known (a table's: ``rom_logic``);
+    # None: a random-content ROM's (``lut_cost``)
+    luts: int | None = None
 
     @property
     def bits(self) -> int:
         return self.width * self.depth * self.ports
 
 
-def lut_cost(width: int, depth: int, rom: bool = True) -> int:
-    """LUTs of a ROM (a LUT6 is 64 x 1) or of a simple dual-port RAM (RAM32M16: 32 x 14
+def lut_cost(width: int, depth: int, rom: bool = True, words=None) -> int:
+    """LUTs of a ROM of known ``words`` by its contents (``rom_logic.rom_luts``: what a
+    table's costs), of a random-content ROM (a LUT6 is 64 x 1) or of a simple dual-port RAM (RAM32M16: 32 x 14
     in 8 LUTs; RAM64M8: 64 x 7 in 8 LUTs; deeper ones stack ``n`` rows), as Yosys maps
     them. Past 256 words (what a slice's MUXF7/MUXF8 combine) each ROM bit's read
     multiplexer takes about one more LUT per three leaves (``rom_luts`` in the
     coefficients); a RAM past 64 words adds about a LUT a row for the write decode and
     ``n / 3`` a bit for the read multiplexer (``ram_luts``)."""
+    if rom and words is not None:
+        return rom_luts(words, width)
     if rom:
         mux = width * ceil(depth / 192) if depth > 256 else 0
         return width * ceil(depth / 64) + mux
@@ -68,6 +76,19 @@ def lut_cost(width: int, depth: int, rom: bool = True) -> int:
         return 8 * ceil(width / 14)
     n = ceil(depth / 64)
     return 8 * ceil(width / 7) * n + (ceil(width * n / 3) + n if n > 1 else 0)
+
+
+@cache  # a table object stands for its contents (``PotTable`` hashes by identity)
+def table_luts(table: PotTable, width: int) -> int:
+    """LUTs of one copy of ``table``'s ROM in LUTs, by its contents (``rom_logic``): a
+    requantizer's monotone, saturating table is a fraction of a random ROM's cost."""
+    return lut_cost(width, table.groups * table.size, words=table.words())
+
+
+def table_memory(name: str, table: PotTable, width: int, ports: int) -> Memory:
+    """A table's ROM (``rtl.lut.table_rom``), costed in LUTs by its contents."""
+    return Memory(name, width, table.groups * table.size, rom=True, ports=ports,
+                  luts=table_luts(table, width))
 
 
 def register_bits(mem: Memory, latency: int) -> int:
@@ -132,16 +153,17 @@ def options(mem: Memory, rom_in_uram: bool = True) -> dict[MemoryKind, float]:
     its contents loaded by the bitstream, which UltraScale+ URAM cannot take (Versal's
     can): ``rom_in_uram``."""
     return dict(_options(mem.width, mem.depth, mem.rom, mem.ports, rom_in_uram,
-                         mem.offchip_bytes, mem.lut_extra))
+                         mem.offchip_bytes, mem.lut_extra, mem.luts))
 
 
 @cache  # the planner costs the same few geometries tens of thousands of times
 def _options(width: int, depth: int, rom: bool, ports: int, rom_in_uram: bool,
-             offchip_bytes: int = 0, lut_extra: float = 0.0
+             offchip_bytes: int = 0, lut_extra: float = 0.0, luts: int | None = None
              ) -> tuple[tuple[MemoryKind, float], ...]:
     out = [(MemoryKind.BRAM, bram_cost(width, depth, rom) * ports)]
     if rom or depth <= RAM_LUTRAM_MAX_DEPTH:
-        out.append((MemoryKind.LUTRAM, float(lut_cost(width, depth, rom) * ports) + lut_extra))
+        one = lut_cost(width, depth, rom) if luts is None else luts
+        out.append((MemoryKind.LUTRAM, float(one * ports) + lut_extra))
     if rom_in_uram or not rom:
         out.append((MemoryKind.URAM, float(uram_cost(width, depth, rom) * ports)))
     if offchip_bytes:

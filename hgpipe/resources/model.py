@@ -28,7 +28,7 @@ from ..graph.table import PotTable
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
                             ResidualAdd, Softmax, Stage, Tokens)
 from .memory import (BUDGET_KEY, ON_CHIP, Memory, MemoryKind, block_mux_luts,
-                     budget_key, place_in)
+                     budget_key, place_in, table_memory)
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to this wide
@@ -127,6 +127,14 @@ def mac_pipe_ff(outputs: int, x: IntRange, w: IntRange, cip: int, pipe: Pipelini
         + 3 * (pipe.mac_stages(cip) + pipe.read_latency)
 
 
+def row_pass_ff(tp: int, banks: int, held_bits: int, read_latency: int) -> int:
+    """Register bits of ``rtl.rowpass.RowPass``'s held row values, counted: per token,
+    ``held_bits`` for each bank of its row memory (a finished row waits in its bank), then
+    staged through the memory's read. The banks grow as rows shorten, which a fitted
+    term of the row's size cannot follow."""
+    return tp * held_bits * (banks + read_latency)
+
+
 def operand_format(r: IntRange) -> str:
     """``s3``, ``u4``: the key of an operand in the calibrated products table."""
     return f"{'s' if r.signed else 'u'}{r.bits}"
@@ -222,11 +230,11 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
                            ports=h * f.cip),
                     Memory("rows", f.tp * f.cip * xb, 2 * (tokens // f.cip), ports=h))
         # LUTs in two terms: the dot products, and per K/V bank its write port (the
-        # address arithmetic, the slot multiplexer of the tp keys of a beat); FFs: the
+        # address arithmetic, the slot multiplexer of the tp keys of a beat: a fixed cost
+        # a bank in Yosys's counts of whole heads with their banks in block RAM, which a
+        # term in the bank's address and word bits followed less well); FFs: the
         # accumulators and the output register (``stream.mac``), a word each
-        kv = mems[0]
-        banks = h * (f.cop if isinstance(st, AttentionScores) else f.cip)
-        lut = (lut, banks * ((kv.depth - 1).bit_length() + kv.width))
+        lut = (lut, h * (f.cop if isinstance(st, AttentionScores) else f.cip))
         return Datapath(lut, 2 * ff, dsp, mems,
                         mac_pipe_ff(h * f.tp * f.cop, st.in_ranges[0], st.in_ranges[-1], f.cip,
                                     pipe))
@@ -238,7 +246,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         # LUTs where it can: widths barely show) and the multiplexers that pick the
         # offset and base of several groups or segments, by their select bits
         return Datapath((n, n * (t.groups * t.segments - 1).bit_length()), 0, 0,
-                        (Memory("table", _bits(st.out_range), t.groups * t.size, rom=True, ports=n),),
+                        (table_memory("table", t, _bits(st.out_range), n),),
                         # the index's sum, then the index, per lane; the valid line
                         n * (_bits(t.index_sum_range(st.in_ranges[0]))
                              + (t.groups * t.size - 1).bit_length()) + pipe.read_latency + 1)
@@ -278,9 +286,8 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
                        + (adds - 1) * _bits(d["c_s2"]) + vb + index_size(st.rsqrt, d["v"])
                        + _bits(d["r"])),
                in_channels)
-        mems = (Memory("row", n * xb, banks * nb), Memory("rsqrt", _bits(d["r"]),
-                                                           st.rsqrt.size,
-                                                           rom=True, ports=f.tp),
+        mems = (Memory("row", n * xb, banks * nb),
+                table_memory("rsqrt", st.rsqrt, _bits(d["r"]), f.tp),
                 Memory("affine", f.cip * (gr.bits + _bits(IntRange.of_array(st.beta))), nb,
                        rom=True))
         # timing: the input beat; per token C*s2, s1^2, v, the rsqrt index and s1's wait;
@@ -292,6 +299,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         b_lut, b_ff = shift_register(f.cip * bb, 4 + pipe.read_latency)
         pff = n * xb + f.tp * (s2b + 2 * s1b + 2 * vb + 8 + _bits(d["r"])) + s1_ff \
             + n * (db + tb + ub) + 2 * f.cip * gr.bits + b_ff - pipe.read_latency * f.cip * bb
+        pff += row_pass_ff(f.tp, banks, s1b + _bits(d["r"]), pipe.read_latency)
         return Datapath(lut, n * (xb + _bits(st.out_range)) + 2 * f.tp * (s1b + s2b), dsp, mems,
                         pff, s1_lut + b_lut, rom_terms=(("affine", 2),))
     if isinstance(st, Softmax):
@@ -302,13 +310,16 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         lut = h * (n * (xb + eb) + f.tp * (zb + rb))
         # two row passes a head (``rtl.softmax``), each with its own row memory of
         # 2 + ceil((finish latency + 1) / nb) rows: scores, then exponentials
-        mems = (Memory("score_rows", n * xb, pipe.row_banks("max", nb) * nb, ports=h),
-                Memory("exp_rows", n * eb, pipe.row_banks("recip", nb) * nb, ports=h),
-                Memory("exp", eb, st.exp.size, rom=True, ports=h * n),
-                Memory("recip", rb, st.recip.size, rom=True, ports=h * f.tp))
-        # timing: both input beats; per lane max - x, the exp index, e and r, e * r
+        banks = pipe.row_banks("max", nb), pipe.row_banks("recip", nb)
+        mems = (Memory("score_rows", n * xb, banks[0] * nb, ports=h),
+                Memory("exp_rows", n * eb, banks[1] * nb, ports=h),
+                table_memory("exp", st.exp, eb, h * n),
+                table_memory("recip", st.recip, rb, h * f.tp))
+        # timing: both input beats; per lane max - x, the exp index, e and r, e * r; the
+        # row max and reciprocal held per bank
         pff = h * (n * (xb + eb + _bits(d["diff"]) + 8 + eb + rb + _bits(d["product"]))
-                   + f.tp * 8)
+                   + f.tp * 8 + row_pass_ff(f.tp, banks[0], xb, pipe.read_latency)
+                   + row_pass_ff(f.tp, banks[1], rb, pipe.read_latency))
         return Datapath(lut, h * (n * (xb + eb + _bits(st.out_range)) + 2 * f.tp * zb),
                         h * n * dsp_blocks(d["e"], d["r"]), mems, pff)
     raise TypeError(f"no resource model for stage kind {st.kind!r}")

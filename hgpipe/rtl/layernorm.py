@@ -18,7 +18,7 @@ from ..graph.intrange import IntRange
 from ..graph.pipeline import Pipelining
 from ..graph.stages import LayerNorm
 from .elementwise import clamp
-from .lut import rom_init, table_index
+from .lut import table_index, table_rom
 from .mem import Rom
 from .rowpass import RowPass
 from .stream import const_product, delay, lane, pack_word, shape_of, wide_product
@@ -54,9 +54,7 @@ class LayerNormStage(RowPass):
         s1, s2 = stats
         st, lat = self.stage, self.pipe.read_latency
         if not hasattr(self, "_rsqrt"):
-            m.submodules.rsqrt = self._rsqrt = Rom(shape_of(st.rsqrt.out_range),
-                                                   rom_init(st.rsqrt),
-                                                   self.styles.get("rsqrt"), lat)
+            m.submodules.rsqrt = self._rsqrt = table_rom(st.rsqrt, self.styles.get("rsqrt"), lat)
         # (datapath registers, without reset: ``stream.payload_register``)
         cs2 = delay(m, None, const_product(s2, self.row_len), 1, f"cs2_{t}", data=True)
         s1sq = delay(m, None, s1 * s1, 1, f"s1sq_{t}")    # a DSP's product keeps its reset

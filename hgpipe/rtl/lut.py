@@ -67,8 +67,13 @@ def table_index(m: Module, x, table: PotTable, group, in_range: IntRange, name: 
     return base * n + idx if (t.groups > 1 or t.segments > 1) else idx
 
 
-def rom_init(table: PotTable) -> list[int]:
-    return [int(v) for v in table.entries.reshape(-1)]
+def table_rom(table: PotTable, style: str | None, latency: int,
+              out_range: IntRange | None = None) -> Rom:
+    """The ROM of a table's words (``PotTable.words``), as wide as ``out_range`` (the
+    table's own range by default), marked as a table: the resource model costs it in
+    LUTs by its contents."""
+    return Rom(shape_of(out_range or table.out_range), table.words(), style, latency,
+               table=True)
 
 
 class LutStage(wiring.Component):
@@ -98,8 +103,7 @@ class LutStage(wiring.Component):
         m = Module()
         t, lanes = self.table, self.lanes
         lat = self.pipe.read_latency
-        m.submodules.rom = rom = Rom(shape_of(self.out_range), rom_init(t),
-                                     self.styles.get("table"), lat)
+        m.submodules.rom = rom = table_rom(t, self.styles.get("table"), lat, self.out_range)
         advance = ~self.o.valid | self.o.ready
         m.d.comb += [self.i.ready.eq(advance), self.busy.eq(advance & self.i.valid)]
         chunk = Signal(range(max(self.channels // lanes, 1)))

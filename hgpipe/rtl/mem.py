@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amaranth import ClockSignal, Elaboratable, Instance, Module, Shape, Signal
 
@@ -176,10 +176,13 @@ _collector: ContextVar[dict | None] = ContextVar("hgpipe_roms", default=None)
 
 
 class Rom(_Memory):
-    """A read-only memory holding ``words`` (ints of ``shape``)."""
+    """A read-only memory holding ``words`` (ints of ``shape``); a ``table``'s (a
+    ``PotTable``'s) is costed in LUTs by its contents (``resources.rom_logic``)."""
 
-    def __init__(self, shape, words: list[int], style: str | None = None, latency: int = 1):
+    def __init__(self, shape, words: list[int], style: str | None = None, latency: int = 1,
+                 table: bool = False):
         super().__init__(shape, max(len(words), 1), style, latency)
+        self.table = table
         width, signed = self.width, self.shape.signed
         lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
         words = [int(w) for w in words] or [0]
@@ -262,11 +265,13 @@ def rom_file_verilog(style: str | None, latency: int) -> str:
 @dataclass(frozen=True)
 class MemoryUse:
     """One memory as elaborated: ``rom`` or ``ram``, its word width and depth, and its
-    copies (one a read port)."""
+    copies (one a read port); a table ROM's words (two's complement), which its LUT cost
+    depends on."""
     kind: str
     width: int
     depth: int
     copies: int
+    words: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def bits(self) -> int:
@@ -279,7 +284,8 @@ _census: ContextVar[list | None] = ContextVar("hgpipe_memory_census", default=No
 def _count(kind: str, mem: "_Memory") -> None:
     uses = _census.get()
     if uses is not None:
-        uses.append(MemoryUse(kind, mem.width, mem.depth, len(mem._reads)))
+        words = tuple(mem.words) if getattr(mem, "table", False) else None
+        uses.append(MemoryUse(kind, mem.width, mem.depth, len(mem._reads), words))
 
 
 @contextlib.contextmanager

@@ -20,8 +20,7 @@ from ..graph.intrange import IntRange
 from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Softmax
 from .elementwise import clamp
-from .lut import rom_init, table_index
-from .mem import Rom
+from .lut import table_index, table_rom
 from .rowpass import RowPass
 from .stream import delay, shape_of, stream_of
 
@@ -55,8 +54,8 @@ class _MaxExp(RowPass):
         # max - x | exp index | exp ROM
         st = self.stage
         if not hasattr(self, "_exp"):
-            m.submodules.exp = self._exp = Rom(shape_of(st.exp.out_range), rom_init(st.exp),
-                                               self.styles.get("exp"), self.pipe.read_latency)
+            m.submodules.exp = self._exp = table_rom(st.exp, self.styles.get("exp"),
+                                                     self.pipe.read_latency)
         # (datapath registers, without reset: ``stream.payload_register``)
         diff = Signal(shape_of(st.derived["diff"]), name=f"diff_{t}_{p}", reset_less=True)
         with m.If(en):
@@ -88,9 +87,8 @@ class _SumNormalise(RowPass):
         # reciprocal index | reciprocal ROM: free-running registers
         st = self.stage
         if not hasattr(self, "_recip"):
-            m.submodules.recip = self._recip = Rom(shape_of(st.recip.out_range),
-                                                   rom_init(st.recip), self.styles.get("recip"),
-                                                   self.pipe.read_latency)
+            m.submodules.recip = self._recip = table_rom(st.recip, self.styles.get("recip"),
+                                                         self.pipe.read_latency)
         idx = delay(m, None, table_index(m, stats[0], st.recip, 0, self.stat_ranges[0],
                                          f"rc{t}"), 1, f"rc_idx{t}", data=True)
         port = self._recip.read_port()

@@ -120,6 +120,39 @@ def test_deep_lut_roms_cost_what_yosys_maps_them_to():
         assert abs(lut_cost(w, d) / luts - 1) < 0.1, (key, lut_cost(w, d), luts)
 
 
+# ROMs measured once with Yosys 0.70 ``synth_xilinx -family xcup -nobram`` (the words in
+# ``hgpipe.rtl.mem.rom_verilog``): name -> (width, words, Yosys LUTs)
+_X = np.arange(512)
+MEASURED_TABLES = {
+    "3-bit requant, 512 words": (3, np.clip(np.round(_X * 0.037 - 9), -4, 3), 15),
+    "8-bit requant, 512 words": (8, np.clip(np.round((_X - 256) * 0.7), -128, 127), 67),
+    "16-bit rsqrt, 128 words": (16, np.round(2**15 / np.sqrt(np.arange(128) + 1)), 42),
+}
+
+
+def test_table_roms_cost_by_their_contents():
+    """A table's ROM costs what its contents need (``rom_logic``), not a random ROM's
+    figure: within 30% of Yosys on monotone tables whose random-content figure is up to
+    1.3x Yosys's, and within 10% on the calibration's random ROMs; an identity table is
+    its address bits, a constant one nothing."""
+    from hgpipe.resources.memory import lut_cost
+    for name, (w, words, yosys) in MEASURED_TABLES.items():
+        words = [int(v) for v in words]
+        est = lut_cost(w, len(words), words=words)
+        assert 0.7 <= est / yosys <= 1.1, (name, est, yosys)
+    # the calibration's random ROMs: its generator, in its order (``ROM_SHAPES`` of
+    # benchmarks/calibrate_resources.py)
+    rng, roms = np.random.default_rng(1), coefficients()["rom_luts"]
+    for w, d in ((9, 512), (3, 2048), (9, 4096)):
+        words = rng.integers(0, 1 << w, d).tolist()
+        assert abs(lut_cost(w, d, words=words) / roms[f"{w}x{d}"] - 1) < 0.1, (w, d)
+    assert lut_cost(9, 512, words=list(range(512))) == 0
+    assert lut_cost(4, 300, words=[5] * 300) == 0
+    # a 9-bit threshold (x >= c), a requant table's top bit: Yosys 3, 4, 2 LUTs
+    for c, yosys in ((77, 3), (201, 4), (300, 2)):
+        assert abs(lut_cost(1, 512, words=[int(x >= c) for x in range(512)]) - yosys) <= 1, c
+
+
 def test_deep_lutrams_cost_what_yosys_maps_them_to():
     """Distributed RAMs past 64 words pay for the write decode and the read multiplexer
     (a 14 x 256 RAM: 82 LUTs measured, where its 32 RAM64M8 LUTs alone are 64)."""
