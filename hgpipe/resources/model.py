@@ -229,12 +229,15 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
             mems = (Memory("v", f.cop * wb, coarse_banks * (hd // f.cop) * (tokens // f.cip),
                            ports=h * f.cip),
                     Memory("rows", f.tp * f.cip * xb, 2 * (tokens // f.cip), ports=h))
-        # LUTs in two terms: the dot products, and per K/V bank its write port (the
-        # address arithmetic, the slot multiplexer of the tp keys of a beat: a fixed cost
-        # a bank in Yosys's counts of whole heads with their banks in block RAM, which a
-        # term in the bank's address and word bits followed less well); FFs: the
-        # accumulators and the output register (``stream.mac``), a word each
-        lut = (lut, h * (f.cop if isinstance(st, AttentionScores) else f.cip))
+        # LUTs in two terms: the dot products, and per K/V bank its write port: the
+        # address arithmetic, and the multiplexer picking which of a beat's tp keys the
+        # bank takes, a word wide, which folds away when there are as many banks as keys
+        # a beat (``QkvWriter.keyed``: the slot is then fixed); FFs: the accumulators and
+        # the output register (``stream.mac``), a word each
+        kv = mems[0]
+        banks = f.cop if isinstance(st, AttentionScores) else f.cip
+        lut = (lut, h * banks * ((kv.depth - 1).bit_length()
+                                 + (kv.width if f.tp < banks else 0)))
         return Datapath(lut, 2 * ff, dsp, mems,
                         mac_pipe_ff(h * f.tp * f.cop, st.in_ranges[0], st.in_ranges[-1], f.cip,
                                     pipe))
