@@ -116,6 +116,8 @@ class _Memory(Elaboratable):
     """``depth`` words of ``shape`` (an int is an unsigned width); read ports' ``data``
     has that shape."""
 
+    table = False     # a table ROM (``Rom``): costed in LUTs by its words
+
     def __init__(self, shape, depth: int, style: str | None = None, latency: int = 1):
         self.shape = Shape.cast(shape)
         if latency not in (1, 2):
@@ -284,7 +286,7 @@ _census: ContextVar[list | None] = ContextVar("hgpipe_memory_census", default=No
 def _count(kind: str, mem: "_Memory") -> None:
     uses = _census.get()
     if uses is not None:
-        words = tuple(mem.words) if getattr(mem, "table", False) else None
+        words = tuple(mem.words) if mem.table else None
         uses.append(MemoryUse(kind, mem.width, mem.depth, len(mem._reads), words))
 
 

@@ -242,7 +242,7 @@ def test_delay_lines_without_reset_are_shift_registers():
     """synth_xilinx's ``xilinx_srl -fixed -minlen 3``: three stages or more are one LUT a
     bit per 32 stages and no flip-flop; LayerNorm's s1 and beta waits are such lines
     (Yosys made 96 SRL16E of DeiT-tiny's norm1 at TP=4, where the model counts 98)."""
-    from hgpipe.resources.model import shift_register
+    from hgpipe.resources.registers import shift_register
     assert shift_register(8, 2) == (0, 16)
     assert shift_register(8, 3) == (8, 0)
     assert shift_register(8, 33) == (16, 0)
