@@ -1,4 +1,5 @@
-"""The per-stage hardware contract: folding, legal foldings, stream shapes, cycles per image.
+"""The per-stage hardware contract: folding, legal foldings, stream shapes, cycles per image,
+memories.
 
 One ``Contract`` object per stage kind (``CONTRACTS``), read by the planner, the performance and resource models and
 the RTL (whose tests check that simulated cycles equal it). Streams carry beats of
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import memories
 from .kinds import InputGrain, StageKind
+from .memories import MemoryDecl, q_ring_groups  # noqa: F401 (q_ring_groups: re-exported)
 from .pipeline import Pipelining
 from .stages import AttentionScores, AttentionValue, Linear, Stage
 
@@ -39,10 +42,10 @@ def _divisors(n: int) -> list[int]:
 
 class Contract:
     """One stage kind's hardware contract, stated once: its cycles per image, its lag, the
-    grain and lanes of its inputs, and its legal foldings. ``tokens`` is the streamed row
-    count (padding included, a multiple of ``tp``) and ``channels`` the input's channels
-    (softmax: the streamed keys). The RTL implements it; its tests check simulated cycles
-    against ``cycles``."""
+    grain and lanes of its inputs, its legal foldings and its memories. ``tokens`` is the
+    streamed row count (padding included, a multiple of ``tp``) and ``channels`` the
+    input's channels (softmax: the streamed keys). The RTL implements it; its tests check
+    simulated cycles against ``cycles`` and the memories built against ``memories``."""
 
     def cycles(self, st: Stage, f: Folding, tokens: int, channels: int) -> int:
         """Steady-state cycles per image (the stage's initiation interval). Element-wise
@@ -69,12 +72,23 @@ class Contract:
         (element-wise: ``cip == cop``)."""
         return [Folding(tp, a, a) for a in _divisors(channels)]
 
+    declare = None    # the kind's memory declaration (``graph.memories``), None: no memory
+
+    def memories(self, st: Stage, f: Folding, pipe: Pipelining, *, tokens: int = 0,
+                 channels: int = 0, banks: int = 2) -> tuple[MemoryDecl, ...]:
+        """The memories one unit of the stage builds (a head's, for the per-head kinds),
+        ``banks`` images deep where it keeps whole tensors (K, V). ``tokens`` and
+        ``channels`` as for ``cycles``; a linear stage's memories need neither."""
+        if self.declare is None:
+            return ()
+        return self.declare(st, f, tokens, channels, pipe, banks)
+
 
 class _Stream(Contract):
     """A beat in, a beat out through a fixed pipeline: ``lag`` is its registers."""
 
-    def __init__(self, lag):
-        self._lag = lag
+    def __init__(self, lag, declare=None):
+        self._lag, self.declare = lag, declare
 
     def lag(self, st, f, tokens, channels, pipe):
         return self._lag(pipe)
@@ -84,8 +98,8 @@ class _RowPasses(Contract):
     """LayerNorm and softmax: the row is replayed after its statistics, once a pass (a row
     of beats, a register stage and the pass's extra stages each)."""
 
-    def __init__(self, *steps: tuple[str, str]):
-        self.steps = steps
+    def __init__(self, declare, *steps: tuple[str, str]):
+        self.declare, self.steps = declare, steps
 
     def lag(self, st, f, tokens, channels, pipe):
         n = len(self.steps)
@@ -96,6 +110,8 @@ class _RowPasses(Contract):
 class _Linear(Contract):
     """Every (token group, output chunk, input chunk) takes one cycle; the head computes
     its class token's row alone (and drains the others at one beat a cycle)."""
+
+    declare = staticmethod(memories.linear)
 
     def cycles(self, st: Linear, f, tokens, channels):
         groups = 1 if st.cls_only else tokens // f.tp
@@ -124,6 +140,8 @@ class _Attention(Contract):
 
 
 class _Qk(_Attention):
+    declare = staticmethod(memories.qk)
+
     def cycles(self, st: AttentionScores, f, tokens, channels):
         qkv = 3 * st.heads * st.head_dim            # Q and K chunks at cip lanes
         return max((tokens // f.tp) * (st.head_dim // f.cip) * (tokens // f.cop),
@@ -138,6 +156,8 @@ class _Qk(_Attention):
 
 
 class _Av(_Attention):
+    declare = staticmethod(memories.av)
+
     def cycles(self, st: AttentionValue, f, tokens, channels):
         qkv = 3 * st.heads * st.head_dim            # V chunks at cop lanes
         return max((tokens // f.tp) * (tokens // f.cip) * (st.head_dim // f.cop),
@@ -157,12 +177,12 @@ class _Av(_Attention):
 CONTRACTS: dict[StageKind, Contract] = {
     StageKind.LINEAR: _Linear(),
     # the position word's read, then the output register
-    StageKind.TOKENS: _Stream(lambda pipe: 1 + pipe.read_latency),
+    StageKind.TOKENS: _Stream(lambda pipe: 1 + pipe.read_latency, memories.position),
     StageKind.ADD: _Stream(lambda pipe: 2),          # input registers, output register
     # the index's add, its shift and clamp, the ROM
-    StageKind.REQUANT: _Stream(lambda pipe: 2 + pipe.read_latency),
-    StageKind.LAYERNORM: _RowPasses(("layernorm", "layernorm")),
-    StageKind.SOFTMAX: _RowPasses(("max", "exp"), ("recip", "normalise")),
+    StageKind.REQUANT: _Stream(lambda pipe: 2 + pipe.read_latency, memories.requant),
+    StageKind.LAYERNORM: _RowPasses(memories.layernorm, ("layernorm", "layernorm")),
+    StageKind.SOFTMAX: _RowPasses(memories.softmax, ("max", "exp"), ("recip", "normalise")),
     StageKind.QK: _Qk(),
     StageKind.AV: _Av(),
 }
@@ -196,6 +216,13 @@ def lag(st: Stage, f: Folding, tokens: int, in_channels: int, pipe: Pipelining) 
     return contract(st).lag(st, f, tokens, in_channels, pipe)
 
 
+def stage_memories(st: Stage, f: Folding, pipe: Pipelining, *, tokens: int = 0,
+                   channels: int = 0, banks: int = 2) -> dict[str, MemoryDecl]:
+    """``Contract.memories`` by name."""
+    return {m.name: m for m in contract(st).memories(st, f, pipe, tokens=tokens,
+                                                     channels=channels, banks=banks)}
+
+
 def input_grains(st: Stage) -> tuple[InputGrain, ...]:
     """``Contract.input_grains``."""
     return contract(st).input_grains(st)
@@ -210,15 +237,6 @@ def legal_foldings(st: Stage, tokens: int, in_channels: int, tp: int) -> list[Fo
 
 
 FIFO_MARGIN_BEATS = 4   # registers of gearboxes and forks that the plan's row model ignores
-Q_RING_SLACK = 2        # token groups of the Q wait ring beyond one image
-
-
-def q_ring_groups(tokens: int, tp: int) -> int:
-    """Token groups the QK^T unit's Q wait ring holds: every query of the image waits for
-    the last key, and the next image's first groups arrive while the first are computed
-    (each group is freed when its scores are done)."""
-    return tokens // tp + Q_RING_SLACK
-
 
 def fifo_beats(depth_tokens: int, tp: int, channels: int, lanes: int) -> int:
     """Beats of the FIFO on an edge whose plan holds ``depth_tokens`` tokens: beats of

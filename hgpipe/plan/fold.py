@@ -19,6 +19,7 @@ from ..graph.stages import Stage
 from ..resources.board import KINDS, Board
 from ..resources.memory import Memory
 from ..resources.model import Resources, memory_resources, stage_logic
+from .lanes import LaneMatcher
 
 
 def stage_dims(graph: IntGraph, st: Stage) -> tuple[int, int]:
@@ -85,15 +86,22 @@ class Folder:
         """Each stage's fewest cycles at this TP."""
         return {k: min(o.cycles for o in v) for k, v in self.options.items()}
 
-    def choose(self, ii: int) -> dict[str, Option] | None:
-        """The cheapest option of every stage with cycles <= ii (None if one has none)."""
+    def choose(self, ii: int, match_lanes: bool = True) -> dict[str, Option] | None:
+        """The cheapest option of every stage with cycles <= ii (None if one has none),
+        then, with ``match_lanes``, traded for the gearboxes between stages
+        (``lanes.LaneMatcher``)."""
         out = {}
         for name, opts in self.options.items():
             best = next((o for o in opts if o.cycles <= ii), None)
             if best is None:
                 return None
             out[name] = best
-        return out
+        return self.lanes.match(out, self.options, ii) if match_lanes else out
+
+    @cached_property
+    def lanes(self) -> LaneMatcher:
+        budget = self.board.budget()
+        return LaneMatcher(self.graph, lambda r: cost(r, budget))
 
     def candidate_iis(self) -> list[int]:
         lo = max(self.fastest().values())

@@ -156,7 +156,8 @@ def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
     budget = board.budget()
 
     def stages_fit(ii):
-        chosen = folder.choose(ii)
+        # each stage at its cheapest (the gearboxes' trade only lowers the whole plan)
+        chosen = folder.choose(ii, match_lanes=False)
         if chosen is None:
             return False
         total = _stages_total(chosen, board)

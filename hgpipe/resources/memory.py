@@ -14,6 +14,7 @@ from functools import cache
 from math import ceil
 
 from ..choice import Choice
+from ..graph.memories import MemoryDecl
 from ..graph.table import PotTable
 from .rom_logic import rom_luts
 
@@ -85,10 +86,12 @@ def table_luts(table: PotTable, width: int) -> int:
     return lut_cost(width, table.groups * table.size, words=table.words())
 
 
-def table_memory(name: str, table: PotTable, width: int, ports: int) -> Memory:
-    """A table's ROM (``rtl.lut.table_rom``), costed in LUTs by its contents."""
-    return Memory(name, width, table.groups * table.size, rom=True, ports=ports,
-                  luts=table_luts(table, width))
+def declared(decl: MemoryDecl, units: int = 1) -> Memory:
+    """A stage contract's memory (``graph.memories``) in each of ``units`` units, a copy
+    a port; a table's ROM costed in LUTs by its contents."""
+    luts = table_luts(decl.table, decl.width) if decl.table is not None else None
+    return Memory(decl.name, decl.width, decl.words, rom=decl.rom, ports=units * decl.copies,
+                  luts=luts)
 
 
 def register_bits(mem: Memory, latency: int) -> int:

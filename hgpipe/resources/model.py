@@ -21,7 +21,7 @@ from functools import cache
 from math import ceil
 from pathlib import Path
 
-from ..graph.contract import Folding, q_ring_groups
+from ..graph.contract import Folding, contract
 from ..graph.intrange import IntRange
 from ..graph.pipeline import Pipelining, default
 from ..graph.table import PotTable
@@ -29,7 +29,7 @@ from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, 
                             ResidualAdd, Softmax, Stage, Tokens)
 from .registers import mac_pipe_ff, row_pass_ff, shift_register
 from .memory import (BUDGET_KEY, ON_CHIP, Memory, MemoryKind, block_mux_luts,
-                     budget_key, place_in, table_memory)
+                     budget_key, declared, place_in)
 
 COEFFICIENTS = Path(__file__).with_name("coefficients.json")
 FABRIC_MAX_BITS = 8         # the product table covers fabric operands up to this wide
@@ -153,42 +153,27 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
     own their K/V/Q buffers, ``coarse_banks`` images deep."""
     d, n = st.derived, f.tp * f.cip
     pipe = pipe or default()
+    # the memories the stage contract declares, in each unit (a head's, for the per-head
+    # kinds: ``heads``)
+    units = heads if isinstance(st, (AttentionScores, AttentionValue, Softmax)) else 1
+    mems = tuple(declared(m, units) for m in contract(st).memories(
+        st, f, pipe, tokens=tokens, channels=in_channels, banks=coarse_banks))
     if isinstance(st, Linear):
-        xb, wb, ab = _bits(st.in_ranges[0]), _bits(d["weight"]), _bits(d["acc"])
-        ni, no = st.in_features // f.cip, st.out_features // f.cop
+        xb, ab = _bits(st.in_ranges[0]), _bits(d["acc"])
         tp = 1 if st.cls_only else f.tp    # the head computes the class token's row alone
         lut, dsp, ff = _products(tp * f.cop, st.in_ranges[0], d["weight"], ab, f.cip)
-        mems = (Memory("weights", f.cop * f.cip * wb, no * ni, rom=True),
-                Memory("row", tp * f.cip * xb, 2 * ni),
-                Memory("bias", f.cop * ab, no, rom=True))
         return Datapath(lut, ff + tp * f.cip * xb, dsp, mems,
                         mac_pipe_ff(tp * f.cop, st.in_ranges[0], d["weight"], f.cip, pipe))
     if isinstance(st, (AttentionScores, AttentionValue)):
-        h, hd = st.heads, st.head_dim
-        xb = _bits(st.in_ranges[0])
-        wb = _bits(st.in_ranges[-1])
-        ab = _bits(d["out"])
+        h, ab = st.heads, _bits(d["out"])
         lut, dsp, ff = _products(h * f.tp * f.cop, st.in_ranges[0], st.in_ranges[-1], ab,
                                  f.cip)
-        # as ``rtl.attention`` banks them: K in cop memories of one key's cip channels, V
-        # in cip memories of one key's cop channels, Q as its beats in a wait ring, AV's
-        # double-buffered softmax rows (a copy per head: ``ports``)
-        if isinstance(st, AttentionScores):
-            mems = (Memory("k", f.cip * wb, coarse_banks * (tokens // f.cop) * (hd // f.cip),
-                           ports=h * f.cop),
-                    Memory("q_wait", f.tp * f.cip * xb,
-                           q_ring_groups(tokens, f.tp) * (hd // f.cip), ports=h))
-        else:
-            # (each head's output FIFO in front of the merge is a netlist part)
-            mems = (Memory("v", f.cop * wb, coarse_banks * (hd // f.cop) * (tokens // f.cip),
-                           ports=h * f.cip),
-                    Memory("rows", f.tp * f.cip * xb, 2 * (tokens // f.cip), ports=h))
         # LUTs in two terms: the dot products, and per K/V bank its write port: the
         # address arithmetic, and the multiplexer picking which of a beat's tp keys the
         # bank takes, a word wide, which folds away when there are as many banks as keys
         # a beat (``QkvWriter.keyed``: the slot is then fixed); FFs: the accumulators and
         # the output register (``stream.mac``), a word each
-        kv = mems[0]
+        kv = mems[0]        # K or V, a bank a copy
         banks = f.cop if isinstance(st, AttentionScores) else f.cip
         lut = (lut, h * banks * ((kv.depth - 1).bit_length()
                                  + (kv.width if f.tp < banks else 0)))
@@ -202,17 +187,12 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         # per lane: a fixed cost (Yosys folds the index's add and clamp into the ROM's
         # LUTs where it can: widths barely show) and the multiplexers that pick the
         # offset and base of several groups or segments, by their select bits
-        return Datapath((n, n * (t.groups * t.segments - 1).bit_length()), 0, 0,
-                        (table_memory("table", t, _bits(st.out_range), n),),
+        return Datapath((n, n * (t.groups * t.segments - 1).bit_length()), 0, 0, mems,
                         # the index's sum, then the index, per lane; the valid line
                         n * (_bits(t.index_sum_range(st.in_ranges[0]))
                              + (t.groups * t.size - 1).bit_length()) + pipe.read_latency + 1)
     if isinstance(st, (ResidualAdd, Tokens)):
         ob = _bits(d["sum"])
-        mems = ()
-        if isinstance(st, Tokens):
-            pb = _bits(st.rom_range(tokens > st.pos.shape[0]))
-            mems = (Memory("pos", n * pb, (tokens // f.tp) * (in_channels // f.cip), rom=True),)
         # tokens: the input beat waits out the position ROM's read, the output is registered
         pff = n * _bits(st.out_range) + 1 + (pipe.read_latency - 1) * (
             n * _bits(st.in_ranges[0]) + 1) if isinstance(st, Tokens) else 0
@@ -243,10 +223,6 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
                        + (adds - 1) * _bits(d["c_s2"]) + vb + index_size(st.rsqrt, d["v"])
                        + _bits(d["r"])),
                in_channels)
-        mems = (Memory("row", n * xb, banks * nb),
-                table_memory("rsqrt", st.rsqrt, _bits(d["r"]), f.tp),
-                Memory("affine", f.cip * (gr.bits + _bits(IntRange.of_array(st.beta))), nb,
-                       rom=True))
         # timing: the input beat; per token C*s2, s1^2, v, the rsqrt index and s1's wait;
         # per lane C*x - s1, *r, *gamma + beta, and gamma, beta and r waiting
         # s1 waits out the finish in a shift register; beta waits for t*gamma in one that
@@ -268,10 +244,6 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         # two row passes a head (``rtl.softmax``), each with its own row memory of
         # 2 + ceil((finish latency + 1) / nb) rows: scores, then exponentials
         banks = pipe.row_banks("max", nb), pipe.row_banks("recip", nb)
-        mems = (Memory("score_rows", n * xb, banks[0] * nb, ports=h),
-                Memory("exp_rows", n * eb, banks[1] * nb, ports=h),
-                table_memory("exp", st.exp, eb, h * n),
-                table_memory("recip", st.recip, rb, h * f.tp))
         # timing: both input beats; per lane max - x, the exp index, e and r, e * r; the
         # row max and reciprocal held per bank
         pff = h * (n * (xb + eb + _bits(d["diff"]) + 8 + eb + rb + _bits(d["product"]))

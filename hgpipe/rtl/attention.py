@@ -23,8 +23,9 @@ from amaranth import Array, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.contract import Folding, q_ring_groups
+from ..graph.contract import Folding, stage_memories
 from ..graph.intrange import IntRange
+from ..graph.memories import MemoryDecl
 from ..graph.pipeline import Pipelining, default
 from ..graph.stages import AttentionScores, AttentionValue
 from .mem import Ram
@@ -41,9 +42,8 @@ class QkvWriter:
 
     def __init__(self, m: Module, s, tokens: int, tp: int, lanes: int, heads: int,
                  head_dim: int, x: IntRange, name: str, banks: int = 2,
-                 styles: dict[str, str] | None = None, latency: int = 1):
+                 styles: dict[str, str] | None = None):
         self.m, self.s, self.tp, self.lanes, self.x = m, s, tp, lanes, x
-        self.latency = latency
         self.styles = styles or {}
         self.banks = banks
         self.groups, self.chunks = tokens // tp, head_dim // lanes
@@ -71,15 +71,15 @@ class QkvWriter:
     def mine(self, part: int, head: int):
         return self.take & (self.part == part) & (self.head == head)
 
-    def ring(self, part: int, head: int, groups: int, free, style: str | None = None
+    def ring(self, part: int, head: int, decl: MemoryDecl, free, style: str | None = None
              ) -> tuple[Ram, Signal]:
-        """One word per beat in a ring of ``groups`` token groups, in arrival order; the
-        reader frees a group (its ``chunks`` words) with ``free``, and the stream waits
-        while the ring is full. Returns the memory and the ring position of the oldest
-        group."""
+        """One word per beat in a ring of token groups (``decl``, the contract's), in
+        arrival order; the reader frees a group (its ``chunks`` words) with ``free``, and
+        the stream waits while the ring is full. Returns the memory and the ring position
+        of the oldest group."""
         m, n = self.m, self.chunks
-        words = groups * n
-        mem = Ram(len(self.s.payload), words, style, self.latency)
+        words = decl.words
+        mem = Ram.declared(decl, style)
         m.submodules[f"{self.name}_ring"] = mem
         wp = mem.write_port()
         wptr, oldest = Signal(range(words)), Signal(range(words), name=f"{self.name}_oldest")
@@ -95,11 +95,12 @@ class QkvWriter:
             m.d.sync += oldest.eq(Mux(oldest == words - n, 0, oldest + n))
         return mem, oldest
 
-    def keyed(self, part: int, head: int, n: int, style: str | None = None
+    def keyed(self, part: int, head: int, decl: MemoryDecl, style: str | None = None
               ) -> tuple[list[Ram], int]:
-        """``n`` banks of one key's ``lanes`` elements: key ``k`` in bank ``k mod n`` at
-        ``(image, k // n, chunk)``; returns the banks and the words per image."""
-        m, tp, bits = self.m, self.tp, self.lanes * self.x.bits
+        """``n`` banks (``decl``'s copies, the contract's) of one key's ``lanes``
+        elements: key ``k`` in bank ``k mod n`` at ``(image, k // n, chunk)``; returns the
+        banks and the words per image."""
+        m, tp, bits, n = self.m, self.tp, self.lanes * self.x.bits, decl.copies
         rows = self.tokens // n
         depth = rows * self.chunks
         # the group's first key, group * tp = row0 * n + bank0 (tp <= n: one wrap at most)
@@ -113,7 +114,7 @@ class QkvWriter:
         slots = Array(self.s.payload[t * bits:(t + 1) * bits] for t in range(tp))
         mems = []
         for b in range(n):
-            mem = Ram(bits, self.banks * depth, style, self.latency)
+            mem = Ram.declared(decl, style)
             m.submodules[f"{self.name}_bank{b}"] = mem
             wp = mem.write_port()
             t = Signal(range(n), name=f"{self.name}_slot{b}")   # the slot that writes bank b
@@ -153,7 +154,7 @@ class QkHead(wiring.Component):
         st, f, t = self.stage, self.f, self.tokens
         lat = self.pipe.read_latency
         w = QkvWriter(m, self.i, t, f.tp, f.cip, st.heads, st.head_dim, self.x, "qk",
-                      self.banks, latency=lat)
+                      self.banks)
         ng, nk, nd = t // f.tp, t // f.cop, st.head_dim // f.cip
         en = ~self.o.valid | self.o.ready
         rb = Signal(range(w.banks))
@@ -161,9 +162,9 @@ class QkHead(wiring.Component):
         issue, free = Signal(), Signal()
         m.d.comb += [issue.eq(w.full.bit_select(rb, 1) & en), self.busy.eq(issue),
                      free.eq(issue & (kc == nk - 1) & (dc == nd - 1))]
-        q_mem, oldest = w.ring(0, self.head, q_ring_groups(t, f.tp), free,
-                               self.styles.get("q_wait"))
-        k_mems, k_depth = w.keyed(1, self.head, f.cop, self.styles.get("k"))
+        mems = stage_memories(st, f, self.pipe, tokens=t, banks=self.banks)
+        q_mem, oldest = w.ring(0, self.head, mems["q_wait"], free, self.styles.get("q_wait"))
+        k_mems, k_depth = w.keyed(1, self.head, mems["k"], self.styles.get("k"))
         qp = q_mem.read_port()
         m.d.comb += [qp.addr.eq(oldest + dc), qp.en.eq(en)]
         kps = [k.read_port() for k in k_mems]
@@ -209,12 +210,12 @@ class AvHead(wiring.Component):
         st, f, t = self.stage, self.f, self.tokens
         lat = self.pipe.read_latency
         w = QkvWriter(m, self.i1, t, f.tp, f.cop, st.heads, st.head_dim, self.v, "v",
-                      self.banks, latency=lat)
-        v_mems, v_depth = w.keyed(2, self.head, f.cip, self.styles.get("v"))
+                      self.banks)
+        mems = stage_memories(st, f, self.pipe, tokens=t, banks=self.banks)
+        v_mems, v_depth = w.keyed(2, self.head, mems["v"], self.styles.get("v"))
         nk, nd, ng = t // f.cip, st.head_dim // f.cop, t // f.tp
         # softmax rows: a double-buffered row memory, as in the linear stage
-        m.submodules.row = row = Ram(len(self.i0.payload), 2 * nk, self.styles.get("rows"),
-                                     lat)
+        m.submodules.row = row = Ram.declared(mems["rows"], self.styles.get("rows"))
         wr, rd = row.write_port(), row.read_port()
         pfull, pclear, pset = Signal(2), Signal(2), Signal(2)
         pw, kw = Signal(), Signal(range(nk))

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from amaranth import Mux, Signal
 
-from ..graph.contract import Folding
+from ..graph.contract import Folding, stage_memories
 from ..graph.intrange import IntRange
-from ..graph.pipeline import Pipelining
+from ..graph.pipeline import Pipelining, default
 from ..graph.stages import LayerNorm
 from .elementwise import clamp
-from .lut import table_index, table_rom
+from .lut import table_index
 from .mem import Rom
 from .rowpass import RowPass
 from .stream import const_product, delay, lane, pack_word, shape_of, wide_product
@@ -36,6 +36,8 @@ class LayerNormStage(RowPass):
         self.held_ranges = [self.d["s1"], self.d["r"]]
         self.gamma_range, self.beta_range = IntRange.of_array(st.gamma), IntRange.of_array(st.beta)
         self.styles = styles or {}
+        pipe = pipe or default()
+        self.memories = stage_memories(st, f, pipe, channels=channels)
         self._r: dict[int, tuple] = {}
         self._affine: dict[int, tuple] = {}
         super().__init__(st.in_ranges[0], st.out_range, f.tp, f.cip, channels,
@@ -52,9 +54,10 @@ class LayerNormStage(RowPass):
     def finish(self, m, stats, t, valid):
         # C*s2 and s1^2 | v | v + offset | rsqrt index | rsqrt ROM: free-running registers
         s1, s2 = stats
-        st, lat = self.stage, self.pipe.read_latency
+        st = self.stage
         if not hasattr(self, "_rsqrt"):
-            m.submodules.rsqrt = self._rsqrt = table_rom(st.rsqrt, self.styles.get("rsqrt"), lat)
+            m.submodules.rsqrt = self._rsqrt = Rom.declared(self.memories["rsqrt"],
+                                                            style=self.styles.get("rsqrt"))
         # (datapath registers, without reset: ``stream.payload_register``)
         cs2 = delay(m, None, const_product(s2, self.row_len), 1, f"cs2_{t}", data=True)
         s1sq = delay(m, None, s1 * s1, 1, f"s1sq_{t}")    # a DSP's product keeps its reset
@@ -69,12 +72,11 @@ class LayerNormStage(RowPass):
 
     def chunk_constants(self, m, chunk, en):
         st, lanes, gb, bb = self.stage, self.lanes, self.gamma_range.bits, self.beta_range.bits
-        m.submodules.affine = aff = Rom(
-            lanes * (gb + bb), [pack_word(st.gamma[j * lanes:(j + 1) * lanes], gb)
-                                | (pack_word(st.beta[j * lanes:(j + 1) * lanes], bb)
-                                   << (lanes * gb))
-                                for j in range(self.nb)], self.styles.get("affine"),
-            self.pipe.read_latency)
+        m.submodules.affine = aff = Rom.declared(
+            self.memories["affine"], [pack_word(st.gamma[j * lanes:(j + 1) * lanes], gb)
+                                      | (pack_word(st.beta[j * lanes:(j + 1) * lanes], bb)
+                                         << (lanes * gb))
+                                      for j in range(self.nb)], self.styles.get("affine"))
         port = aff.read_port()
         m.d.comb += [port.addr.eq(chunk), port.en.eq(en)]
         return port.data

@@ -19,7 +19,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.contract import Folding
+from ..graph.contract import Folding, stage_memories
 from ..choice import Choice
 from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Linear
@@ -80,15 +80,16 @@ class LinearStage(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         f, ni, no = self.f, self.ni, self.no
-        xb, wb, ab = self.x_range.bits, self.w_range.bits, self.acc_range.bits
+        xb, wb = self.x_range.bits, self.w_range.bits
         style = self.styles.get
         lat = self.pipe.read_latency
-        m.submodules.row = row = Ram(f.tp * f.cip * xb, 2 * ni, style("row"), lat)
-        m.submodules.brom = brom = Rom(f.cop * ab, self.bias_words(), style("bias"), lat)
+        mems = stage_memories(self.stage, f, self.pipe)
+        m.submodules.row = row = Ram.declared(mems["row"], style("row"))
+        m.submodules.brom = brom = Rom.declared(mems["bias"], self.bias_words(), style("bias"))
         wr, rd, bp = row.write_port(), row.read_port(), brom.read_port()
         if self.weights is WeightSource.ROM:
-            m.submodules.wrom = wrom = Rom(f.cop * f.cip * wb, self.weight_words(),
-                                           style("weights"), lat)
+            m.submodules.wrom = wrom = Rom.declared(mems["weights"], self.weight_words(),
+                                                    style("weights"))
             wp = wrom.read_port()
             wdata = wp.data
 

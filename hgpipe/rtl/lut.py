@@ -13,6 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
+from ..graph.memories import lookup
 from ..graph.pipeline import Pipelining, default
 from ..graph.table import PotTable
 from .elementwise import clamp
@@ -67,15 +68,6 @@ def table_index(m: Module, x, table: PotTable, group, in_range: IntRange, name: 
     return base * n + idx if (t.groups > 1 or t.segments > 1) else idx
 
 
-def table_rom(table: PotTable, style: str | None, latency: int,
-              out_range: IntRange | None = None) -> Rom:
-    """The ROM of a table's words (``PotTable.words``), as wide as ``out_range`` (the
-    table's own range by default), marked as a table: the resource model costs it in
-    LUTs by its contents."""
-    return Rom(shape_of(out_range or table.out_range), table.words(), style, latency,
-               table=True)
-
-
 class LutStage(wiring.Component):
     """Element-wise table lookup on a stream of ``tp x lanes`` elements per beat.
 
@@ -103,7 +95,9 @@ class LutStage(wiring.Component):
         m = Module()
         t, lanes = self.table, self.lanes
         lat = self.pipe.read_latency
-        m.submodules.rom = rom = table_rom(t, self.styles.get("table"), lat, self.out_range)
+        rom = Rom.declared(lookup(t, self.out_range, self.tp * lanes, self.pipe),
+                           style=self.styles.get("table"))
+        m.submodules.rom = rom
         advance = ~self.o.valid | self.o.ready
         m.d.comb += [self.i.ready.eq(advance), self.busy.eq(advance & self.i.valid)]
         chunk = Signal(range(max(self.channels // lanes, 1)))

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from amaranth import ClockSignal, Elaboratable, Instance, Module, Shape, Signal
 
+from ..graph.memories import MemoryDecl
 from .romfile import ROM_FILE_MODULE, current_slots, rom_file_module, slot_marker
 
 RAM_MODULE = "hgpipe_ram"
@@ -118,8 +119,10 @@ class _Memory(Elaboratable):
 
     table = False     # a table ROM (``Rom``): costed in LUTs by its words
 
-    def __init__(self, shape, depth: int, style: str | None = None, latency: int = 1):
+    def __init__(self, shape, depth: int, style: str | None = None, latency: int = 1,
+                 name: str | None = None):
         self.shape = Shape.cast(shape)
+        self.name = name          # the stage contract's name for it (the census records it)
         if latency not in (1, 2):
             raise ValueError(f"memory: latency={latency}: expected 1 or 2")
         self.latency = latency
@@ -146,9 +149,15 @@ class _Memory(Elaboratable):
 class Ram(_Memory):
     """``depth`` words, zero at start; one write port."""
 
-    def __init__(self, shape, depth: int, style: str | None = None, latency: int = 1):
-        super().__init__(shape, depth, style, latency)
+    def __init__(self, shape, depth: int, style: str | None = None, latency: int = 1,
+                 name: str | None = None):
+        super().__init__(shape, depth, style, latency, name)
         self._write: WritePort | None = None
+
+    @classmethod
+    def declared(cls, decl: MemoryDecl, style: str | None = None) -> "Ram":
+        """The RAM a stage contract declares (``graph.memories``), placed as ``style``."""
+        return cls(decl.width, decl.words, style, decl.latency, decl.name)
 
     def write_port(self) -> WritePort:
         if self._write is not None:
@@ -182,8 +191,8 @@ class Rom(_Memory):
     ``PotTable``'s) is costed in LUTs by its contents (``resources.rom_logic``)."""
 
     def __init__(self, shape, words: list[int], style: str | None = None, latency: int = 1,
-                 table: bool = False):
-        super().__init__(shape, max(len(words), 1), style, latency)
+                 table: bool = False, name: str | None = None):
+        super().__init__(shape, max(len(words), 1), style, latency, name)
         self.table = table
         width, signed = self.width, self.shape.signed
         lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if signed else (0, 1 << width)
@@ -194,6 +203,19 @@ class Rom(_Memory):
         digest = hashlib.sha256(f"{width}:{','.join(map(str, self.words))}".encode())
         self.module = f"hgpipe_rom_{digest.hexdigest()[:16]}" + (f"_{style}" if style else "") \
             + ("_r2" if latency == 2 else "")
+
+    @classmethod
+    def declared(cls, decl: MemoryDecl, words: list[int] | None = None,
+                 style: str | None = None) -> "Rom":
+        """The ROM a stage contract declares holding ``words`` (a table's own words by
+        default), placed as ``style``."""
+        if words is None:
+            words = decl.table.words()
+        if len(words) != decl.words:
+            raise ValueError(f"Rom {decl.name}: {len(words)} words, the contract declares "
+                             f"{decl.words}")
+        return cls(Shape(decl.width, decl.signed), words, style, decl.latency,
+                   table=decl.table is not None, name=decl.name)
 
     def elaborate(self, platform):
         _count("rom", self)
@@ -268,12 +290,13 @@ def rom_file_verilog(style: str | None, latency: int) -> str:
 class MemoryUse:
     """One memory as elaborated: ``rom`` or ``ram``, its word width and depth, and its
     copies (one a read port); a table ROM's words (two's complement), which its LUT cost
-    depends on."""
+    depends on; the contract's name for it (``Ram.declared``, ``Rom.declared``)."""
     kind: str
     width: int
     depth: int
     copies: int
     words: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
+    name: str | None = field(default=None, compare=False)
 
     @property
     def bits(self) -> int:
@@ -287,7 +310,7 @@ def _count(kind: str, mem: "_Memory") -> None:
     uses = _census.get()
     if uses is not None:
         words = tuple(mem.words) if mem.table else None
-        uses.append(MemoryUse(kind, mem.width, mem.depth, len(mem._reads), words))
+        uses.append(MemoryUse(kind, mem.width, mem.depth, len(mem._reads), words, mem.name))
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
+from ..graph.memories import MemoryDecl
 from ..graph.pipeline import Pipelining, default
 from .mem import Ram
 from .stream import count, delay, lane, pack, payload_register, shape_of, stream_of
@@ -36,13 +37,17 @@ from .stream import count, delay, lane, pack, payload_register, shape_of, stream
 
 class RowPass(wiring.Component):
     """Subclasses set ``stat_ranges`` (accumulated per token), ``held_ranges`` (kept per
-    token for the replay), and the names of their ``finish_step`` and ``emit_step`` in
-    ``Pipelining`` (which give the hooks' latencies), and implement the three hooks."""
+    token for the replay), the names of their ``finish_step`` and ``emit_step`` in
+    ``Pipelining`` (which give the hooks' latencies), ``memories`` (their stage contract's
+    declarations, ``row_memory`` naming the row memory's), and implement the three
+    hooks."""
 
     stat_ranges: list[IntRange] = []
     held_ranges: list[IntRange] = []
     finish_step: str = ""
     emit_step: str = ""
+    row_memory: str = "row"
+    memories: dict[str, MemoryDecl] = {}
 
     def __init__(self, in_range: IntRange, out_range: IntRange, tp: int, lanes: int,
                  row_len: int, row_style: str | None = None, pipe: Pipelining | None = None,
@@ -108,7 +113,7 @@ class RowPass(wiring.Component):
         m = Module()
         tp, lanes, nb, nbank, xr = self.tp, self.lanes, self.nb, self.banks, self.in_range
         lat = self.pipe.read_latency
-        m.submodules.row = row = Ram(tp * lanes * xr.bits, nbank * nb, self.row_style, lat)
+        m.submodules.row = row = Ram.declared(self.memories[self.row_memory], self.row_style)
         wr, rd = row.write_port(), row.read_port()
 
         # Writer: store the row, accumulate its statistics.

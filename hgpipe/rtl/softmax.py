@@ -15,22 +15,24 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.contract import Folding
+from ..graph.contract import Folding, stage_memories
 from ..graph.intrange import IntRange
 from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Softmax
 from .elementwise import clamp
-from .lut import table_index, table_rom
+from .lut import table_index
+from .mem import Rom
 from .rowpass import RowPass
 from .stream import delay, shape_of, stream_of
 
 
 class _MaxExp(RowPass):
-    finish_step, emit_step = "max", "exp"
+    finish_step, emit_step, row_memory = "max", "exp", "score_rows"
 
     def __init__(self, st: Softmax, f: Folding, keys: int, styles: dict[str, str],
                  pipe: Pipelining):
         self.stage, self.styles = st, styles
+        self.memories = stage_memories(st, f, pipe, channels=keys)
         x = st.in_ranges[0]
         self.stat_ranges = self.held_ranges = [x]
         super().__init__(x, st.exp.out_range, f.tp, f.cip, keys, styles.get("score_rows"),
@@ -54,8 +56,8 @@ class _MaxExp(RowPass):
         # max - x | exp index | exp ROM
         st = self.stage
         if not hasattr(self, "_exp"):
-            m.submodules.exp = self._exp = table_rom(st.exp, self.styles.get("exp"),
-                                                     self.pipe.read_latency)
+            m.submodules.exp = self._exp = Rom.declared(self.memories["exp"],
+                                                        style=self.styles.get("exp"))
         # (datapath registers, without reset: ``stream.payload_register``)
         diff = Signal(shape_of(st.derived["diff"]), name=f"diff_{t}_{p}", reset_less=True)
         with m.If(en):
@@ -68,13 +70,14 @@ class _MaxExp(RowPass):
 
 
 class _SumNormalise(RowPass):
-    finish_step, emit_step = "recip", "normalise"
+    finish_step, emit_step, row_memory = "recip", "normalise", "exp_rows"
 
     def __init__(self, st: Softmax, f: Folding, keys: int, styles: dict[str, str],
                  pipe: Pipelining):
         # padding keys arrive as e = 0 (the first pass's output), so they add nothing to
         # z and leave as (0 * r + 2^(shift-1)) >> shift = 0: no mask needed here
         self.stage, self.styles = st, styles
+        self.memories = stage_memories(st, f, pipe, channels=keys)
         self.stat_ranges = [IntRange(0, st.derived["z"].hi)]  # partial sums start at 0
         self.held_ranges = [st.derived["r"]]
         super().__init__(st.exp.out_range, st.out_range, f.tp, f.cip, keys,
@@ -87,8 +90,8 @@ class _SumNormalise(RowPass):
         # reciprocal index | reciprocal ROM: free-running registers
         st = self.stage
         if not hasattr(self, "_recip"):
-            m.submodules.recip = self._recip = table_rom(st.recip, self.styles.get("recip"),
-                                                         self.pipe.read_latency)
+            m.submodules.recip = self._recip = Rom.declared(self.memories["recip"],
+                                                            style=self.styles.get("recip"))
         idx = delay(m, None, table_index(m, stats[0], st.recip, 0, self.stat_ranges[0],
                                          f"rc{t}"), 1, f"rc_idx{t}", data=True)
         port = self._recip.read_port()

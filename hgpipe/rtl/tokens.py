@@ -15,7 +15,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..graph.contract import Folding
+from ..graph.contract import Folding, stage_memories
 from ..graph.layout import TokenLayout
 from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Tokens
@@ -68,8 +68,8 @@ class TokensStage(wiring.Component):
         ng, nc, x = self.tokens // f.tp, self.channels // f.cip, st.in_ranges[0]
         ng_in = self.layout.patch_rows // f.tp
         lat = self.pipe.read_latency
-        m.submodules.pos = rom = Rom(f.tp * f.cip * self.pos_range.bits, self.pos_words(),
-                                     self.styles.get("pos"), lat)
+        pos = stage_memories(st, f, self.pipe, tokens=self.tokens, channels=self.channels)["pos"]
+        m.submodules.pos = rom = Rom.declared(pos, self.pos_words(), self.styles.get("pos"))
         rp = rom.read_port()
         g, c = Signal(range(ng)), Signal(range(nc))
         addr = Signal(range(ng * nc))       # g * nc + c, counted
