@@ -14,9 +14,22 @@ from ..graph.contract import Folding
 from ..graph.graph import IntGraph
 from ..resources.model import Resources
 from ..resources.plumbing import gearbox_sizes, plumbing_logic
-from .netlist import End, gearbox_shapes, stage_ends
+from .netlist import End, stage_ends
 
 MAX_SWEEPS = 8
+
+
+def gearbox_shapes(prod: list[End], consumers: list[list[End]]) -> list[tuple[int, ...]]:
+    """``(tp, lanes in, lanes out, bits)`` of each gearbox ``netlist`` puts between a
+    tensor's producer ends and its consumers' ends (a list per consumer): per-head
+    producers go head to head, a gearbox wherever the lanes differ; one producer gets a
+    gearbox per lane count its consumers take other than its own."""
+    if len(prod) > 1:
+        return [(p.tp, p.lanes, c.lanes, p.bits) for ends in consumers
+                for p, c in zip(prod, ends) if c.lanes != p.lanes]
+    p = prod[0]
+    return [(p.tp, p.lanes, n, p.bits)
+            for n in sorted({c.lanes for ends in consumers for c in ends} - {p.lanes})]
 
 
 class LaneMatcher:

@@ -354,19 +354,6 @@ def stage_ends(graph: IntGraph, st: Stage, f: Folding) -> tuple[list[list[End]],
     return _Builder(graph, Spec({st.name: f}, {}, {})).stage(st)
 
 
-def gearbox_shapes(prod: list[End], consumers: list[list[End]]) -> list[tuple[int, ...]]:
-    """``(tp, lanes in, lanes out, bits)`` of each gearbox ``netlist`` puts between a
-    tensor's producer ends and its consumers' ends (a list per consumer): per-head
-    producers go head to head, a gearbox wherever the lanes differ; one producer gets a
-    gearbox per lane count its consumers take other than its own."""
-    if len(prod) > 1:
-        return [(p.tp, p.lanes, c.lanes, p.bits) for ends in consumers
-                for p, c in zip(prod, ends) if c.lanes != p.lanes]
-    p = prod[0]
-    return [(p.tp, p.lanes, n, p.bits)
-            for n in sorted({c.lanes for ends in consumers for c in ends} - {p.lanes})]
-
-
 def netlist(graph: IntGraph, spec: Spec | Plan) -> Netlist:
     """Every part of the accelerator ``spec`` (or a plan's) decides, and how they connect."""
     if isinstance(spec, Plan):
