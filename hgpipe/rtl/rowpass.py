@@ -47,7 +47,7 @@ class RowPass(wiring.Component):
     finish_step: str = ""
     emit_step: str = ""
     row_memory: str = "row"
-    memories: dict[str, MemoryDecl] = {}
+    memories: dict[str, MemoryDecl]     # the subclass sets it before this __init__
 
     def __init__(self, in_range: IntRange, out_range: IntRange, tp: int, lanes: int,
                  row_len: int, row_style: str | None = None, pipe: Pipelining | None = None,
