@@ -52,16 +52,19 @@ from hgpipe.synth.yosys import LUTRAM_LUTS, counts  # noqa: E402
 
 
 
+def quantized(model: str, bits: str, images: int, weight_seed: int):
+    """The model's integer graph at ``bits``: random weights by ``weight_seed``,
+    calibrated on ``images`` random images (seed 0)."""
+    cfg = preset(model)
+    imgs = np.random.default_rng(0).standard_normal(
+        (images, cfg.in_chans, cfg.image_size, cfg.image_size))
+    return quantize_model(cfg, random_weights(cfg, seed=weight_seed), imgs,
+                          QuantConfig(bits=BitSpec.parse(bits)))
+
+
 def graphs():
-    out = {}
-    for model in ("vit-micro",):
-        cfg = preset(model)
-        rng = np.random.default_rng(0)
-        imgs = rng.standard_normal((4, cfg.in_chans, cfg.image_size, cfg.image_size))
-        for bits in ("w3a3", "w4a4"):
-            out[model, bits] = quantize_model(cfg, random_weights(cfg, seed=1), imgs,
-                                              QuantConfig(bits=BitSpec.parse(bits)))
-    return out
+    return {("vit-micro", bits): quantized("vit-micro", bits, 4, 1)
+            for bits in ("w3a3", "w4a4")}
 
 
 def instances(gs):
@@ -168,10 +171,7 @@ FULL_HEADS = {"blocks.0.attn.qk": ((2, 16, 2), (2, 4, 4), (4, 2, 7), (4, 4, 4)),
 @functools.cache
 def full_graph(model: str = FULL_MODEL):
     """The model's w3a3 integer graph the full-size points are cut from."""
-    cfg = preset(model)
-    imgs = np.random.default_rng(0).standard_normal((2, 3, cfg.image_size, cfg.image_size))
-    return quantize_model(cfg, random_weights(cfg, seed=0), imgs,
-                          QuantConfig(bits=BitSpec.parse("w3a3")))
+    return quantized(model, "w3a3", 2, 0)
 
 
 def full_heads():

@@ -35,7 +35,7 @@ from sim import e2e, native
 def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
          optimize: bool = True, board: str = "vck190", offchip: str = "auto",
          testbench: e2e.Testbench = e2e.Testbench.AUTO, threads: int = 0,
-         status: bool = True, hier: bool = False) -> dict:
+         status: bool = True, hier: bool = False, pgo: bool = False) -> dict:
     rng = np.random.default_rng(0)
     calib = rng.standard_normal((2, cfg.in_chans, cfg.image_size, cfg.image_size))
     graph = quantize_model(cfg, random_weights(cfg, seed=1), calib,
@@ -51,7 +51,7 @@ def case(name: str, cfg, bits: str, target_ii: int | None, images: int,
     threads = threads or native.auto_threads(source.verilog, optimize)
     r = e2e.simulate(graph, acc, patches, cycles_per_image=plan.ii, source=source,
                      optimize=optimize, testbench=testbench, threads=threads,
-                     hier=hier)
+                     hier=hier, train_cycles=round(perf.latency_cycles) if pgo else 0)
     t_build, t_sim = r.build_seconds, r.run_seconds
     cycles = r.image_end_cycles[-1]
     at_ii = {s.name: r.stage_busy.get(s.name, float("nan")) for s in plan.stages
@@ -81,6 +81,8 @@ def main() -> None:
                     "default 0: as hgpipe sim picks, sim.native.auto_threads)")
     ap.add_argument("--hier", action="store_true", help="the repeated parts without ROMs "
                     "as Verilator hierarchical blocks (sim.native.hier_blocks)")
+    ap.add_argument("--pgo", action="store_true", help="profile-guided builds (as hgpipe "
+                    "sim --pgo: trained on the first image's modelled latency)")
     ap.add_argument("--busy", action="store_true", help="print every stage's busy fraction")
     ap.add_argument("--board", default="vck190")
     ap.add_argument("--offchip", default="auto", help="auto, none or all (DDR streams)")
@@ -99,11 +101,12 @@ def main() -> None:
                       args.whole_ii or None))
     tb = e2e.Testbench.parse(args.testbench, "testbench")
     rows = [case(n, c, b, ii, args.images, not args.no_opt, args.board, args.offchip, tb,
-                 args.threads, args.status == "on", args.hier)
+                 args.threads, args.status == "on", args.hier, args.pgo and not args.no_opt)
             for n, c, b, ii in cases]
     print(f"board {args.board}, offchip {args.offchip}, testbench {args.testbench}, "
           f"{'hierarchical blocks, ' if args.hier else ''}thr: Verilator threads; "
-          "build s includes verilating and C++ -O2")
+          "build s includes verilating and C++ -O2"
+          f"{' (twice) and the profile run' if args.pgo and not args.no_opt else ''}")
     print(f"{'case':16s} {'bits':5s} {'TP':>2s} {'DDR':>3s} {'exact':5s} {'II model':>9s} "
           f"{'II sim':>9s} {'lat model':>10s} {'lat sim':>9s} {'busy@II':>8s} "
           f"{'gen s':>6s} {'build s':>7s} {'thr':>3s} {'sim s':>6s} {'cycles/s':>9s}")

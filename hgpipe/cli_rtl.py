@@ -255,6 +255,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     testbench = testbench.pick(args.simulator, acc)
     if testbench is e2e.Testbench.NATIVE and (why := native.supported(acc)):
         raise HgpipeError(f"testbench: native: {why} (use --testbench cocotb)")
+    if args.pgo and testbench is not e2e.Testbench.NATIVE:
+        raise HgpipeError(f"pgo: a profile-guided build needs the native testbench, not "
+                          f"{testbench} (use --testbench native)")
     if args.threads > 1 and testbench is not e2e.Testbench.NATIVE:
         raise HgpipeError(f"threads: {args.threads}: Verilator threads need the native "
                           f"testbench, not {testbench} (use --testbench native)")
@@ -276,7 +279,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
         r = e2e.simulate(graph, acc, patches, simulator=args.simulator, stall=args.stall,
                          seed=args.seed, cycles_per_image=plan.ii, source=source,
                          build_root=build_root, optimize=long_run,
-                         testbench=testbench, threads=threads, progress=progress)
+                         testbench=testbench, threads=threads, progress=progress,
+                         train_cycles=round(perf.latency_cycles) if args.pgo and long_run
+                         else 0)
     except (runner.SimulatorMissing, RuntimeError) as exc:
         raise HgpipeError(f"simulation: {exc}") from None
     finally:
@@ -284,7 +289,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
             b.close()
     result = {"model": plan.model, "bits": plan.bits, "board": plan.board.name,
               "simulator": args.simulator, "testbench": str(testbench),
-              "threads": threads, "build_seconds": r.build_seconds,
+              "threads": threads, "pgo": bool(args.pgo and long_run),
+              "build_seconds": r.build_seconds,
               "run_seconds": r.run_seconds,
               "stall": args.stall, "bit_exact": r.bit_exact,
               "images": r.images, "mismatches": r.mismatches,
@@ -366,6 +372,12 @@ def add_commands(sub) -> None:
                            help="Verilator threads of the native testbench (default 0: two "
                            f"for runs over {LONG_RUN:,} cycles of designs of 4 MB of Verilog "
                            "or more if the machine has them, else one)")
+            p.add_argument("--pgo", action="store_true",
+                           help="profile-guided native build: compile the simulator "
+                           "instrumented, run it for the first image's modelled latency, "
+                           "compile it again with that profile (the build takes that run "
+                           "and a second compile longer, every later run of the cached "
+                           "build is faster; long runs only)")
             p.add_argument("--build-dir", help="simulator build cache "
                            "(default ~/.cache/hgpipe/sim_build)")
         if name == "synth":

@@ -91,10 +91,12 @@ def simulate(graph: IntGraph, acc: Accelerator, patches: np.ndarray, *,
              cycles_per_image: int = 0, source: Rtl | None = None,
              build_root: Path = runner.DEFAULT_BUILD, optimize: bool = False,
              testbench: Testbench = Testbench.COCOTB, threads: int = 1,
-             hier: bool = False, progress=None) -> E2EResult:
+             hier: bool = False, train_cycles: int = 0, progress=None) -> E2EResult:
     """Run the images through the accelerator (``source``: its RTL, if already made).
     The native testbench calls ``progress(cycle, beats_out)`` as it runs; ``hier``: its
-    build makes ``native.hier_blocks`` Verilator hierarchical blocks."""
+    build makes ``native.hier_blocks`` Verilator hierarchical blocks; ``train_cycles``
+    (with ``optimize``): its build is profile-guided by that many cycles of this run
+    (``native.Training``)."""
     vec = top_vectors(graph, acc, patches, stall, seed, cycles_per_image)
     rtl = source if source is not None else Rtl(runner.verilog(acc, TOP))
     src = rtl.verilog
@@ -105,8 +107,9 @@ def simulate(graph: IntGraph, acc: Accelerator, patches: np.ndarray, *,
         if why:
             raise ValueError(f"testbench=native: {why}")
         t0 = time.perf_counter()
+        train = native.Training(vec, rtl, train_cycles) if train_cycles else None
         bdir = native.build(src, native.harness(acc, TOP), build_root, optimize, threads,
-                            blocks=native.hier_blocks(src) if hier else None)
+                            blocks=native.hier_blocks(src) if hier else None, train=train)
         t1 = time.perf_counter()
         r = native.run(bdir, vec, progress, every=max(1024, cycles_per_image // 16),
                        files=rtl)

@@ -17,11 +17,13 @@ AXI4 port to DDR need the cocotb testbench's memory model (``supported`` says so
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -64,15 +66,14 @@ def supported(acc) -> str | None:
 def harness(acc, top: str) -> str:
     """The harness Verilog for ``acc``: its port widths, beats per image and stages. The
     run's settings (beats, stall, seed, timeout) are plusargs: one build, every run."""
-    from hgpipe.plan.netlist import safe
     from hgpipe.rtl.status import Regs, addr_bits
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    counters = acc.netlist.status.counters if acc.netlist.status else ()
+    counters = acc.netlist.counter_names
     return env.get_template("harness.v.j2").render(
         top=top, in_w=acc.in_width, out_w=acc.out_lanes * acc.out_bits,
         bpi_in=acc.beats_per_image_in, bpi_out=acc.beats_per_image_out,
-        stages=[safe(n) for n in counters], abits=addr_bits(len(counters)), regs=Regs)
+        stages=counters, abits=addr_bits(len(counters)), regs=Regs)
 
 
 def hier_blocks(source: str, top: str = "hgpipe_top", min_repeat: int = HIER_MIN_REPEAT,
@@ -104,9 +105,49 @@ def hier_blocks(source: str, top: str = "hgpipe_top", min_repeat: int = HIER_MIN
                   and (roms or "hgpipe_romf" not in "".join(families[m])))
 
 
+@dataclass(frozen=True)
+class Training:
+    """The run a profile-guided build learns from: the design's own vectors (and its
+    ``Rtl``, whose ROM files the run loads), stopped after ``cycles`` cycles. The
+    profile changes how the C++ is optimized, never what it computes. Code the run
+    never reached (blocks the images had not reached yet) is compiled as without a
+    profile (``-fprofile-partial-training``), not as cold code."""
+    vectors: Vectors
+    files: object
+    cycles: int
+
+
+# the profile's compiler flags: instrumented, then optimized with the counts
+PGO_GENERATE = "-fprofile-generate -fprofile-update=single"
+PGO_USE = "-fprofile-use -fprofile-partial-training -fprofile-correction -Wno-missing-profile"
+
+
+def _step(cmd: list[str], cwd: Path, log, env: dict, what: str) -> None:
+    log.write(" ".join(cmd) + "\n")
+    log.flush()
+    p = subprocess.run(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if p.returncode:
+        raise RuntimeError(f"{what} failed (exit {p.returncode}); see {log.name}")
+
+
+def _trained(bdir: Path, level: str, log, env: dict, train: Training) -> None:
+    """Compile the verilated C++ in ``bdir/obj`` instrumented, run it on the training
+    vectors, and compile it again with the profile."""
+    obj = bdir / "obj"
+    env = {**env, "MAKEFLAGS": " ".join(f for f in env.get("MAKEFLAGS", "").split()
+                                        if not f.startswith("OPT_FAST="))}
+    make = ["make", "-j", str(os.cpu_count() or 1), "-f", f"V{HARNESS}.mk", "Vharness"]
+    _step([*make, f"OPT_FAST={level} {PGO_GENERATE}", f"LDFLAGS={PGO_GENERATE}"], obj, log,
+          env, "instrumented build")
+    run(bdir, dataclasses.replace(train.vectors, timeout=train.cycles), files=train.files)
+    for o in (*obj.glob("*.o"), obj / "Vharness"):
+        o.unlink(missing_ok=True)
+    _step([*make, f"OPT_FAST={level} {PGO_USE}"], obj, log, env, "profile-guided build")
+
+
 def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUILD,
           optimize: bool = True, threads: int = 1, flags: tuple[str, ...] | None = None,
-          blocks: list[str] | None = None) -> Path:
+          blocks: list[str] | None = None, train: Training | None = None) -> Path:
     """Compile the design under the harness with Verilator once per content; its dir.
 
     ``optimize``: the C++ at -O2 (its slow half, which runs once, at -O0) and Verilator's
@@ -117,7 +158,11 @@ def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUIL
     memory placement are merged first (``sim.share``).
 
     ``blocks``: modules to build as Verilator hierarchical blocks, each verilated and
-    compiled once (``hier_blocks`` picks some; none by default: see there why)."""
+    compiled once (``hier_blocks`` picks some; none by default: see there why).
+
+    ``train`` (with ``optimize``): profile-guided: the C++ is compiled instrumented, run
+    on the training vectors for ``train.cycles`` cycles, and compiled again with the
+    profile (see ``Training``)."""
     runner._check("verilator")
     level = "-O2" if optimize else "-O0"
     flags = ((("-fno-inline",) if optimize else ()) if flags is None else flags)
@@ -125,7 +170,10 @@ def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUIL
     source = share.shared(source, into=into)
     blocks = sorted({into.get(b, b) for b in blocks or ()})
     config = "`verilator_config\n" + "".join(f'hier_block -module "{m}"\n' for m in blocks)
-    key = (f"{FLAVOUR}{level} threads={threads} {' '.join((*runner.VERILATOR_FLAGS, *flags))}\n"
+    train = train if optimize else None
+    pgo = f" pgo={train.cycles}" if train else ""
+    key = (f"{FLAVOUR}{level}{pgo} threads={threads} "
+           f"{' '.join((*runner.VERILATOR_FLAGS, *flags))}\n"
            f"{config}\n"
            f"{harness_text}\n{source}")
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -145,7 +193,8 @@ def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUIL
                             # the "slow" half of Verilator's C++ (constructors, initial
                             # blocks) runs once: compiled unoptimized
                             + [f"OPT_FAST={level}", "OPT_SLOW=-O0", f"OPT_GLOBAL={level}"])
-            cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1),
+            cmd = ["verilator", "--cc", "--exe", *([] if train else ["--build"]),
+                   "-j", str(os.cpu_count() or 1),
                    "--top-module", HARNESS, "-Wno-fatal", "-Wno-WIDTH", "-Wno-lint",
                    "--x-assign", "fast", "--x-initial", "fast",
                    *(["--threads", str(threads)] if threads > 1 else []),
@@ -154,13 +203,11 @@ def build(source: str, harness_text: str, build_root: Path = runner.DEFAULT_BUIL
                    "--Mdir", "obj", "-o", "Vharness",
                    "harness.v", "top.v", "harness_main.cpp"]
             log = bdir / "build.log"
+            env = {**os.environ, "MAKEFLAGS": make}
             with open(log, "w") as f:
-                f.write(" ".join(cmd) + "\n")
-                f.flush()
-                p = subprocess.run(cmd, cwd=bdir, stdout=f, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "MAKEFLAGS": make})
-            if p.returncode:
-                raise RuntimeError(f"verilator build failed (exit {p.returncode}); see {log}")
+                _step(cmd, bdir, f, env, "verilator build")
+                if train:
+                    _trained(bdir, level, f, env, train)
             (bdir / ".built").write_text(digest)
     return bdir
 

@@ -101,7 +101,6 @@ def top_vectors(graph, acc, patches: np.ndarray, stall: float = 0.0,
     """The whole accelerator's vectors (``io_beats`` on ``s_axis`` and ``m_axis``) and the
     metadata the top-level testbench needs (beats per image, the stages' busy counters in
     the status registers' order, DDR regions and their preload)."""
-    from ..plan.netlist import safe
     x, y = io_beats(graph, acc.plan, patches)
     last = graph.output
     images = len(patches)
@@ -114,7 +113,6 @@ def top_vectors(graph, acc, patches: np.ndarray, stall: float = 0.0,
         meta={"beats_per_image_in": acc.beats_per_image_in,
               "beats_per_image_out": acc.beats_per_image_out,
               # the status registers' counters, in their order (none: no status registers)
-              "stages": [safe(n) for n in acc.netlist.status.counters]
-              if acc.netlist.status else [],
+              "stages": acc.netlist.counter_names,
               "ddr_regions": [[base, lay.ring_bytes] for _, lay, base in acc.ddr_regions()]},
         memory=acc.ddr_images())

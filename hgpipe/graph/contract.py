@@ -73,6 +73,7 @@ class Contract:
         return [Folding(tp, a, a) for a in _divisors(channels)]
 
     declare = None    # the kind's memory declaration (``graph.memories``), None: no memory
+    per_head = False  # one unit per attention head (its memories are a head's), else one
 
     def memories(self, st: Stage, f: Folding, pipe: Pipelining, *, tokens: int = 0,
                  channels: int = 0, banks: int = 2) -> tuple[MemoryDecl, ...]:
@@ -98,8 +99,8 @@ class _RowPasses(Contract):
     """LayerNorm and softmax: the row is replayed after its statistics, once a pass (a row
     of beats, a register stage and the pass's extra stages each)."""
 
-    def __init__(self, declare, *steps: tuple[str, str]):
-        self.declare, self.steps = declare, steps
+    def __init__(self, declare, *steps: tuple[str, str], per_head: bool = False):
+        self.declare, self.steps, self.per_head = declare, steps, per_head
 
     def lag(self, st, f, tokens, channels, pipe):
         n = len(self.steps)
@@ -133,6 +134,8 @@ class _Attention(Contract):
     takes in the whole QKV stream, one beat a cycle. K and V are banked by key (key mod
     cop for K, key mod cip for V) so that the ``tp`` keys of a beat land in distinct
     banks: at least ``tp`` banks."""
+
+    per_head = True
 
     def lag(self, st, f, tokens, channels, pipe):
         return self.cycles(st, f, tokens, channels) / (tokens // f.tp) + 2 \
@@ -182,7 +185,8 @@ CONTRACTS: dict[StageKind, Contract] = {
     # the index's add, its shift and clamp, the ROM
     StageKind.REQUANT: _Stream(lambda pipe: 2 + pipe.read_latency, memories.requant),
     StageKind.LAYERNORM: _RowPasses(memories.layernorm, ("layernorm", "layernorm")),
-    StageKind.SOFTMAX: _RowPasses(memories.softmax, ("max", "exp"), ("recip", "normalise")),
+    StageKind.SOFTMAX: _RowPasses(memories.softmax, ("max", "exp"), ("recip", "normalise"),
+                                  per_head=True),
     StageKind.QK: _Qk(),
     StageKind.AV: _Av(),
 }
@@ -198,6 +202,11 @@ def contract(st: Stage) -> Contract:
 def cycles(st: Stage, f: Folding, tokens: int, in_channels: int) -> int:
     """Steady-state cycles per image (``Contract.cycles``)."""
     return contract(st).cycles(st, f, tokens, in_channels)
+
+
+def units(st: Stage, heads: int) -> int:
+    """Units the stage builds: one per head for the per-head kinds, else one."""
+    return heads if contract(st).per_head else 1
 
 
 def rows(st: Stage, f: Folding, tokens: int) -> int:

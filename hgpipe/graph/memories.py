@@ -108,6 +108,11 @@ def row_memory(name: str, step: str, tp: int, lanes: int, x: IntRange, row_len: 
                       latency=pipe.read_latency)
 
 
+def row_banks(decl: MemoryDecl, row_beats: int) -> int:
+    """The rows a row memory holds (``row_memory``'s banks), read off its declaration."""
+    return decl.words // row_beats
+
+
 def layernorm(st: LayerNorm, f, tokens, channels, pipe: Pipelining, banks):
     lat = pipe.read_latency
     gamma, beta = IntRange.of_array(st.gamma), IntRange.of_array(st.beta)

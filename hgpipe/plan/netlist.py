@@ -19,7 +19,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 
-from ..graph.contract import Folding, fifo_beats, input_lanes
+from ..graph.contract import Folding, contract, fifo_beats, input_lanes
 from ..graph.ddr import DdrLayout
 from ..graph.graph import INPUT, IntGraph
 from ..graph.stages import AttentionScores, AttentionValue, Linear, Softmax, Stage
@@ -191,6 +191,12 @@ class Netlist:
     def status(self) -> StatusPart | None:
         return next((p for p in self.parts if isinstance(p, StatusPart)), None)
 
+    @property
+    def counter_names(self) -> list[str]:
+        """The status registers' busy counters, in their order, as the Verilog names
+        them (none without status registers)."""
+        return [safe(n) for n in self.status.counters] if self.status else []
+
     def units(self, stage: str) -> list[StageUnit]:
         return [p for p in self.parts if isinstance(p, StageUnit) and p.owner == stage]
 
@@ -203,10 +209,6 @@ class Netlist:
 
 def safe(name: str) -> str:
     return name.replace(".", "_")
-
-
-def per_head(st: Stage) -> bool:
-    return isinstance(st, (AttentionScores, Softmax, AttentionValue))
 
 
 def output_end(st: Stage, f: Folding, port: Port) -> End:
@@ -263,7 +265,7 @@ class _Builder:
         f = self.spec.foldings[st.name]
         name = safe(st.name)
         ranges = st.in_ranges
-        if not per_head(st):
+        if not contract(st).per_head:
             self.add(StageUnit(name, st.name))
             if st.name in self.spec.weights:
                 layout, base = self.spec.weights[st.name]

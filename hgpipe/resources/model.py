@@ -21,8 +21,9 @@ from functools import cache
 from math import ceil
 from pathlib import Path
 
-from ..graph.contract import Folding, contract
+from ..graph.contract import Folding, contract, units
 from ..graph.intrange import IntRange
+from ..graph.memories import row_banks
 from ..graph.pipeline import Pipelining, default
 from ..graph.table import PotTable
 from ..graph.stages import (AttentionScores, AttentionValue, LayerNorm, Linear, Requant,
@@ -155,9 +156,9 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
     pipe = pipe or default()
     # the memories the stage contract declares, in each unit (a head's, for the per-head
     # kinds: ``heads``)
-    units = heads if isinstance(st, (AttentionScores, AttentionValue, Softmax)) else 1
-    mems = tuple(declared(m, units) for m in contract(st).memories(
-        st, f, pipe, tokens=tokens, channels=in_channels, banks=coarse_banks))
+    decls = {m.name: m for m in contract(st).memories(
+        st, f, pipe, tokens=tokens, channels=in_channels, banks=coarse_banks)}
+    mems = tuple(declared(m, units(st, heads)) for m in decls.values())
     if isinstance(st, Linear):
         xb, ab = _bits(st.in_ranges[0]), _bits(d["acc"])
         tp = 1 if st.cls_only else f.tp    # the head computes the class token's row alone
@@ -205,7 +206,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         xb = _bits(xr)
         s1b, s2b = _bits(d["s1"]), _bits(d["s2"])
         nb = in_channels // f.cip
-        banks = pipe.row_banks("layernorm", nb)
+        banks = row_banks(decls["row"], nb)
         dsp = (n * (dsp_blocks(xr, xr) + dsp_blocks(d["d"], d["r"]) + dsp_blocks(d["t"], gr))
                + f.tp * dsp_blocks(d["s1"], d["s1"]))
         # three terms, each its fitted cost: per lane the adders and multiplexers around
@@ -243,7 +244,7 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         lut = h * (n * (xb + eb) + f.tp * (zb + rb))
         # two row passes a head (``rtl.softmax``), each with its own row memory of
         # 2 + ceil((finish latency + 1) / nb) rows: scores, then exponentials
-        banks = pipe.row_banks("max", nb), pipe.row_banks("recip", nb)
+        banks = row_banks(decls["score_rows"], nb), row_banks(decls["exp_rows"], nb)
         # timing: both input beats; per lane max - x, the exp index, e and r, e * r; the
         # row max and reciprocal held per bank
         pff = h * (n * (xb + eb + _bits(d["diff"]) + 8 + eb + rb + _bits(d["product"]))

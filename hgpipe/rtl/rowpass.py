@@ -29,7 +29,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.intrange import IntRange
-from ..graph.memories import MemoryDecl
+from ..graph.memories import MemoryDecl, row_banks
 from ..graph.pipeline import Pipelining, default
 from .mem import Ram
 from .stream import count, delay, lane, pack, payload_register, shape_of, stream_of
@@ -65,7 +65,7 @@ class RowPass(wiring.Component):
         self.pad_from = [-(-(self.valid_len - p) // lanes) for p in range(lanes)]
         self.row_style = row_style   # the plan's placement of the row memory
         self.nb = row_len // lanes
-        self.banks = self.pipe.row_banks(self.finish_step, self.nb)
+        self.banks = row_banks(self.memories[self.row_memory], self.nb)
         super().__init__({"i": In(stream_of(tp * lanes, in_range)),
                           "o": Out(stream_of(tp * lanes, out_range))})
         self.busy = Signal()  # the replay issues a beat this cycle

@@ -16,6 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..graph.contract import Folding, stage_memories
+from ..graph.memories import MemoryDecl
 from ..graph.intrange import IntRange
 from ..graph.pipeline import Pipelining, default
 from ..graph.stages import Softmax
@@ -30,9 +31,8 @@ class _MaxExp(RowPass):
     finish_step, emit_step, row_memory = "max", "exp", "score_rows"
 
     def __init__(self, st: Softmax, f: Folding, keys: int, styles: dict[str, str],
-                 pipe: Pipelining):
-        self.stage, self.styles = st, styles
-        self.memories = stage_memories(st, f, pipe, channels=keys)
+                 pipe: Pipelining, memories: dict[str, MemoryDecl]):
+        self.stage, self.styles, self.memories = st, styles, memories
         x = st.in_ranges[0]
         self.stat_ranges = self.held_ranges = [x]
         super().__init__(x, st.exp.out_range, f.tp, f.cip, keys, styles.get("score_rows"),
@@ -73,11 +73,10 @@ class _SumNormalise(RowPass):
     finish_step, emit_step, row_memory = "recip", "normalise", "exp_rows"
 
     def __init__(self, st: Softmax, f: Folding, keys: int, styles: dict[str, str],
-                 pipe: Pipelining):
+                 pipe: Pipelining, memories: dict[str, MemoryDecl]):
         # padding keys arrive as e = 0 (the first pass's output), so they add nothing to
         # z and leave as (0 * r + 2^(shift-1)) >> shift = 0: no mask needed here
-        self.stage, self.styles = st, styles
-        self.memories = stage_memories(st, f, pipe, channels=keys)
+        self.stage, self.styles, self.memories = st, styles, memories
         self.stat_ranges = [IntRange(0, st.derived["z"].hi)]  # partial sums start at 0
         self.held_ranges = [st.derived["r"]]
         super().__init__(st.exp.out_range, st.out_range, f.tp, f.cip, keys,
@@ -124,8 +123,9 @@ class SoftmaxStage(wiring.Component):
                              f"cip == cop and at least {st.row_len} keys")
         self.stage, self.f = st, f
         pipe = pipe or default()
-        self.max_exp = _MaxExp(st, f, keys, styles or {}, pipe)
-        self.normalise = _SumNormalise(st, f, keys, styles or {}, pipe)
+        mems = stage_memories(st, f, pipe, channels=keys)   # the passes share them
+        self.max_exp = _MaxExp(st, f, keys, styles or {}, pipe, mems)
+        self.normalise = _SumNormalise(st, f, keys, styles or {}, pipe, mems)
         super().__init__({"i": In(stream_of(f.tp * f.cip, st.in_ranges[0])),
                           "o": Out(stream_of(f.tp * f.cop, st.out_range))})
         self.busy = self.normalise.busy

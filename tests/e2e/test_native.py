@@ -114,6 +114,23 @@ def test_native_optimized_build_shares_module_code(design):
     assert a.extra["image_ends"] == b.extra["image_ends"]
 
 
+def test_native_profile_guided_build_gives_the_same_bits(design):
+    """The profile-guided build compiles the design instrumented, runs it on the training
+    vectors (which leave the profile), compiles it again with the profile, and simulates
+    what the -O0 build does, bit for bit and cycle for cycle, on other vectors."""
+    g, plan, acc, src, patches, bdir = design
+    train = native.Training(top_vectors(g, acc, patches[:1], 0.0, 0, plan.ii), src, 3000)
+    pgo = native.build(src.verilog, native.harness(acc, TOP), runner.DEFAULT_BUILD,
+                       optimize=True, train=train)
+    log = (pgo / "build.log").read_text()
+    assert native.PGO_GENERATE in log and native.PGO_USE in log and pgo != bdir
+    assert list((pgo / "obj").glob("*.gcda"))        # the training run left its profile
+    vec = top_vectors(g, acc, patches, 0.3, 4, plan.ii)
+    a, b = native.run(pgo, vec, files=src), native.run(bdir, vec, files=src)
+    assert a.bit_exact and b.bit_exact
+    assert a.extra["image_ends"] == b.extra["image_ends"]
+
+
 def test_hier_blocks_are_the_part_modules_that_repeat_most():
     """Blocks are top-level part modules, chosen by the Verilog their instances repeat
     or by their size alone; a part that loads ROM files (a compute stage) only when

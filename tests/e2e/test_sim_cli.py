@@ -126,7 +126,8 @@ def test_sim_native_on_two_verilator_threads(tmp_path):
     (["--testbench", "native", "--offchip", "all", "--board", "zcu102", "--target-ii",
       TARGET_II], "testbench"),
     (["--threads", "-1"], "threads"), (["--threads", "65"], "threads"),
-    (["--threads", "2", "--testbench", "cocotb", "--target-ii", TARGET_II], "threads")])
+    (["--threads", "2", "--testbench", "cocotb", "--target-ii", TARGET_II], "threads"),
+    (["--pgo", "--testbench", "cocotb", "--target-ii", TARGET_II], "pgo")])
 def test_sim_bad_input_is_one_line(tmp_path, capsys, args, field):
     out = tmp_path / "bad"
     code = main(["sim", "--model", "vit-micro", "--out", str(out), "--quiet", *args])
