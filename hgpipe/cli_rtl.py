@@ -264,6 +264,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
     n = len(patches)
     cycles = round(perf.latency_cycles + (n - 1) * plan.ii)     # the run, as modelled
     long_run = cycles > LONG_RUN
+    # --pgo trains on the first image's modelled latency (long, optimized runs only)
+    train = round(perf.latency_cycles) if args.pgo and long_run else 0
     threads = args.threads or (native.auto_threads(source.verilog, long_run)
                                if testbench is e2e.Testbench.NATIVE else 1)
     say(f"building and simulating with {args.simulator}, {testbench} testbench ({n} images, "
@@ -280,8 +282,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
                          seed=args.seed, cycles_per_image=plan.ii, source=source,
                          build_root=build_root, optimize=long_run,
                          testbench=testbench, threads=threads, progress=progress,
-                         train_cycles=round(perf.latency_cycles) if args.pgo and long_run
-                         else 0)
+                         train_cycles=train)
     except (runner.SimulatorMissing, RuntimeError) as exc:
         raise HgpipeError(f"simulation: {exc}") from None
     finally:
@@ -289,7 +290,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
             b.close()
     result = {"model": plan.model, "bits": plan.bits, "board": plan.board.name,
               "simulator": args.simulator, "testbench": str(testbench),
-              "threads": threads, "pgo": bool(args.pgo and long_run),
+              "threads": threads, "pgo": bool(train),
               "build_seconds": r.build_seconds,
               "run_seconds": r.run_seconds,
               "stall": args.stall, "bit_exact": r.bit_exact,

@@ -21,7 +21,7 @@ from functools import cache
 from math import ceil
 from pathlib import Path
 
-from ..graph.contract import Folding, contract, units
+from ..graph.contract import Folding, stage_memories, units
 from ..graph.intrange import IntRange
 from ..graph.memories import row_banks
 from ..graph.pipeline import Pipelining, default
@@ -156,8 +156,8 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
     pipe = pipe or default()
     # the memories the stage contract declares, in each unit (a head's, for the per-head
     # kinds: ``heads``)
-    decls = {m.name: m for m in contract(st).memories(
-        st, f, pipe, tokens=tokens, channels=in_channels, banks=coarse_banks)}
+    decls = stage_memories(st, f, pipe, tokens=tokens, channels=in_channels,
+                           banks=coarse_banks)
     mems = tuple(declared(m, units(st, heads)) for m in decls.values())
     if isinstance(st, Linear):
         xb, ab = _bits(st.in_ranges[0]), _bits(d["acc"])
