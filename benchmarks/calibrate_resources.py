@@ -38,7 +38,6 @@ from hgpipe.graph.contract import Folding, legal_foldings  # noqa: E402
 from hgpipe.plan.fold import stage_dims  # noqa: E402
 from hgpipe.model import preset, random_weights  # noqa: E402
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model  # noqa: E402
-from hgpipe.graph.pipeline import default  # noqa: E402
 from hgpipe.resources.memory import (LUTRAM_MAX_DEPTH, MemoryKind,  # noqa: E402
                                      block_mux_luts, lut_cost)
 from hgpipe.resources.model import (COEFFICIENTS, MODEL_KIND,  # noqa: E402
@@ -164,8 +163,12 @@ FULL_STAGES = ("blocks.0.attn.qkv", "blocks.0.mlp.fc1", "blocks.0.mlp.fc2", "blo
                "blocks.0.attn.softmax", "blocks.0.mlp.gelu", "blocks.0.add1")
 # one attention head at fixed foldings (tp, cip, cop), not at a plan's, which moves with the
 # coefficients: the foldings HG-PIPE's II and the fastest VCK190 plan have taken
-FULL_HEADS = {"blocks.0.attn.qk": ((2, 16, 2), (2, 4, 4), (4, 2, 7), (4, 4, 4)),
-              "blocks.0.attn.av": ((2, 2, 16), (2, 7, 4), (4, 7, 2), (4, 4, 4))}
+# and standard DeiT-tiny's (198 rows at TP 2), whose K/V words of 9 and 18 keys are
+# gathered from beats of 2
+FULL_HEADS = {(FULL_MODEL, "blocks.0.attn.qk"): ((2, 16, 2), (2, 4, 4), (4, 2, 7), (4, 4, 4)),
+              (FULL_MODEL, "blocks.0.attn.av"): ((2, 2, 16), (2, 7, 4), (4, 7, 2), (4, 4, 4)),
+              ("deit-tiny", "blocks.0.attn.qk"): ((2, 4, 9),),
+              ("deit-tiny", "blocks.0.attn.av"): ((2, 18, 2), (2, 9, 4))}
 
 
 @functools.cache
@@ -178,13 +181,14 @@ def full_heads():
     """``FULL_HEADS``: (label, graph, stage, folding, tokens, in_channels, banks, factory)."""
     from hgpipe.graph.stages import AttentionScores
     from hgpipe.rtl.attention import AvHead, QkHead
-    g, out = full_graph(), []
-    for name, folds in FULL_HEADS.items():
-        st = g[name]
-        t, cin = stage_dims(g, st)
-        unit = QkHead if isinstance(st, AttentionScores) else AvHead
+    out = []
+    for (model, name), folds in FULL_HEADS.items():
         for f in (Folding(*x) for x in folds):
-            out.append((f"full/{name}/{f}", g, name, f, t, cin, 2,
+            g = full_graph(model).streamed(f.tp)
+            st = g[name]
+            t, cin = stage_dims(g, st)
+            unit = QkHead if isinstance(st, AttentionScores) else AvHead
+            out.append((f"full/{model}/{name}/{f}", g, name, f, t, cin, 2,
                         lambda st=st, f=f, t=t, unit=unit: unit(st, f, 0, t, 2)))
     return out
 
@@ -484,10 +488,9 @@ def main() -> None:
         with census() as uses:  # the memories the instance builds (not AV's output FIFOs)
             text = verilog(make(), top)
         # -nobram: every memory in LUTs, its read registers in flip-flops; with ``blocks``,
-        # memories where Yosys maps them (an attention head's deep K/V banks are two
+        # memories where Yosys maps them (an attention head's deep K/V memories are two
         # thirds of it in LUTs, past what the LUTRAM model was measured on): the LUTRAM
         # cells it makes and the read multiplexers of the block ones are the memories'
-        lat = default().read_latency
         mems = None if blocks else sum(lut_cost(u.width, u.depth, u.kind == "rom", u.words)
                                        * u.copies for u in uses)
         mux = sum(block_mux_luts(MemoryKind.BRAM, u.width, u.depth, u.kind == "rom") * u.copies
@@ -498,7 +501,8 @@ def main() -> None:
                        "ff_size": dp.ff_size * k,
                        "model_dsp": dp.dsp * k,
                        "memory_luts": mems, "block_mux": mux if blocks else 0,
-                       "pipe_ff": k * dp.pipe_ff + sum(u.width * u.copies * lat for u in uses),
+                       "pipe_ff": k * dp.pipe_ff + sum(u.width * u.copies * u.latency
+                                                       for u in uses),
                        "pipe_lut": k * dp.pipe_lut}
         flags = ("-nobram" if MODEL_KIND[st.kind] in DSP_KINDS else NO_DSP) + " " + SYNTH_FLAGS
         if blocks:

@@ -131,9 +131,9 @@ class _Linear(Contract):
 
 class _Attention(Contract):
     """A per-head unit: one (query group, chunk, chunk) a cycle, heads in parallel; it also
-    takes in the whole QKV stream, one beat a cycle. K and V are banked by key (key mod
-    cop for K, key mod cip for V) so that the ``tp`` keys of a beat land in distinct
-    banks: at least ``tp`` banks."""
+    takes in the whole QKV stream, one beat a cycle. A word of K holds cop keys (of V, cip
+    keys), so a beat's ``tp`` keys fill at most one word and start at most one more: at
+    least ``tp`` keys a word."""
 
     per_head = True
 

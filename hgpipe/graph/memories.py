@@ -31,8 +31,9 @@ def q_ring_groups(tokens: int, tp: int) -> int:
 @dataclass(frozen=True)
 class MemoryDecl:
     """One memory of a unit: ``words`` words of ``width`` bits (``signed``: the words'
-    shape), read ``latency`` cycles after the address. ``copies``: identical memories the
-    unit builds (K/V banks) or, for a ROM, its read ports (one copy each). A table ROM
+    shape), read ``latency`` cycles after the address (0: as it is addressed, which only
+    LUT RAM does). ``copies``: identical memories the
+    unit builds or, for a ROM, its read ports (one copy each). A table ROM
     carries its ``table``, whose words the resource model costs it by."""
 
     name: str
@@ -65,23 +66,34 @@ def linear(st: Linear, f, tokens, channels, pipe: Pipelining, banks):
             MemoryDecl("bias", f.cop * ab, no, rom=True, latency=lat))
 
 
+def keyed(name: str, slots: int, lanes: int, bits: int, tokens: int, chunks: int, tp: int,
+          banks: int, latency: int) -> tuple[MemoryDecl, ...]:
+    """K or V of one head (``rtl.attention.QkvWriter.keyed``): a word holds one chunk's
+    ``lanes`` elements of ``slots`` consecutive keys, so one read gives a chunk of keys,
+    ``banks`` images deep; and, where a beat's ``tp`` keys fill only part of a word, the
+    words being gathered (a word a chunk, the last slot left out: it completes the word),
+    read as they are addressed (``latency`` 0: LUT RAM)."""
+    word = lanes * bits
+    out = (MemoryDecl(name, slots * word, banks * (tokens // slots) * chunks, latency=latency),)
+    if slots > tp:
+        out += (MemoryDecl(f"{name}_gather", (slots - 1) * word, chunks, latency=0),)
+    return out
+
+
 def qk(st: AttentionScores, f, tokens, channels, pipe: Pipelining, banks):
-    # K in cop banks of one key's cip channels (key mod cop), ``banks`` images deep; Q as
-    # its beats in a wait ring
+    # K: cop keys of cip channels a word; Q as its beats in a wait ring
     xb, lat, nd = st.in_ranges[0].bits, pipe.read_latency, st.head_dim // f.cip
-    return (MemoryDecl("k", f.cip * xb, banks * (tokens // f.cop) * nd, copies=f.cop,
-                       latency=lat),
-            MemoryDecl("q_wait", f.tp * f.cip * xb, q_ring_groups(tokens, f.tp) * nd,
-                       latency=lat))
+    return keyed("k", f.cop, f.cip, xb, tokens, nd, f.tp, banks, lat) + (
+        MemoryDecl("q_wait", f.tp * f.cip * xb, q_ring_groups(tokens, f.tp) * nd,
+                   latency=lat),)
 
 
 def av(st: AttentionValue, f, tokens, channels, pipe: Pipelining, banks):
-    # V in cip banks of one key's cop dims (key mod cip), ``banks`` images deep; the
-    # softmax rows double-buffered (each head's output FIFO is a netlist part)
+    # V: cip keys of cop dims a word; the softmax rows double-buffered (each head's output
+    # FIFO is a netlist part)
     pb, vb, lat = st.in_ranges[0].bits, st.in_ranges[-1].bits, pipe.read_latency
-    return (MemoryDecl("v", f.cop * vb, banks * (st.head_dim // f.cop) * (tokens // f.cip),
-                       copies=f.cip, latency=lat),
-            MemoryDecl("rows", f.tp * f.cip * pb, 2 * (tokens // f.cip), latency=lat))
+    return keyed("v", f.cip, f.cop, vb, tokens, st.head_dim // f.cop, f.tp, banks, lat) + (
+        MemoryDecl("rows", f.tp * f.cip * pb, 2 * (tokens // f.cip), latency=lat),)
 
 
 def lookup(t: PotTable, out: IntRange, lanes: int, pipe: Pipelining) -> MemoryDecl:

@@ -151,8 +151,9 @@ def build(graph: IntGraph, board: Board, tp: int, chosen: dict[str, Option],
             m, (kind, count) = next(placement)
             res = res + placed(kind, count, m)
             # read registers: in LUTs every one is flip-flops; a block RAM or URAM holds the
-            # first, and Yosys leaves the output register (latency 2) in flip-flops beside it
-            if kind in ON_CHIP:
+            # first, and Yosys leaves the output register (latency 2) in flip-flops beside it;
+            # a memory read as it is addressed has none
+            if kind in ON_CHIP and not m.async_read:
                 res = res + Resources(ff=register_bits(
                     m, pipe.read_latency - (kind is not MemoryKind.LUTRAM)))
             kinds.append((mem.name, kind))

@@ -3,6 +3,8 @@ that meet a target II at the least cost, or the fastest plan that fits the board
 
 from __future__ import annotations
 
+import re
+
 from ..errors import PlanError
 from ..graph.graph import IntGraph
 from ..graph.pipeline import Pipelining
@@ -14,6 +16,10 @@ from .fold import Folder, Option
 from .plan import Offchip, Plan
 
 TP_CHOICES = (1, 2, 4, 7, 8)
+# Where the plan at an II misses the budget, each stage role (a stage of every block) tries
+# its foldings that meet the II within this share of its cheapest one's cost: the stages'
+# costs leave out the FIFOs their lanes imply, which can decide whether block RAM holds
+NEAR_TIE = 0.05
 
 
 def _tp_choices(graph: IntGraph) -> list[int]:
@@ -122,14 +128,14 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
             if progress:
                 progress(f"{'searching IIs' if search else 'sizing buffers'} at TP={t}")
             if target_ii is not None:
-                plan = build(folder.graph, board, t, folder.choose(target_ii), target_ii, model,
-                             clock, offchip, status)
+                plan = _built(folder, folder.choose(target_ii), target_ii, target_ii, model,
+                              clock, offchip, status)
                 if not plan.fits:
                     why[t] = f"it needs {_limit(plan)}"
                     continue
             elif not search:
-                plan = build(folder.graph, board, t, folder.choose(bound), None, model, clock,
-                             offchip, status)
+                plan = _built(folder, folder.choose(bound), bound, None, model, clock, offchip,
+                              status)
                 if not plan.fits:
                     why[t] = f"the plan at II {bound:,} needs {_limit(plan)}"
                     continue
@@ -147,6 +153,45 @@ def make_plan(graph: IntGraph, board: Board, *, target_ii: int | None = None,
         raise PlanError(f"{what} on {board.name}: "
                         + "; ".join(f"at TP={t} {w}" for t, w in why.items()))
     return best
+
+
+def _excess(plan: Plan) -> float:
+    """The plan's most used resource as a share of its budget (above 1: it does not fit)."""
+    r, b = plan.resources, plan.board.budget()
+    return max(getattr(r, k) / b[k] for k in KINDS if b[k])
+
+
+def _role(name: str) -> str:
+    return re.sub(r"^blocks\.\d+\.", "blocks.*.", name)
+
+
+def _repaired(plan: Plan, folder: Folder, chosen: dict[str, Option], ii: int, make) -> Plan:
+    """``plan`` (built by ``make(chosen)``) or, if it misses the budget by at most
+    ``NEAR_TIE``, the first plan that fits, or else the least over, of those where one
+    stage role at a time takes another near-tie folding: a descent, one role changed, then
+    kept if better. A plan further over is left as it is: near ties will not save it."""
+    if plan.fits or _excess(plan) > 1 + NEAR_TIE:
+        return plan
+    roles: dict[str, list[str]] = {}
+    for name in chosen:
+        roles.setdefault(_role(name), []).append(name)
+    for names in roles.values():
+        if plan.fits:
+            break
+        opts = folder.options[names[0]]
+        best = chosen[names[0]].cost
+        for alt in [o for o in opts if o.cycles <= ii and o.cost <= best * (1 + NEAR_TIE)
+                    and o.folding != chosen[names[0]].folding]:
+            trial = dict(chosen)
+            for n in names:    # the roles' stages are alike: their options too
+                trial[n] = next((o for o in folder.options[n] if o.folding == alt.folding),
+                                trial[n])
+            candidate = make(trial)
+            if candidate.fits or _excess(candidate) < _excess(plan):
+                plan, chosen = candidate, trial
+                if plan.fits:
+                    break
+    return plan
 
 
 def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
@@ -174,13 +219,21 @@ def _stage_fit_ii(folder: Folder, board: Board) -> int | None:
 
 def _fastest_fit(board, folder: Folder, bound: int, model: str, clock: float, offchip: str,
                  status: bool, below: int | None = None) -> Plan | None:
-    """The first of the 16 IIs above the stage-only bound (and under ``below``) whose whole
-    plan, FIFOs included, fits. A scan, not a search: where BRAM binds, a slower II's
+    """The first of the 16 IIs above the stage-only bound (and up to ``below``: an equally
+    fast plan may take fewer LUTs) whose whole plan, FIFOs included, fits. A scan, not a search: where BRAM binds, a slower II's
     narrower, deeper memories can pack worse, so fitting is not monotonic in the II."""
     for ii in [ii for ii in folder.candidate_iis()
-               if bound < ii and (below is None or ii < below)][:16]:
-        plan = build(folder.graph, board, folder.tp, folder.choose(ii), None, model, clock,
-                     offchip, status)
+               if bound < ii and (below is None or ii <= below)][:16]:
+        plan = _built(folder, folder.choose(ii), ii, None, model, clock, offchip, status)
         if plan.fits:
             return plan
     return None
+
+
+def _built(folder: Folder, chosen: dict[str, Option], ii: int, target_ii: int | None,
+           model: str, clock: float, offchip: str, status: bool) -> Plan:
+    """The plan of ``chosen`` at ``ii``, repaired where it misses the budget."""
+    def make(ch):
+        return build(folder.graph, folder.board, folder.tp, ch, target_ii, model, clock,
+                     offchip, status)
+    return _repaired(make(chosen), folder, chosen, ii, make)

@@ -54,6 +54,7 @@ class Memory:
     # LUTs of one copy in LUTs where its contents are known (a table's: ``rom_logic``);
     # None: a random-content ROM's (``lut_cost``)
     luts: int | None = None
+    async_read: bool = False  # read as it is addressed: LUT RAM only
 
     @property
     def bits(self) -> int:
@@ -91,7 +92,7 @@ def declared(decl: MemoryDecl, units: int = 1) -> Memory:
     a port; a table's ROM costed in LUTs by its contents."""
     luts = table_luts(decl.table, decl.width) if decl.table is not None else None
     return Memory(decl.name, decl.width, decl.words, rom=decl.rom, ports=units * decl.copies,
-                  luts=luts)
+                  luts=luts, async_read=decl.latency == 0)
 
 
 def register_bits(mem: Memory, latency: int) -> int:
@@ -156,13 +157,15 @@ def options(mem: Memory, rom_in_uram: bool = True) -> dict[MemoryKind, float]:
     its contents loaded by the bitstream, which UltraScale+ URAM cannot take (Versal's
     can): ``rom_in_uram``."""
     return dict(_options(mem.width, mem.depth, mem.rom, mem.ports, rom_in_uram,
-                         mem.offchip_bytes, mem.lut_extra, mem.luts))
+                         mem.offchip_bytes, mem.lut_extra, mem.luts, mem.async_read))
 
 
 @cache  # the planner costs the same few geometries tens of thousands of times
 def _options(width: int, depth: int, rom: bool, ports: int, rom_in_uram: bool,
-             offchip_bytes: int = 0, lut_extra: float = 0.0, luts: int | None = None
-             ) -> tuple[tuple[MemoryKind, float], ...]:
+             offchip_bytes: int = 0, lut_extra: float = 0.0, luts: int | None = None,
+             async_read: bool = False) -> tuple[tuple[MemoryKind, float], ...]:
+    if async_read:
+        return ((MemoryKind.LUTRAM, float(lut_cost(width, depth, False) * ports)),)
     out = [(MemoryKind.BRAM, bram_cost(width, depth, rom) * ports)]
     if rom or depth <= RAM_LUTRAM_MAX_DEPTH:
         one = lut_cost(width, depth, rom) if luts is None else luts
@@ -199,7 +202,8 @@ def place_in(mem: Memory, budget: tuple[tuple[str, int], ...], rom_in_uram: bool
     for kind, n in options(mem, rom_in_uram).items():
         b = budget.get(BUDGET_KEY[kind], 0)
         if not b or kind is MemoryKind.DDR or (kind is MemoryKind.LUTRAM
-                                               and mem.depth > LUTRAM_MAX_DEPTH):
+                                               and mem.depth > LUTRAM_MAX_DEPTH
+                                               and not mem.async_read):
             continue
         frac = n / b
         if best is None or frac < best[0]:
@@ -254,6 +258,7 @@ def place_all(mems: list[Memory], budget: dict[str, int], used: dict[str, float]
             total["lut"] = total.get("lut", 0) + ddr_luts(mems[i])
         choice[i] = (alt, m)
     _relieve_luts(choice, opts, budget, total)
+    _exchange(choice, opts, budget, total)
     return choice
 
 
@@ -276,3 +281,38 @@ def _relieve_luts(choice, opts, budget, total) -> None:
         total["lut"] -= n
         total[k] = total.get(k, 0) + m
         choice[i] = (alt, m)
+
+
+def _exchange(choice, opts, budget, total) -> None:
+    """Where block memory is full, trade it for LUTs: a memory in LUTs takes a block kind's
+    blocks that memories cheaper in LUTs (per block) held, those going to LUT RAM, when
+    that saves LUTs. The greedy placement fills the blocks first come, first placed: a
+    FIFO in block RAM can keep out a weight ROM that costs ten times the LUTs."""
+    lutram = MemoryKind.LUTRAM
+    for kind in (MemoryKind.BRAM, MemoryKind.URAM):
+        k = BUDGET_KEY[kind]
+        if not budget.get(k):
+            continue
+        movers = sorted(((-n / opts[i][kind], i) for i, (c, n) in enumerate(choice)
+                         if c is lutram and opts[i].get(kind, 0) > 0))
+        for neg, i in movers:
+            kind_i, luts = choice[i]
+            need = opts[i][kind] - (budget[k] - total.get(k, 0))
+            if kind_i is not lutram or need <= 0:   # room without a trade: _relieve_luts's
+                continue
+            out, freed, cost = [], 0.0, 0.0
+            for per, j in sorted((opts[j][lutram] / n, j) for j, (c, n) in enumerate(choice)
+                                 if c is kind and n > 0 and lutram in opts[j]):
+                if per >= -neg or freed >= need:
+                    break
+                out.append(j)
+                freed += choice[j][1]
+                cost += opts[j][lutram]
+            if freed < need or cost >= luts:
+                continue
+            for j in out:
+                total[k] -= choice[j][1]
+                choice[j] = (lutram, opts[j][lutram])
+            total[k] += opts[i][kind]
+            total["lut"] = total.get("lut", 0) + cost - luts
+            choice[i] = (kind, opts[i][kind])

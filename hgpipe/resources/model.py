@@ -169,15 +169,14 @@ def datapath(st: Stage, f: Folding, tokens: int, in_channels: int, heads: int = 
         h, ab = st.heads, _bits(d["out"])
         lut, dsp, ff = _products(h * f.tp * f.cop, st.in_ranges[0], st.in_ranges[-1], ab,
                                  f.cip)
-        # LUTs in two terms: the dot products, and per K/V bank its write port: the
-        # address arithmetic, and the multiplexer picking which of a beat's tp keys the
-        # bank takes, a word wide, which folds away when there are as many banks as keys
-        # a beat (``QkvWriter.keyed``: the slot is then fixed); FFs: the accumulators and
-        # the output register (``stream.mac``), a word each
-        kv = mems[0]        # K or V, a bank a copy
-        banks = f.cop if isinstance(st, AttentionScores) else f.cip
-        lut = (lut, h * banks * ((kv.depth - 1).bit_length()
-                                 + (kv.width if f.tp < banks else 0)))
+        # LUTs in two terms: the dot products, and the K/V write port: its address
+        # arithmetic, and where a beat fills only part of a word, the multiplexers that
+        # merge its keys with the gathered ones, a word wide (``QkvWriter.keyed``; the
+        # gather memory is costed where it is placed); FFs: the accumulators and the
+        # output register (``stream.mac``), a word each
+        kv = mems[0]        # K or V: a key chunk a word
+        keys = f.cop if isinstance(st, AttentionScores) else f.cip
+        lut = (lut, h * ((kv.depth - 1).bit_length() + (kv.width if f.tp < keys else 0)))
         return Datapath(lut, 2 * ff, dsp, mems,
                         mac_pipe_ff(h * f.tp * f.cop, st.in_ranges[0], st.in_ranges[-1], f.cip,
                                     pipe))

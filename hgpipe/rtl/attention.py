@@ -7,19 +7,19 @@ many as the plan says), so the next image is written while this one is computed:
 * ``QkHead`` stores K, and Q in a wait ring (rows must wait until all of K is in; each is
   read for every key chunk, then freed: one image and two groups, not two images), then
   for each query group, key chunk and dim chunk multiplies ``tp x cop x cip`` pairs.
-* ``AvHead`` stores V (transposed by its addressing: one word is one key's ``cop`` dims),
+* ``AvHead`` stores V (a word's slots are keys of ``cop`` dims, transposed by wiring),
   takes softmax rows into a double-buffered row memory, and for each query group, dim
   chunk and key chunk multiplies ``tp x cop x cip`` pairs.
 
-K and V are banked by key (K: key mod cop, V: key mod cip), so one read gives a chunk of
-keys, and the ``tp`` consecutive keys of a written beat fall in different banks (the
-contract asks for at least ``tp`` banks). The heads' outputs are concatenated by
+A word of K holds a key chunk (cop keys), a word of V too (cip keys), so one read gives
+a chunk of keys; a beat's ``tp`` keys are gathered into words (``QkvWriter.keyed``; the
+contract asks for at least ``tp`` keys a word). The heads' outputs are concatenated by
 ``plumbing.Merge``.
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Mux, Signal
+from amaranth import Array, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -95,38 +95,58 @@ class QkvWriter:
             m.d.sync += oldest.eq(Mux(oldest == words - n, 0, oldest + n))
         return mem, oldest
 
-    def keyed(self, part: int, head: int, decl: MemoryDecl, style: str | None = None
-              ) -> tuple[list[Ram], int]:
-        """``n`` banks (``decl``'s copies, the contract's) of one key's ``lanes``
-        elements: key ``k`` in bank ``k mod n`` at ``(image, k // n, chunk)``; returns the
-        banks and the words per image."""
-        m, tp, bits, n = self.m, self.tp, self.lanes * self.x.bits, decl.copies
+    def keyed(self, part: int, head: int, decls: dict[str, MemoryDecl], name: str
+              ) -> tuple[Ram, int]:
+        """One head's K or V (``decls[name]``, the contract's): key ``k``'s ``lanes``
+        elements in slot ``k mod n`` of the word at ``(image, k // n, chunk)``, ``n`` keys
+        a word; returns the memory and its words per image.
+
+        A beat brings ``tp <= n`` keys of one chunk. Where they fill only part of a word,
+        its earlier slots wait in the gather memory (``decls[name + "_gather"]``, a word a
+        chunk, read as it is addressed), and the word is written whole, once, by the beat
+        with its last key; that beat's keys past the word start the next one. One memory
+        a head, not one a slot: its words pack into block RAM as one key's could not."""
+        m, tp, bits = self.m, self.tp, self.lanes * self.x.bits
+        decl = decls[name]
+        n = decl.width // bits
         rows = self.tokens // n
         depth = rows * self.chunks
-        # the group's first key, group * tp = row0 * n + bank0 (tp <= n: one wrap at most)
-        bank0, row0 = Signal(range(n), name=f"{self.name}_bank0"), Signal(range(rows + 1))
+        mem = Ram.declared(decl, self.styles.get(name))
+        m.submodules[f"{self.name}_{name}"] = mem
+        wp = mem.write_port()
+        mine = self.mine(part, head)
+        # the group's first key, group * tp = row0 * n + slot0 (tp <= n: one wrap at most)
+        slot0, row0 = Signal(range(n), name=f"{self.name}_slot0"), Signal(range(rows + 1))
         with m.If(self.image_done):
-            m.d.sync += [bank0.eq(0), row0.eq(0)]
+            m.d.sync += [slot0.eq(0), row0.eq(0)]
         with m.Elif(self.group_step):
-            wraps = bank0 + tp >= n
-            m.d.sync += [bank0.eq(Mux(wraps, bank0 + tp - n, bank0 + tp)),
+            wraps = slot0 + tp >= n
+            m.d.sync += [slot0.eq(Mux(wraps, slot0 + tp - n, slot0 + tp)),
                          row0.eq(row0 + wraps)]
-        slots = Array(self.s.payload[t * bits:(t + 1) * bits] for t in range(tp))
-        mems = []
-        for b in range(n):
-            mem = Ram.declared(decl, style)
-            m.submodules[f"{self.name}_bank{b}"] = mem
-            wp = mem.write_port()
-            t = Signal(range(n), name=f"{self.name}_slot{b}")   # the slot that writes bank b
-            m.d.comb += t.eq(b - bank0 if b == n - 1 else Mux(b >= bank0, b - bank0,
-                                                              b + n - bank0))
-            row = row0 + (b < bank0) if b < n - 1 else row0
-            # does one of the beat's tp keys land in bank b? (a constant when tp == n)
-            in_beat = 1 if tp == n else (t == 0 if tp == 1 else t < tp)
-            m.d.comb += [wp.addr.eq(self.wb * depth + row * self.chunks + self.chunk),
-                         wp.data.eq(slots[t]), wp.en.eq(self.mine(part, head) & in_beat)]
-            mems.append(mem)
-        return mems, depth
+        m.d.comb += wp.addr.eq(self.wb * depth + row0 * self.chunks + self.chunk)
+        if n == tp:     # every beat is a whole word
+            m.d.comb += [wp.data.eq(self.s.payload), wp.en.eq(mine)]
+            return mem, depth
+        keys = Array(self.s.payload[t * bits:(t + 1) * bits] for t in range(tp))
+        gather = Ram.declared(decls[f"{name}_gather"], self.styles.get(f"{name}_gather"))
+        m.submodules[f"{self.name}_{name}_gather"] = gather
+        gw, gr = gather.write_port(), gather.read_port()
+        old = [gr.data[s * bits:(s + 1) * bits] for s in range(n - 1)]
+        merged, word = [], []
+        for s in range(n):
+            t = Signal(range(n), name=f"{self.name}_key{s}")   # the beat's key for slot s
+            m.d.comb += t.eq(s - slot0 if s == n - 1 else Mux(s >= slot0, s - slot0,
+                                                              s + n - slot0))
+            if s == n - 1:      # only the beat that completes a word writes its last slot
+                word.append(keys[t])
+                continue
+            merged.append(Mux(t < tp, keys[t], old[s]))
+            # below slot0, the word keeps its earlier keys where the beat starts the next
+            word.append(Mux(s >= slot0, merged[s], old[s]))
+        m.d.comb += [gr.addr.eq(self.chunk), gw.addr.eq(self.chunk),
+                     gw.data.eq(Cat(*merged)), gw.en.eq(mine),
+                     wp.data.eq(Cat(*word)), wp.en.eq(mine & (slot0 + tp >= n))]
+        return mem, depth
 
 
 class QkHead(wiring.Component):
@@ -154,7 +174,7 @@ class QkHead(wiring.Component):
         st, f, t = self.stage, self.f, self.tokens
         lat = self.pipe.read_latency
         w = QkvWriter(m, self.i, t, f.tp, f.cip, st.heads, st.head_dim, self.x, "qk",
-                      self.banks)
+                      self.banks, self.styles)
         ng, nk, nd = t // f.tp, t // f.cop, st.head_dim // f.cip
         en = ~self.o.valid | self.o.ready
         rb = Signal(range(w.banks))
@@ -164,12 +184,11 @@ class QkHead(wiring.Component):
                      free.eq(issue & (kc == nk - 1) & (dc == nd - 1))]
         mems = stage_memories(st, f, self.pipe, tokens=t, banks=self.banks)
         q_mem, oldest = w.ring(0, self.head, mems["q_wait"], free, self.styles.get("q_wait"))
-        k_mems, k_depth = w.keyed(1, self.head, mems["k"], self.styles.get("k"))
+        k_mem, k_depth = w.keyed(1, self.head, mems, "k")
         qp = q_mem.read_port()
         m.d.comb += [qp.addr.eq(oldest + dc), qp.en.eq(en)]
-        kps = [k.read_port() for k in k_mems]
-        for kp in kps:
-            m.d.comb += [kp.addr.eq(rb * k_depth + kc * nd + dc), kp.en.eq(en)]
+        kp = k_mem.read_port()
+        m.d.comb += [kp.addr.eq(rb * k_depth + kc * nd + dc), kp.en.eq(en)]
         done = count(m, issue, (qg, ng), (kc, nk), (dc, nd))
         with m.If(done):
             m.d.sync += rb.eq(next_bank(rb, w.banks))
@@ -178,7 +197,7 @@ class QkHead(wiring.Component):
             (issue, "v"), (dc == 0, "first"), (dc == nd - 1, "last")))
         bits = f.cip * self.x.bits
         q_words = [qp.data[tt * bits:(tt + 1) * bits] for tt in range(f.tp)]
-        mac(m, en, v1, first1, last1, q_words, [kp.data for kp in kps], self.x, self.x,
+        mac(m, en, v1, first1, last1, q_words, _slots(kp.data, f.cop), self.x, self.x,
             f.tp, f.cop, f.cip, st.out_range, self.o, self.pipe)
         return m
 
@@ -210,9 +229,9 @@ class AvHead(wiring.Component):
         st, f, t = self.stage, self.f, self.tokens
         lat = self.pipe.read_latency
         w = QkvWriter(m, self.i1, t, f.tp, f.cop, st.heads, st.head_dim, self.v, "v",
-                      self.banks)
+                      self.banks, self.styles)
         mems = stage_memories(st, f, self.pipe, tokens=t, banks=self.banks)
-        v_mems, v_depth = w.keyed(2, self.head, mems["v"], self.styles.get("v"))
+        v_mem, v_depth = w.keyed(2, self.head, mems, "v")
         nk, nd, ng = t // f.cip, st.head_dim // f.cop, t // f.tp
         # softmax rows: a double-buffered row memory, as in the linear stage
         m.submodules.row = row = Ram.declared(mems["rows"], self.styles.get("rows"))
@@ -235,9 +254,8 @@ class AvHead(wiring.Component):
         m.d.comb += [issue.eq(pfull.bit_select(pb, 1) & w.full.bit_select(vb, 1) & en),
                      self.busy.eq(issue),
                      rd.addr.eq(pb * nk + kc), rd.en.eq(en)]
-        vps = [v.read_port() for v in v_mems]
-        for vp in vps:
-            m.d.comb += [vp.addr.eq(vb * v_depth + kc * nd + oc), vp.en.eq(en)]
+        vp = v_mem.read_port()
+        m.d.comb += [vp.addr.eq(vb * v_depth + kc * nd + oc), vp.en.eq(en)]
         row_done = count(m, issue, (oc, nd), (kc, nk))
         with m.If(row_done):
             m.d.sync += pb.eq(~pb)
@@ -249,15 +267,20 @@ class AvHead(wiring.Component):
             (issue, "v"), (kc == 0, "first"), (kc == nk - 1, "last")))
         pbits = f.cip * self.p.bits
         p_words = [rd.data[tt * pbits:(tt + 1) * pbits] for tt in range(f.tp)]
-        # b[co][ci] = V[key ci][dim co]: regroup the banks' words (one key's cop dims each)
+        # b[co][ci] = V[key ci][dim co]: regroup the word's slots (one key's cop dims each)
         vbits = self.v.bits
-        v_cols = [_column(m, [vp.data for vp in vps], co, vbits) for co in range(f.cop)]
+        v_cols = [_column(_slots(vp.data, f.cip), co, vbits) for co in range(f.cop)]
         mac(m, en, v1, first1, last1, p_words, v_cols, self.p, self.v, f.tp, f.cop, f.cip,
             st.out_range, self.o, self.pipe)
         return m
 
 
-def _column(m: Module, words, co: int, bits: int):
+def _slots(word, n: int) -> list:
+    """The ``n`` keys of a K or V word (``QkvWriter.keyed``), slot 0 first."""
+    w = len(word) // n
+    return [word[s * w:(s + 1) * w] for s in range(n)]
+
+
+def _column(words, co: int, bits: int):
     """Element ``co`` of every word, packed as one word (a transpose by wiring)."""
-    from amaranth import Cat
     return Cat(*[wd[co * bits:(co + 1) * bits] for wd in words])

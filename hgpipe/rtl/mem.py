@@ -95,6 +95,33 @@ endmodule
 """
 
 
+ASYNC_RAM_MODULE = "hgpipe_lutram"
+
+
+def async_ram_verilog() -> str:
+    """The simple dual-port RAM whose read is not registered: LUT RAM."""
+    return f"""\
+// Simple dual-port RAM, its read port asynchronous: distributed (LUT) RAM.
+module {ASYNC_RAM_MODULE} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter ABITS = 1) (
+  input wire clk,
+  input wire we,
+  input wire [ABITS-1:0] waddr,
+  input wire [WIDTH-1:0] wdata,
+  /* verilator lint_off UNUSEDSIGNAL */
+  input wire re,
+  /* verilator lint_on UNUSEDSIGNAL */
+  input wire [ABITS-1:0] raddr,
+  output wire [WIDTH-1:0] rdata
+);
+  {_attribute("ram", "lutram")}reg [WIDTH-1:0] mem [0:DEPTH-1];
+  integer i;
+  initial for (i = 0; i < DEPTH; i = i + 1) mem[i] = {{WIDTH{{1'b0}}}};
+  always @(posedge clk) if (we) mem[waddr] <= wdata;
+  assign rdata = mem[raddr];
+endmodule
+"""
+
+
 def _abits(depth: int) -> int:
     return max(1, (depth - 1).bit_length())
 
@@ -118,13 +145,15 @@ class _Memory(Elaboratable):
     has that shape."""
 
     table = False     # a table ROM (``Rom``): costed in LUTs by its words
+    latencies = (1, 2)
 
     def __init__(self, shape, depth: int, style: str | None = None, latency: int = 1,
                  name: str | None = None):
         self.shape = Shape.cast(shape)
         self.name = name          # the stage contract's name for it (the census records it)
-        if latency not in (1, 2):
-            raise ValueError(f"memory: latency={latency}: expected 1 or 2")
+        if latency not in self.latencies:
+            raise ValueError(f"memory: latency={latency}: expected "
+                             + " or ".join(map(str, self.latencies)))
         self.latency = latency
         self.width, self.depth = self.shape.width, depth
         if self.width < 1 or depth < 1:
@@ -147,7 +176,10 @@ class _Memory(Elaboratable):
 
 
 class Ram(_Memory):
-    """``depth`` words, zero at start; one write port."""
+    """``depth`` words, zero at start; one write port. At ``latency`` 0 a read port's
+    ``data`` is the word at ``addr`` in the same cycle (LUT RAM only)."""
+
+    latencies = (0, 1, 2)
 
     def __init__(self, shape, depth: int, style: str | None = None, latency: int = 1,
                  name: str | None = None):
@@ -173,12 +205,20 @@ class Ram(_Memory):
             raise ValueError("Ram: no write port (a memory nothing writes is a Rom)")
         params = {"p_WIDTH": self.width, "p_DEPTH": self.depth, "p_ABITS": _abits(self.depth),
                   **({"p_LATENCY": 2} if self.latency == 2 else {})}
-        if self.style is not None:
-            _collected().setdefault(ram_module(self.style), self.style)
+        if self.latency == 0:
+            if self.style not in (None, "lutram"):
+                raise ValueError(f"Ram: latency 0 in {self.style}: only LUT RAM reads as it "
+                                 "is addressed")
+            module = ASYNC_RAM_MODULE
+            _collected().setdefault(module, None)
+        else:
+            module = ram_module(self.style)
+            if self.style is not None:
+                _collected().setdefault(module, self.style)
         _count("ram", self)
         for k, port in enumerate(self._reads):
             m.submodules[f"copy{k}"] = self._instance(
-                ram_module(self.style), params, port,
+                module, params, port,
                 {"i_we": w.en, "i_waddr": w.addr, "i_wdata": w.data})
         return m
 
@@ -297,6 +337,7 @@ class MemoryUse:
     copies: int
     words: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
     name: str | None = field(default=None, compare=False)
+    latency: int = field(default=1, compare=False)   # 0: no read registers
 
     @property
     def bits(self) -> int:
@@ -310,7 +351,8 @@ def _count(kind: str, mem: "_Memory") -> None:
     uses = _census.get()
     if uses is not None:
         words = tuple(mem.words) if mem.table else None
-        uses.append(MemoryUse(kind, mem.width, mem.depth, len(mem._reads), words, mem.name))
+        uses.append(MemoryUse(kind, mem.width, mem.depth, len(mem._reads), words, mem.name,
+                              mem.latency))
 
 
 @contextlib.contextmanager
@@ -373,6 +415,8 @@ def library(mems: dict) -> str:
     """The Verilog of the RAM module, of each placed RAM variant, of each generic ROM
     module and of every collected ROM, in a stable order."""
     def text(n: str) -> str:
+        if n == ASYNC_RAM_MODULE:
+            return async_ram_verilog()
         if n.startswith(RAM_MODULE):
             return ram_verilog(mems[n])
         if n.startswith(ROM_FILE_MODULE):

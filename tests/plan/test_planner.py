@@ -13,7 +13,7 @@ from hgpipe.plan.fold import stage_dims
 from hgpipe.plan import make_plan
 from hgpipe.plan.schedule import Deadlock, simulate
 from hgpipe.resources.board import load_board
-from hgpipe.resources.memory import Memory, bram_cost, lut_cost, place_all
+from hgpipe.resources.memory import Memory, MemoryKind, bram_cost, lut_cost, place_all
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,25 @@ def test_memories_move_out_of_an_overfull_resource():
     placed = place_all(mems, budget, {"lut": 0})
     assert sum(n for k, n in placed if k == "bram") <= 2
     assert sum(n for k, n in placed if k == "lutram") <= 10000
+
+
+def test_a_rom_in_luts_takes_the_blocks_of_memories_cheaper_in_luts():
+    """Block RAM full, a weight ROM in LUTs: RAMs in the blocks that cost fewer LUTs
+    together than the ROM go to LUT RAM and the ROM takes their blocks; where they would
+    cost more, nothing moves."""
+    from hgpipe.resources.memory import _exchange
+    ram, rom = MemoryKind.BRAM, MemoryKind.LUTRAM
+    for ram_luts, moves in ((50, True), (300, False)):
+        opts = [{MemoryKind.BRAM: 1, MemoryKind.LUTRAM: ram_luts}] * 2 \
+            + [{MemoryKind.BRAM: 2, MemoryKind.LUTRAM: 500}]
+        choice = [(ram, 1), (ram, 1), (rom, 500)]
+        total = {"bram": 2, "lut": 500}
+        _exchange(choice, opts, {"bram": 2, "lut": 1000, "uram": 0}, total)
+        if moves:
+            assert choice == [(MemoryKind.LUTRAM, 50)] * 2 + [(MemoryKind.BRAM, 2)]
+            assert total == {"bram": 2, "lut": 100}
+        else:
+            assert choice == [(ram, 1), (ram, 1), (rom, 500)] and total["lut"] == 500
 
 
 def test_deep_roms_go_to_luts_only_when_blocks_run_out():

@@ -1,6 +1,6 @@
 """The attention core in cocotb: QK^T and AV units of one head each, bit-exact against the
-golden stages, at foldings with one and several keys per beat and token groups that
-straddle key banks."""
+golden stages, at foldings with one and several keys per beat, and words of K and V that
+one beat fills or several (gathered); beats that straddle words are in ``test_padding``."""
 
 import pytest
 
