@@ -369,7 +369,7 @@ ROM_SHAPES = ((9, 512), (3, 2048), (9, 4096))   # (width, depth) of random-conte
 def rom_table() -> dict[str, int]:
     """LUTs Yosys (``-nobram``) maps a ROM of random words to, for ``ROM_SHAPES``: the
     deep LUT ROMs the memory model costs when block memory runs out."""
-    from hgpipe.rtl.mem import rom_verilog
+    from hgpipe.rtl.memtext import rom_verilog
     rng = np.random.default_rng(1)
     mods = {f"{w}x{d}": rom_verilog(f"rom{w}x{d}", w, rng.integers(0, 1 << w, d).tolist())
             for w, d in ROM_SHAPES}
@@ -392,10 +392,10 @@ def ram_table() -> dict[str, int]:
     """LUTs Yosys maps a distributed simple dual-port RAM to (RAM64M8 columns, the write
     decode and the read multiplexer past 64 words), for ``RAM_SHAPES``: the deep LUTRAM
     the memory model costs."""
-    from hgpipe.rtl.mem import _abits, ram_module, ram_verilog
+    from hgpipe.rtl.memtext import abits, ram_module, ram_verilog
     mods = {}
     for w, d in RAM_SHAPES:
-        a = _abits(d)
+        a = abits(d)
         mods[f"{w}x{d}"] = ram_verilog("lutram") + (
             f"module ram{w}x{d}(input wire clk, input wire we, input wire re,"
             f" input wire [{a - 1}:0] waddr, input wire [{a - 1}:0] raddr,"

@@ -9,7 +9,8 @@ from ..graph.graph import IntGraph
 from ..plan.plan import Plan
 from .accelerator import Accelerator
 from .axi import AxiParams
-from .mem import collecting, library
+from .mem import collecting
+from .memtext import library
 from .separate import Parts
 
 TOP = "hgpipe_top"

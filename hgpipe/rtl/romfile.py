@@ -1,6 +1,6 @@
 """ROM contents as data: a part converted on its own (``hgpipe.rtl.separate``) leaves its
 ROMs' words out of its Verilog. Each ROM is then an instance of a generic module
-(``mem.rom_file_verilog``) that loads ``$readmemh`` from a file: its part's instance name
+(``memtext.rom_file_verilog``) that loads ``$readmemh`` from a file: its part's instance name
 and its slot number within the part. Parts that differ only by their ROM contents (the
 encoder blocks' linear stages) then share one module.
 
