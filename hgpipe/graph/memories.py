@@ -32,9 +32,9 @@ def q_ring_groups(tokens: int, tp: int) -> int:
 class MemoryDecl:
     """One memory of a unit: ``words`` words of ``width`` bits (``signed``: the words'
     shape), read ``latency`` cycles after the address (0: as it is addressed, which only
-    LUT RAM does). ``copies``: identical memories the
-    unit builds or, for a ROM, its read ports (one copy each). A table ROM
-    carries its ``table``, whose words the resource model costs it by."""
+    LUT RAM does). ``copies``: identical memories the unit builds or, for a ROM, its read
+    ports (one copy each). A table ROM carries its ``table``, whose words the resource
+    model costs it by."""
 
     name: str
     width: int
