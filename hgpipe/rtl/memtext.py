@@ -33,6 +33,15 @@ def ram_module(style: str | None) -> str:
     return RAM_MODULE if style is None else f"{RAM_MODULE}_{style}"
 
 
+# the clock and write port every RAM module starts its ports with
+_WRITE_PORT = """\
+  input wire clk,
+  input wire we,
+  input wire [ABITS-1:0] waddr,
+  input wire [WIDTH-1:0] wdata,
+"""
+
+
 def ram_verilog(style: str | None = None) -> str:
     """The simple dual-port RAM module, placed as ``style`` (or where the tool chooses).
     ``LATENCY`` 2 adds the output register (block RAM's DOB_REG, URAM's OREG): the read
@@ -41,11 +50,7 @@ def ram_verilog(style: str | None = None) -> str:
 // Simple dual-port RAM: one write port, one read port (read-first) of LATENCY 1 or 2.
 module {ram_module(style)} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter ABITS = 1,
     parameter LATENCY = 1) (
-  input wire clk,
-  input wire we,
-  input wire [ABITS-1:0] waddr,
-  input wire [WIDTH-1:0] wdata,
-  input wire re,
+{_WRITE_PORT}  input wire re,
   input wire [ABITS-1:0] raddr,
   output reg [WIDTH-1:0] rdata
 );
@@ -78,11 +83,7 @@ def async_ram_verilog() -> str:
     return f"""\
 // Simple dual-port RAM, its read port asynchronous: distributed (LUT) RAM.
 module {ASYNC_RAM_MODULE} #(parameter WIDTH = 1, parameter DEPTH = 2, parameter ABITS = 1) (
-  input wire clk,
-  input wire we,
-  input wire [ABITS-1:0] waddr,
-  input wire [WIDTH-1:0] wdata,
-  /* verilator lint_off UNUSEDSIGNAL */
+{_WRITE_PORT}  /* verilator lint_off UNUSEDSIGNAL */
   input wire re,
   /* verilator lint_on UNUSEDSIGNAL */
   input wire [ABITS-1:0] raddr,
