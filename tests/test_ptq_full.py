@@ -69,6 +69,29 @@ def test_rounding_is_floor_or_ceil_on_the_grid_and_the_block_comes_closer(micro)
         assert _block_error(q, fp, x) < 0.8 * _block_error(nearest, fp, x)
 
 
+def test_each_step_switches_off(micro):
+    """The ablation's switches: without AdaRound the weights stay where rounding to nearest
+    puts them; without LSQ the activation steps stay the observed ones; the biases learn
+    either way."""
+    cfg, w, calib, _ = micro
+    fp = from_weights(cfg, w).eval()
+    nearest = prepare(fp, calib, BITS, seed=0)
+    q = reconstructed(cfg, w, calib, BITS, Reconstruction(iters=100, output_iters=0, seed=0,
+                                                          rounding=False, steps=False))
+    for (name, lin), (_, lin0) in zip(_linears(q), _linears(nearest)):
+        step = float(lin.wq.step.detach())
+        ints = torch.clamp(torch.round(lin.weight / step), -4, 3)
+        ints0 = torch.clamp(torch.round(lin0.weight / step), -4, 3)
+        assert torch.equal(ints, ints0), name
+    b, b0 = q.blocks[0], nearest.blocks[0]
+    for tap, fq in b.act_quantizers().items():
+        assert float(fq.step) == float(b0.act_quantizers()[tap].step), tap
+    assert not torch.equal(b.attn.proj.bias, b0.attn.proj.bias)
+    learned = reconstructed(cfg, w, calib, BITS, Reconstruction(iters=100, output_iters=0,
+                                                                seed=0, rounding=False))
+    assert float(learned.blocks[0].n1_q.step) != float(b0.n1_q.step)
+
+
 def test_the_graph_takes_the_learned_grid_and_steps(micro):
     cfg, w, calib, _ = micro
     q = reconstructed(cfg, w, calib, BITS, Reconstruction(iters=50, output_iters=20, seed=0))

@@ -12,6 +12,7 @@ import torch
 from hgpipe.model import preset
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 
+from hgpipe.quant.fakequant import FakeQuant
 from hgpipe.quant.torch_vit import TimmViT, enable_fake_quant, learned_steps, to_weights
 
 
@@ -36,3 +37,19 @@ def test_learned_residual_steps_reach_the_graph_as_its_shifts():
         bits=BitSpec.parse("w3a3"), scales=scales, signs=signs, bias_correction=False))
     assert [g[n].skip_shift for n in chain[1:]] == [round(k) for k in shifts]
     assert [g[n].out_scale for n in chain[1:]] == [scales[n] for n in chain[1:]]
+
+
+def test_evaluation_quantizes_at_the_step_itself_whatever_the_batch():
+    """In evaluation a quantizer rounds at its learned step exactly, as the integer graph
+    does: LSQ's gradient-scaled form of the step is an ULP off for some batch sizes (here
+    3 values at step 0.1), and one ULP moves a 3-bit model's top-1."""
+    fq = FakeQuant()
+    fq.set(3, True)
+    with torch.no_grad():
+        fq.step.fill_(0.1)
+    fq.eval()
+    step = fq.step.detach()
+    for n in (3, 5, 450):
+        x = torch.linspace(-0.5, 0.4, n)
+        expect = torch.clamp(torch.round(x / step), -4, 3) * step
+        assert torch.equal(fq(x), expect), n

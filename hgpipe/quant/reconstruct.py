@@ -46,7 +46,13 @@ ZETA, GAMMA = 1.1, -0.1     # AdaRound's rectified sigmoid stretch
 class Reconstruction:
     """Per block: ``iters`` Adam steps on batches of ``batch`` calibration images; the
     rounding regulariser (weight ``reg``) starts after ``warmup`` of them with its
-    exponent annealed from ``beta[0]`` to ``beta[1]``, as AdaRound's."""
+    exponent annealed from ``beta[0]`` to ``beta[1]``, as AdaRound's.
+
+    Each step of the method can be switched off, for the accuracy benchmark's ablation:
+    ``rounding=False`` keeps round-to-nearest weights, ``steps=False`` the observed
+    activation steps (the biases still learn), ``drop=0`` turns QDrop off,
+    ``output_iters=0`` the final fit to the float model's predictions and ``iters=0`` the
+    block reconstruction."""
 
     iters: int = 4000
     batch: int = 32
@@ -59,6 +65,8 @@ class Reconstruction:
     output_iters: int = 1000  # then the whole model against the float model's logits
     output_lr: float = 1e-4
     seed: int = 0
+    rounding: bool = True     # AdaRound; False: the weights round to nearest
+    steps: bool = True        # LSQ on the block's activation steps
 
 
 class AdaRound(nn.Module):
@@ -97,13 +105,14 @@ def _batched(fn, x: torch.Tensor, n: int = 128) -> torch.Tensor:
 def _fit_block(b: Block, xq: torch.Tensor, y: torch.Tensor, s: Reconstruction,
                gen: torch.Generator, tick: Callable[[], None]) -> None:
     rounds = []
-    for lin in b.linears().values():
+    for lin in b.linears().values() if s.rounding else ():
         lin.wq = AdaRound(lin.weight, lin.wq.step, lin.wq.bits)
         rounds.append(lin.wq)
-    steps = [fq.step for fq in b.act_quantizers().values() if fq.bits]
+    steps = [fq.step for fq in b.act_quantizers().values() if fq.bits and s.steps]
     biases = [lin.bias for lin in b.linears().values() if lin.bias is not None]
-    opt = torch.optim.Adam([{"params": [r.v for r in rounds], "lr": s.lr},
-                            {"params": steps + biases, "lr": s.step_lr}])
+    groups = [{"params": [r.v for r in rounds], "lr": s.lr},
+              {"params": steps + biases, "lr": s.step_lr}]
+    opt = torch.optim.Adam([g for g in groups if g["params"]])
     for p in (*steps, *biases):
         p.requires_grad_(True)
     for fq in b.act_quantizers().values():
@@ -112,7 +121,7 @@ def _fit_block(b: Block, xq: torch.Tensor, y: torch.Tensor, s: Reconstruction,
     for it in range(s.iters):
         idx = torch.randint(len(xq), (min(s.batch, len(xq)),), generator=gen)
         loss = (b(xq[idx]) - y[idx]).pow(2).sum(-1).mean()
-        if it >= start:
+        if it >= start and rounds:
             frac = (it - start) / max(1, s.iters - start)
             beta = s.beta[1] + 0.5 * (s.beta[0] - s.beta[1]) * (1 + math.cos(math.pi * frac))
             loss = loss + s.reg * sum(r.penalty(beta) for r in rounds)
