@@ -59,7 +59,8 @@ def run_seed(model_name: str, seed: int, epochs: int, qat_epochs: int, calib_n: 
              ablation: tuple[str, ...] = ()) -> dict:
     """Every row for one seed: ``{(kind, bits): (integer top-1, fake-quant top-1 or None,
     share of held-out images whose top-1 differs from the float model's)}``. With
-    ``ablation`` widths, the ablation's rows at those widths instead of PTQ full and QAT."""
+    ``ablation`` widths, the ablation's rows at those widths instead of PTQ full (and no QAT:
+    ``qat`` False)."""
     torch.set_num_threads(1)
     cfg = preset(model_name)
     xtr, ytr, xte, yte = digits_split(seed)
@@ -91,9 +92,7 @@ def run_seed(model_name: str, seed: int, epochs: int, qat_epochs: int, calib_n: 
     for bits in ablation:
         for kind, switches in ABLATION:
             rows[(kind, bits)] = full(bits, **switches)
-    if ablation:
-        return {"seed": seed, "rows": rows, "log": log, "held_out": len(xte), "train": len(xtr)}
-    for bits in ("w4a4", "w3a3"):
+    for bits in () if ablation else ("w4a4", "w3a3"):
         rows[("PTQ full", bits)] = full(bits)
     for bits in ("w4a4", "w3a3") if qat else ():
         t0 = time.perf_counter()
