@@ -49,7 +49,8 @@ TARGET_DROP = {("PTQ full", "w4a4"): 0.5, ("PTQ full", "w3a3"): 1.5, ("QAT", "w3
 ROWS = (("float", "-"), ("PTQ basic", "w8a8"), ("PTQ basic", "w4a4"), ("PTQ basic", "w3a3"),
         ("PTQ full", "w4a4"), ("PTQ full", "w3a3"), ("QAT", "w4a4"), ("QAT", "w3a3"))
 # PTQ full with one step off: the row's name and the Reconstruction switches
-ABLATION = (("PTQ full", {}), ("- AdaRound", {"rounding": False}), ("- LSQ steps", {"steps": False}),
+ABLATION = (("PTQ full", {}), ("- LayerNorm rescaling", {"rescale": 0.0}),
+            ("- AdaRound", {"rounding": False}), ("- LSQ steps", {"steps": False}),
             ("- QDrop", {"drop": 0.0}), ("- output fit", {"output_iters": 0}),
             ("output fit only", {"iters": 0}))
 

@@ -79,9 +79,10 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--per-channel", action="store_true", help="per-channel weight scales")
     p.add_argument("--ptq", default=Ptq.BASIC.value, choices=[w.value for w in Ptq],
                    help="post-training quantization: basic (default) observes each step "
-                   "and rounds to nearest; full reconstructs block by block on the "
-                   "calibration images, learning each weight's rounding and the activation "
-                   "steps (needs torch; give real images with --calib)")
+                   "and rounds to nearest; full evens the LayerNorm outputs' channel "
+                   "ranges into the linears they feed, then reconstructs block by block on "
+                   "the calibration images, learning each weight's rounding and the "
+                   "activation steps (needs torch; give real images with --calib)")
     p.add_argument("--ptq-iters", type=int, default=4000,
                    help="ptq full: optimizer steps a block (default %(default)s)")
     p.add_argument("--steps", help="learned steps .json ({\"scales\": {tap or weight: step}, "

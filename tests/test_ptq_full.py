@@ -15,13 +15,14 @@ from hgpipe.model import preset, random_weights, save_weights
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 from hgpipe.quant.qat import prepare
 from hgpipe.quant.reconstruct import Reconstruction, reconstruct, reconstructed
+from hgpipe.quant.rescale import rescale_norms
 from hgpipe.quant.torch_vit import from_weights
 
 from .conftest import images_for
 from .test_cli import hgpipe
 
 BITS = BitSpec.parse("w3a3")
-FAST = Reconstruction(iters=400, output_iters=0, seed=0)
+FAST = Reconstruction(iters=400, output_iters=0, seed=0, rescale=0)   # grids as observed
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,8 @@ def test_each_step_switches_off(micro):
     fp = from_weights(cfg, w).eval()
     nearest = prepare(fp, calib, BITS, seed=0)
     q = reconstructed(cfg, w, calib, BITS, Reconstruction(iters=100, output_iters=0, seed=0,
-                                                          rounding=False, steps=False))
+                                                          rounding=False, steps=False,
+                                                          rescale=0))
     for (name, lin), (_, lin0) in zip(_linears(q), _linears(nearest)):
         step = float(lin.wq.step.detach())
         ints = torch.clamp(torch.round(lin.weight / step), -4, 3)
@@ -88,8 +90,46 @@ def test_each_step_switches_off(micro):
         assert float(fq.step.detach()) == float(b0.act_quantizers()[tap].step.detach()), tap
     assert not torch.equal(b.attn.proj.bias, b0.attn.proj.bias)
     learned = reconstructed(cfg, w, calib, BITS, Reconstruction(iters=100, output_iters=0,
-                                                                seed=0, rounding=False))
+                                                                seed=0, rounding=False,
+                                                                rescale=0))
     assert float(learned.blocks[0].n1_q.step.detach()) != float(b0.n1_q.step.detach())
+
+
+@pytest.mark.parametrize("alpha", [0.25, 1.0])
+def test_rescaling_keeps_the_function_and_evens_the_norm_outputs(micro, alpha):
+    """The float model computes the same logits; each LayerNorm output is centred on the
+    calibration images and its half-ranges spread as ``h**(1 - alpha)``: at 1 all equal."""
+    cfg, w, calib, held_out = micro
+    fp = from_weights(cfg, w).eval()
+    moved = from_weights(cfg, w).eval()
+    x = torch.tensor(calib, dtype=torch.float32)
+    rescale_norms(moved, x, alpha)
+    with torch.no_grad():
+        for imgs in (calib, held_out):
+            t = torch.tensor(imgs, dtype=torch.float32)
+            np.testing.assert_allclose(moved(t).numpy(), fp(t).numpy(), rtol=0, atol=1e-4)
+        h, h0 = moved.embed(x), fp.embed(x)
+        for b, b0 in zip(moved.blocks, fp.blocks):
+            y, y0 = b.norm1(h).reshape(-1, cfg.embed_dim), b0.norm1(h0).reshape(-1, cfg.embed_dim)
+            lo, hi = y.min(0).values, y.max(0).values
+            np.testing.assert_allclose((hi + lo).numpy(), 0, atol=1e-4)    # centred
+            half, half0 = (hi - lo) / 2, (y0.max(0).values - y0.min(0).values) / 2
+            ratio = (half / half0 ** (1 - alpha)).numpy()
+            np.testing.assert_allclose(ratio, ratio.mean(), rtol=1e-4)
+            h, h0 = b(h), b0(h0)
+
+
+def test_rescaling_is_on_by_default_and_switches_off(micro):
+    """The default reconstruction starts from the rescaled model (its LayerNorm affines and
+    the linears they feed differ from the float model's), ``rescale=0`` from the model
+    itself; either way the integer graph takes what it learned."""
+    cfg, w, calib, _ = micro
+    fp = from_weights(cfg, w)
+    on = reconstructed(cfg, w, calib, BITS, Reconstruction(iters=5, output_iters=0, seed=0))
+    off = reconstructed(cfg, w, calib, BITS, Reconstruction(iters=5, output_iters=0, seed=0,
+                                                             rescale=0))
+    assert not torch.allclose(on.blocks[0].norm1.weight, fp.blocks[0].norm1.weight)
+    torch.testing.assert_close(off.blocks[0].norm1.weight, fp.blocks[0].norm1.weight)
 
 
 def test_the_graph_takes_the_learned_grid_and_steps(micro):

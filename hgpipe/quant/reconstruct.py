@@ -1,6 +1,8 @@
 """Post-training quantization by block reconstruction (``--ptq full``; needs torch).
 
-No labels: only the calibration images. The model is fake-quantized where the integer graph
+No labels: only the calibration images. First the LayerNorm outputs' per-channel ranges
+are evened out into the linears they feed (``rescale``: the float model's function
+unchanged). The model is fake-quantized where the integer graph
 quantizes (``torch_vit.fake_quantize``) and each encoder block in turn, fed the quantized
 model's own output of the blocks before it, is fitted to the float model's output of that
 block (BRECQ: Li et al., 2021):
@@ -37,6 +39,7 @@ from ..model import ViTConfig
 from ..model.weights import ViTWeights
 from .bits import BitSpec
 from .fakequant import FakeQuant
+from .rescale import rescale_norms
 from .torch_vit import Block, TimmViT, fake_quantize, from_weights, learned_steps, to_weights
 
 ZETA, GAMMA = 1.1, -0.1     # AdaRound's rectified sigmoid stretch
@@ -51,8 +54,9 @@ class Reconstruction:
     Each step of the method can be switched off, for the accuracy benchmark's ablation:
     ``rounding=False`` keeps round-to-nearest weights, ``steps=False`` the observed
     activation steps (the biases still learn), ``drop=0`` turns QDrop off,
-    ``output_iters=0`` the final fit to the float model's predictions and ``iters=0`` the
-    block reconstruction."""
+    ``output_iters=0`` the final fit to the float model's predictions, ``iters=0`` the
+    block reconstruction and ``rescale=0`` the LayerNorm outputs' rescaling (``rescale``:
+    its exponent)."""
 
     iters: int = 4000
     batch: int = 32
@@ -67,6 +71,7 @@ class Reconstruction:
     seed: int = 0
     rounding: bool = True     # AdaRound; False: the weights round to nearest
     steps: bool = True        # LSQ on the block's activation steps
+    rescale: float = 0.25     # LayerNorm output ranges into the next linear (0: off)
 
 
 class AdaRound(nn.Module):
@@ -160,12 +165,13 @@ def reconstructed(cfg: ViTConfig, weights: ViTWeights, calib: np.ndarray, bits: 
     """The fake-quantized model ``reconstruct`` exports."""
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
+    x = torch.tensor(np.asarray(calib), dtype=torch.float32)
     fp = from_weights(cfg, weights).eval()
+    rescale_norms(fp, x, s.rescale)     # the same function, its LayerNorm outputs evened
     q = copy.deepcopy(fp).train()
     fake_quantize(q, bits)
     for p in q.parameters():    # each block's fit turns on what it learns
         p.requires_grad_(False)
-    x = torch.tensor(np.asarray(calib), dtype=torch.float32)
     with torch.no_grad():
         q(x[:256])            # the MSE rule sets every step (and GELU's sign) on its first batch
     xf = _batched(fp.embed, x)
