@@ -40,7 +40,8 @@ from ..model.weights import ViTWeights
 from .bits import BitSpec
 from .fakequant import FakeQuant
 from .rescale import rescale_norms
-from .torch_vit import Block, TimmViT, fake_quantize, from_weights, learned_steps, to_weights
+from .torch_vit import (Block, TimmViT, batched, fake_quantize, from_weights, learned_steps,
+                        to_weights)
 
 ZETA, GAMMA = 1.1, -0.1     # AdaRound's rectified sigmoid stretch
 
@@ -100,11 +101,6 @@ class AdaRound(nn.Module):
 
     def penalty(self, beta: float) -> torch.Tensor:
         return (1 - (2 * self.up() - 1).abs().pow(beta)).sum()
-
-
-def _batched(fn, x: torch.Tensor, n: int = 128) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([fn(x[i:i + n]) for i in range(0, len(x), n)])
 
 
 def _fit_block(b: Block, xq: torch.Tensor, y: torch.Tensor, s: Reconstruction,
@@ -174,8 +170,8 @@ def reconstructed(cfg: ViTConfig, weights: ViTWeights, calib: np.ndarray, bits: 
         p.requires_grad_(False)
     with torch.no_grad():
         q(x[:256])            # the MSE rule sets every step (and GELU's sign) on its first batch
-    xf = _batched(fp.embed, x)
-    xq = _batched(q.embed, x)
+    xf = batched(fp.embed, x)
+    xq = batched(q.embed, x)
     done, total = 0, s.iters * cfg.depth + s.output_iters
 
     def tick() -> None:
@@ -185,9 +181,9 @@ def reconstructed(cfg: ViTConfig, weights: ViTWeights, calib: np.ndarray, bits: 
             progress(done, total)
 
     for bf, bq in zip(fp.blocks, q.blocks):
-        xf = _batched(bf, xf)
+        xf = batched(bf, xf)
         _fit_block(bq, xq, xf, s, gen, tick)
-        xq = _batched(bq, xq)
+        xq = batched(bq, xq)
     _fit_output(q, fp, x, s, gen, tick)
     return q
 
@@ -204,7 +200,7 @@ def _fit_output(q: TimmViT, fp: TimmViT, x: torch.Tensor, s: Reconstruction,
              if (n.endswith(".step") and ".wq." not in n) or p.ndim == 1]
     for p in learn:
         p.requires_grad_(True)
-    target = _batched(lambda t: fp(t).softmax(-1), x)
+    target = batched(lambda t: fp(t).softmax(-1), x)
     opt = torch.optim.Adam(learn, lr=s.output_lr)
     for _ in range(s.output_iters):
         idx = torch.randint(len(x), (min(s.batch, len(x)),), generator=gen)

@@ -16,26 +16,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .torch_vit import TimmViT
-
-
-def _batched_range(f, x: torch.Tensor, n: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel min and max of ``f`` over every token of ``x``."""
-    lo = hi = None
-    for i in range(0, len(x), n):
-        y = f(x[i:i + n]).reshape(-1, x.shape[-1])
-        blo, bhi = y.min(0).values, y.max(0).values
-        lo = blo if lo is None else torch.minimum(lo, blo)
-        hi = bhi if hi is None else torch.maximum(hi, bhi)
-    return lo, hi
+from .torch_vit import TimmViT, batched
 
 
 def _rescale(norm: nn.LayerNorm, lin: nn.Linear, h: torch.Tensor, alpha: float) -> None:
-    lo, hi = _batched_range(norm, h)
-    mid, half = (hi + lo) / 2, ((hi - lo) / 2).clamp(min=1e-6)
-    r = half ** alpha
+    y = batched(norm, h).reshape(-1, h.shape[-1])
+    lo, hi = y.min(0).values, y.max(0).values
+    # the centre moves into the linear's bias; a linear without one (qkv_bias false) keeps it
+    mid = (hi + lo) / 2 if lin.bias is not None else torch.zeros_like(lo)
+    r = ((hi - lo) / 2).clamp(min=1e-6) ** alpha
     r = r / r.mean()
-    lin.bias += lin.weight @ mid
+    if lin.bias is not None:
+        lin.bias += lin.weight @ mid
     norm.bias -= mid
     norm.weight /= r
     norm.bias /= r
@@ -49,11 +41,9 @@ def rescale_norms(model: TimmViT, x: torch.Tensor, alpha: float) -> None:
     if not alpha:
         return
     with torch.no_grad():
-        h = torch.cat([model.embed(x[i:i + 128]) for i in range(0, len(x), 128)])
+        h = batched(model.embed, x)
         for b in model.blocks:
             _rescale(b.norm1, b.attn.qkv, h, alpha)
-            h = torch.cat([h[i:i + 128] + b.attn(b.norm1(h[i:i + 128]))
-                           for i in range(0, len(h), 128)])
+            h = batched(lambda t, b=b: t + b.attn(b.norm1(t)), h)
             _rescale(b.norm2, b.mlp.fc1, h, alpha)
-            h = torch.cat([h[i:i + 128] + b.mlp(b.norm2(h[i:i + 128]))
-                           for i in range(0, len(h), 128)])
+            h = batched(lambda t, b=b: t + b.mlp(b.norm2(t)), h)

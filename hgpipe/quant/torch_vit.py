@@ -121,6 +121,12 @@ class TimmViT(nn.Module):
         return self.head(self.norm(x)[:, 0])
 
 
+def batched(fn, x: torch.Tensor, n: int = 128) -> torch.Tensor:
+    """``fn`` over ``x`` in batches of ``n`` (bounded memory on many images), no gradient."""
+    with torch.no_grad():
+        return torch.cat([fn(x[i:i + n]) for i in range(0, len(x), n)])
+
+
 def enable_fake_quant(model: TimmViT, weight: int, act: int, prob: int,
                       residual: int = 8) -> None:
     """Fake-quantize where hgpipe's integer graph quantizes: encoder weights, LayerNorm
