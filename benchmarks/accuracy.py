@@ -4,8 +4,9 @@
                                   [--only ptq|ablation] [--ptq-iters 4000]
 
 Rows: the float model; hgpipe's post-training quantization of it at each width, basic
-(observed steps, rounding to nearest) and full (``--ptq full``: block reconstruction with
-learned rounding and steps, on the same unlabelled calibration images); and
+(observed steps, rounding to nearest) and full (``--ptq full``: the LayerNorm outputs
+rescaled into the next linears, then block reconstruction with learned rounding and steps,
+on the same unlabelled calibration images); and
 the integer graph of a copy fine-tuned with fake quantization at the graph's own
 quantization points, residual stream included (QAT with learned steps, distilled from the
 float model, as low-bit deployments such as HG-PIPE's W3A3 DeiT are trained), built with
