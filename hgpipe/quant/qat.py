@@ -26,7 +26,7 @@ from ..golden import logits as int_logits
 from ..model import ViTConfig
 from .bits import BitSpec, QuantConfig
 from .calibrate import quantize_model
-from .torch_vit import TimmViT, fake_quantize, learned_steps, to_weights
+from .torch_vit import TimmViT, batched, fake_quantize, learned_steps, to_weights
 
 CHECKPOINT_KIND = "hgpipe-qat-checkpoint"
 INIT_IMAGES = 256       # the first training images set the initial steps
@@ -165,9 +165,7 @@ def finetune(float_model: TimmViT, x: np.ndarray, y: np.ndarray, bits: BitSpec,
 def torch_top1(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     was = model.training
     model.eval()
-    with torch.no_grad():
-        out = torch.cat([model(torch.tensor(x[i:i + 256], dtype=torch.float32))
-                         for i in range(0, len(x), 256)])
+    out = batched(model, torch.tensor(x, dtype=torch.float32), 256)
     model.train(was)
     return float(np.mean(out.argmax(-1).numpy() == y))
 
