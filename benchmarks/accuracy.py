@@ -6,7 +6,8 @@
 Rows: the float model; hgpipe's post-training quantization of it at each width, basic
 (observed steps, rounding to nearest) and full (``--ptq full``: the LayerNorm outputs
 rescaled into the next linears, then block reconstruction with learned rounding and steps,
-on the same unlabelled calibration images); and
+then a fit to the float model's predictions on the calibration images and mixes of them,
+all unlabelled); and
 the integer graph of a copy fine-tuned with fake quantization at the graph's own
 quantization points, residual stream included (QAT with learned steps, distilled from the
 float model, as low-bit deployments such as HG-PIPE's W3A3 DeiT are trained), built with
@@ -52,7 +53,8 @@ ROWS = (("float", "-"), ("PTQ basic", "w8a8"), ("PTQ basic", "w4a4"), ("PTQ basi
 # PTQ full with one step off: the row's name and the Reconstruction switches
 ABLATION = (("PTQ full", {}), ("- LayerNorm rescaling", {"rescale": 0.0}),
             ("- AdaRound", {"rounding": False}), ("- LSQ steps", {"steps": False}),
-            ("- QDrop", {"drop": 0.0}), ("- output fit", {"output_iters": 0}),
+            ("- QDrop", {"drop": 0.0}), ("- mixed images", {"mix": 0.0}),
+            ("- output fit", {"output_iters": 0}),
             ("output fit only", {"iters": 0}))
 
 

@@ -15,7 +15,8 @@ from hgpipe.cli import main
 from hgpipe.model import preset, random_weights, save_weights
 from hgpipe.quant import BitSpec, QuantConfig, quantize_model
 from hgpipe.quant.qat import prepare
-from hgpipe.quant.reconstruct import Reconstruction, reconstruct, reconstructed
+from hgpipe.quant.reconstruct import (Reconstruction, mixed_batch, reconstruct,
+                                      reconstructed)
 from hgpipe.quant.rescale import rescale_norms
 from hgpipe.quant.torch_vit import from_weights
 
@@ -94,6 +95,25 @@ def test_each_step_switches_off(micro):
                                                                 seed=0, rounding=False,
                                                                 rescale=0))
     assert float(learned.blocks[0].n1_q.step.detach()) != float(b0.n1_q.step.detach())
+
+
+@pytest.mark.parametrize("mix", [0.0, 0.5, 1.0])
+def test_the_output_fit_mixes_a_share_of_its_images(mix):
+    """Calibration image i is all i % 64: a drawn image is whole (an integer everywhere)
+    unless mixed, and a mix is one value between two images' (each image its own weight)."""
+    x = (torch.arange(4096) % 64).float()[:, None, None, None].expand(4096, 1, 8, 8)
+    gen = torch.Generator().manual_seed(0)
+    xb = mixed_batch(x, Reconstruction(batch=2000, mix=mix), gen)
+    assert xb.shape == (2000, 1, 8, 8)
+    v = xb.reshape(2000, -1)
+    assert torch.equal(v, v[:, :1].expand_as(v))       # one weight for the whole image
+    assert float(v.min()) >= 0 and float(v.max()) <= 63
+    whole = int((v[:, 0] == v[:, 0].round()).sum())
+    # unmixed, or mixed with itself (1 in 64): binomial bounds at 5 sigma
+    p = (1 - mix) + mix / 64
+    sigma = (2000 * p * (1 - p)) ** 0.5
+    assert abs(whole - 2000 * p) <= 5 * sigma + 1e-9, (whole, 2000 * p)
+    assert Reconstruction().mix == 0.5
 
 
 @pytest.mark.parametrize("alpha, qkv_bias", [(0.25, True), (1.0, True), (1.0, False)])

@@ -18,10 +18,12 @@ block (BRECQ: Li et al., 2021):
 
 Then, every rounding frozen, the activation steps, biases and LayerNorm affines of the
 whole model are fitted to the float model's predictions (KL divergence) on the same
-images. The residual stream's step, shared by every block (its adds are power-of-two
-shifts apart), learns only there. The result is weights on their integer grid and the
-steps, which ``quantize_model`` takes as ``QuantConfig.scales``/``signs`` exactly as it
-takes QAT's.
+images, half of each batch mixed pairwise at random (as mixup: Zhang et al., 2018): the
+calibration images are typically the float model's own training images, predicted with
+near certainty, and a mix shows where its predictions are soft. The residual stream's
+step, shared by every block (its adds are power-of-two shifts apart), learns only there.
+The result is weights on their integer grid and the steps, which ``quantize_model`` takes
+as ``QuantConfig.scales``/``signs`` exactly as it takes QAT's.
 """
 
 from __future__ import annotations
@@ -55,9 +57,9 @@ class Reconstruction:
     Each step of the method can be switched off, for the accuracy benchmark's ablation:
     ``rounding=False`` keeps round-to-nearest weights, ``steps=False`` the observed
     activation steps (the biases still learn), ``drop=0`` turns QDrop off,
-    ``output_iters=0`` the final fit to the float model's predictions, ``iters=0`` the
-    block reconstruction and ``rescale=0`` the LayerNorm outputs' rescaling (``rescale``:
-    its exponent)."""
+    ``output_iters=0`` the final fit to the float model's predictions, ``mix=0`` the mixed
+    images in it (``mix``: the share of each batch), ``iters=0`` the block reconstruction
+    and ``rescale=0`` the LayerNorm outputs' rescaling (``rescale``: its exponent)."""
 
     iters: int = 4000
     batch: int = 32
@@ -69,6 +71,7 @@ class Reconstruction:
     drop: float = 0.5         # QDrop (Wei et al., 2022) on the block's activations
     output_iters: int = 1000  # then the whole model against the float model's logits
     output_lr: float = 1e-4
+    mix: float = 0.5          # of the final fit's images, the share mixed with another
     seed: int = 0
     rounding: bool = True     # AdaRound; False: the weights round to nearest
     steps: bool = True        # LSQ on the block's activation steps
@@ -200,15 +203,29 @@ def _fit_output(q: TimmViT, fp: TimmViT, x: torch.Tensor, s: Reconstruction,
              if (n.endswith(".step") and ".wq." not in n) or p.ndim == 1]
     for p in learn:
         p.requires_grad_(True)
-    target = batched(lambda t: fp(t).softmax(-1), x)
     opt = torch.optim.Adam(learn, lr=s.output_lr)
     for _ in range(s.output_iters):
-        idx = torch.randint(len(x), (min(s.batch, len(x)),), generator=gen)
-        out = q(x[idx])
-        loss = nn.functional.kl_div(out.log_softmax(-1), target[idx], reduction="batchmean")
+        xb = mixed_batch(x, s, gen)
+        with torch.no_grad():
+            target = fp(xb).softmax(-1)
+        loss = nn.functional.kl_div(q(xb).log_softmax(-1), target, reduction="batchmean")
         opt.zero_grad()
         loss.backward()
         opt.step()
         tick()
     for p in learn:
         p.requires_grad_(False)
+
+
+def mixed_batch(x: torch.Tensor, s: Reconstruction, gen: torch.Generator) -> torch.Tensor:
+    """``s.batch`` images drawn from ``x``; a share ``s.mix`` of them, at random, mixed with
+    another drawn image: ``l * a + (1 - l) * b``, ``l`` uniform in [0, 1)."""
+    n = min(s.batch, len(x))
+    xb = x[torch.randint(len(x), (n,), generator=gen)]
+    if not s.mix:
+        return xb
+    other = x[torch.randint(len(x), (n,), generator=gen)]
+    shape = (n,) + (1,) * (x.ndim - 1)
+    lam = torch.rand(shape, generator=gen)
+    lam = torch.where(torch.rand(shape, generator=gen) < s.mix, lam, torch.ones_like(lam))
+    return lam * xb + (1 - lam) * other
