@@ -227,5 +227,5 @@ def mixed_batch(x: torch.Tensor, s: Reconstruction, gen: torch.Generator) -> tor
     other = x[torch.randint(len(x), (n,), generator=gen)]
     shape = (n,) + (1,) * (x.ndim - 1)
     lam = torch.rand(shape, generator=gen)
-    lam = torch.where(torch.rand(shape, generator=gen) < s.mix, lam, torch.ones_like(lam))
+    lam = torch.where(torch.rand(shape, generator=gen) < s.mix, lam, 1.0)   # 1: unmixed
     return lam * xb + (1 - lam) * other

@@ -22,13 +22,13 @@ from .torch_vit import TimmViT, batched
 def _rescale(norm: nn.LayerNorm, lin: nn.Linear, h: torch.Tensor, alpha: float) -> None:
     y = batched(norm, h).reshape(-1, h.shape[-1])
     lo, hi = y.min(0).values, y.max(0).values
-    # the centre moves into the linear's bias; a linear without one (qkv_bias false) keeps it
-    mid = (hi + lo) / 2 if lin.bias is not None else torch.zeros_like(lo)
     r = ((hi - lo) / 2).clamp(min=1e-6) ** alpha
     r = r / r.mean()
+    # the centre moves into the linear's bias; a linear without one (qkv_bias false) keeps it
     if lin.bias is not None:
+        mid = (hi + lo) / 2
         lin.bias += lin.weight @ mid
-    norm.bias -= mid
+        norm.bias -= mid
     norm.weight /= r
     norm.bias /= r
     lin.weight *= r[None]
