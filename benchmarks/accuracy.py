@@ -54,6 +54,7 @@ ROWS = (("float", "-"), ("PTQ basic", "w8a8"), ("PTQ basic", "w4a4"), ("PTQ basi
 ABLATION = (("PTQ full", {}), ("- LayerNorm rescaling", {"rescale": 0.0}),
             ("- AdaRound", {"rounding": False}), ("- LSQ steps", {"steps": False}),
             ("- QDrop", {"drop": 0.0}), ("- mixed images", {"mix": 0.0}),
+            ("- weights in the output fit", {"weight_lr": 0.0}),
             ("- output fit", {"output_iters": 0}),
             ("output fit only", {"iters": 0}))
 

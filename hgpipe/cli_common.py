@@ -82,9 +82,9 @@ def _add_quant_args(p: argparse.ArgumentParser) -> None:
                    "and rounds to nearest; full evens the LayerNorm outputs' channel "
                    "ranges into the linears they feed, then reconstructs block by block on "
                    "the calibration images, learning each weight's rounding and the "
-                   "activation steps, then fits the steps to the float model's predictions "
-                   "on those images and mixes of them (needs torch; give real images with "
-                   "--calib)")
+                   "activation steps, then fits the steps and weights to the float model's "
+                   "predictions on those images and mixes of them (needs torch; give real "
+                   "images with --calib)")
     p.add_argument("--ptq-iters", type=int, default=4000,
                    help="ptq full: optimizer steps a block (default %(default)s)")
     p.add_argument("--steps", help="learned steps .json ({\"scales\": {tap or weight: step}, "

@@ -97,6 +97,29 @@ def test_each_step_switches_off(micro):
     assert float(learned.blocks[0].n1_q.step.detach()) != float(b0.n1_q.step.detach())
 
 
+def test_the_output_fit_moves_the_weights_on_their_grids(micro):
+    """``weight_lr``: the final fit moves weights past AdaRound's two grid points, and they
+    end on the grid; at 0 it leaves them where the blocks' fits froze them."""
+    cfg, w, calib, _ = micro
+    base = dict(iters=50, output_iters=60, seed=0, rescale=0)
+    blocks = reconstructed(cfg, w, calib, BITS, Reconstruction(**{**base, "output_iters": 0}))
+    frozen = reconstructed(cfg, w, calib, BITS, Reconstruction(**base, weight_lr=0.0))
+    moved = reconstructed(cfg, w, calib, BITS, Reconstruction(**base, weight_lr=5e-3))
+    changed = 0
+    for (name, lin), (_, lin0), (_, lin1) in zip(_linears(moved), _linears(frozen),
+                                                 _linears(blocks)):
+        torch.testing.assert_close(lin0.weight, lin1.weight, rtol=0, atol=0)
+        step = float(lin.wq.step)
+        assert step == float(lin1.wq.step), name               # the grid is the blocks'
+        t = lin.weight.detach().double().numpy() / step
+        assert np.abs(t - np.rint(t)).max() < 1e-4, name       # on the grid
+        assert -4 <= t.min() and t.max() <= 3, name
+        changed += int((np.rint(t) != np.rint(lin1.weight.detach().double().numpy()
+                                              / step)).sum())
+    assert changed > 0
+    assert Reconstruction().weight_lr > 0                      # on by default
+
+
 @pytest.mark.parametrize("mix", [0.0, 0.5, 1.0])
 def test_the_output_fit_mixes_a_share_of_its_images(mix):
     """Calibration image i is all i % 64: a drawn image is whole (an integer everywhere)
