@@ -6,11 +6,11 @@
 Rows: the float model; hgpipe's post-training quantization of it at each width, basic
 (observed steps, rounding to nearest) and full (``--ptq full``: the LayerNorm outputs
 rescaled into the next linears, then block reconstruction with learned rounding and steps,
-then a fit to the float model's predictions on the calibration images and mixes of them,
-all unlabelled); and
-the integer graph of a copy fine-tuned with fake quantization at the graph's own
-quantization points, residual stream included (QAT with learned steps, distilled from the
-float model, as low-bit deployments such as HG-PIPE's W3A3 DeiT are trained), built with
+then a fit of the steps and weights to the float model's predictions on the calibration
+images and mixes of them, all unlabelled); and the integer graph of a copy fine-tuned
+with fake quantization at the graph's own quantization points, residual stream included
+(QAT with learned steps, distilled from the float model, as low-bit deployments such as
+HG-PIPE's W3A3 DeiT are trained), built with
 the learned steps (``QuantConfig.scales``), the fake-quant model's own top-1 beside it.
 With 450 held-out digits one image is 0.22 pt, so each seed (its own split, float model
 and fine-tuning) is a row and the targets are judged on the mean drop over the seeds:
