@@ -85,6 +85,12 @@ class FakeQuant(nn.Module):
             return torch.where(torch.rand_like(x) < self.drop, x, q)
         return q
 
+    def grid(self, x):
+        """``x`` rounded onto this quantizer's grid exactly (``quant``'s straight-through
+        form can be an ULP off a grid point), as the integer graph rounds it."""
+        lo, hi = self.bounds()
+        return torch.clamp(torch.round(x / self.step), lo, hi) * self.step
+
     def add(self, a, b):
         """``a + b`` on this step, each term quantized first (the class token and position
         embedding add, as hgpipe quantizes both onto the residual stream)."""

@@ -223,10 +223,8 @@ def _fit_output(q: TimmViT, fp: TimmViT, x: torch.Tensor, s: Reconstruction,
         opt.step()
         tick()
     with torch.no_grad():
-        for lin in linears:          # back onto the grid, as the integer graph rounds them
-            lo, hi = lin.wq.bounds()
-            lin.weight.copy_(torch.clamp(torch.round(lin.weight / lin.wq.step), lo, hi)
-                             * lin.wq.step)
+        for lin in linears:          # back onto the grid
+            lin.weight.copy_(lin.wq.grid(lin.weight))
     for p in (*learn, *weights):
         p.requires_grad_(False)
 
